@@ -1,0 +1,42 @@
+# Every task a person runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := uv
+export UV_LINK_MODE ?= copy
+
+.PHONY: help install lint format test test-unit up down infra-up infra-down infra-status asyncapi
+
+help: ## List the tasks
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+install: ## Install every service and shared/ from the workspace lock
+	@bash scripts/ensure-uv.sh
+	@$(UV) sync --frozen --all-packages --quiet
+
+lint: install ## ruff, mypy --strict, import rules
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy -p juniper_shared -p orders
+	$(UV) run --frozen lint-imports
+
+format: install ## Apply ruff's fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+test: install ## Start Kafka + FerretDB on PostgreSQL, run all tests, stop what was started
+	@bash scripts/test.sh
+
+test-unit: install ## Fast tests with no infrastructure
+	$(UV) run --frozen pytest -m "not integration"
+
+infra-up: ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
+	@bash deploy/local/infra.sh up
+
+infra-down: ## Stop the local infrastructure
+	@bash deploy/local/infra.sh down
+
+infra-status: ## Show what runs
+	@bash deploy/local/infra.sh status
+
+asyncapi: install ## Generate the AsyncAPI documents from the contracts into docs/asyncapi/
+	$(UV) run --frozen python -m juniper_shared.contracts.asyncapi docs/asyncapi

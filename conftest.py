@@ -1,0 +1,102 @@
+"""Fixtures for tests on real infrastructure: a real Kafka broker and a MongoDB-protocol database.
+
+Where `KAFKA_BOOTSTRAP_SERVERS` / `MONGODB_URL` are set (make test starts Kafka and FerretDB on
+PostgreSQL and sets them), they are used. Otherwise testcontainers is tried (machines with
+Docker). With neither, the tests FAIL loudly: a green run always means the real thing ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+JWT_SECRET = "dev-only-secret"
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap: str
+    mongodb_url: str
+
+
+def _from_testcontainers() -> tuple[Infra, list[Any]]:
+    try:
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.mongodb import MongoDbContainer
+
+        kafka = KafkaContainer("apache/kafka:4.1.0").with_kraft()
+        mongo = MongoDbContainer("mongo:8")
+        kafka.start()
+        mongo.start()
+    except Exception as error:
+        pytest.fail(
+            "no Kafka/MongoDB for the integration tests: set KAFKA_BOOTSTRAP_SERVERS and "
+            "MONGODB_URL (make test does), or run where Docker is available "
+            f"({type(error).__name__}: {error})",
+            pytrace=False,
+        )
+    return Infra(kafka.get_bootstrap_server(), mongo.get_connection_url()), [kafka, mongo]
+
+
+async def _check_reachable(infra: Infra) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, request_timeout_ms=5000)
+    await asyncio.wait_for(admin.start(), timeout=10)
+    await admin.close()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.mongodb_url, serverSelectionTimeoutMS=5000
+    )
+    await client.admin.command("ping")
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    containers: list[Any] = []
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    mongodb_url = os.environ.get("MONGODB_URL")
+    if bootstrap and mongodb_url:
+        found = Infra(bootstrap, mongodb_url)
+    else:
+        found, containers = _from_testcontainers()
+    try:
+        asyncio.run(_check_reachable(found))
+    except Exception as error:
+        pytest.fail(
+            f"Kafka at {found.kafka_bootstrap} or the database at {found.mongodb_url} does not "
+            f"answer ({type(error).__name__}: {error}); start them with `make infra-up`",
+            pytrace=False,
+        )
+    yield found
+    for container in containers:
+        container.stop()
+
+
+@pytest.fixture
+async def mongo_client(infra: Infra) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group and database names of one test."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def database_name(
+    mongo_client: AsyncMongoClient[dict[str, Any]], unique: str
+) -> AsyncIterator[str]:
+    name = f"test_{unique}"
+    yield name
+    await mongo_client.drop_database(name)

@@ -1,0 +1,868 @@
+#!/usr/bin/env bash
+# deploy/local/infra.sh -- the project's real infrastructure on one machine, without Docker.
+#
+#   infra.sh up [component...]          start (default: all) and wait until each really answers
+#   infra.sh down [component...]        stop what runs from our state dir (default: all)
+#   infra.sh status                     one line per component
+#   infra.sh prepare [component...]     only download/build into the cache (warms caches)
+#   infra.sh reset-data [component...]  stop, then wipe the data dirs (default: all)
+#
+# Components, in start order (postgres before ferretdb; `up ferretdb` also starts postgres):
+#   kafka     Apache Kafka 4.4.0 (KRaft, broker+controller) from Maven Central   127.0.0.1:9092 (+9093 controller)
+#   postgres  PostgreSQL from Debian (/usr/lib/postgresql/15/bin)                127.0.0.1:5432, user postgres, trust
+#   ferretdb  FerretDB 1.24.2 (MongoDB wire protocol) on postgres, built from    127.0.0.1:27017
+#             the Go module proxy with deploy/local/ferretdb/id-index-lookup.patch
+#   mailpit   Mailpit v1.33.1 (SMTP sink + HTTP API), built with `go install`    SMTP 127.0.0.1:1025, HTTP 127.0.0.1:8025
+#
+# About the FerretDB patch: FerretDB 1.24 pushes `{_id: x}` down to PostgreSQL as
+# `_jsonb->$1 @> $2`, which the unique btree index on `(_jsonb->'_id')` cannot serve, so
+# without the patch every `_id` lookup is a sequential scan whose cost grows with the
+# collection. The patch emits `_jsonb->'_id' = $n` instead (see the patch file's header).
+#
+# Environment:
+#   JM_STATE_DIR      data dirs, pid files, logs (default <repo>/.local; logs in logs/<component>.log)
+#   JM_CACHE_DIR      downloads and builds (default ${XDG_CACHE_HOME:-~/.cache}/junipermarket)
+#   JM_WAIT_SECONDS   how long `up` waits for a component to answer (default 60)
+#   JM_KAFKA_PORT JM_KAFKA_CONTROLLER_PORT JM_PG_PORT JM_FERRETDB_PORT JM_SMTP_PORT JM_MAILPIT_PORT
+#                     ports (defaults 9092 9093 5432 27017 1025 8025), all on 127.0.0.1
+#   JM_PG_BIN         PostgreSQL bin dir (default /usr/lib/postgresql/15/bin, else the newest installed)
+#   INFRA_STARTED_FILE  if set, `up` writes there the components that THIS invocation started,
+#                     one per line (so a caller such as `make test` can stop exactly those)
+#
+# Exit status: 0 on success; 1 with one line `infra: ...` on stderr on any failure. Every
+# wait is bounded. If `up` fails, it stops again whatever it had started itself.
+set -euo pipefail
+shopt -s inherit_errexit
+
+# ----------------------------------------------------------------------------- settings
+
+readonly KAFKA_VERSION=4.4.0
+readonly FERRETDB_VERSION=1.24.2
+readonly MAILPIT_VERSION=1.33.1
+readonly ALL_COMPONENTS=(kafka postgres ferretdb mailpit)
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+readonly SCRIPT_DIR REPO_ROOT
+
+abs_path() { # make a path absolute without requiring it to exist
+  case $1 in
+    /*) printf '%s\n' "${1%/}" ;;
+    *) printf '%s\n' "$PWD/${1%/}" ;;
+  esac
+}
+
+STATE_DIR=$(abs_path "${JM_STATE_DIR:-$REPO_ROOT/.local}")
+CACHE_DIR=$(abs_path "${JM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/junipermarket}")
+readonly STATE_DIR CACHE_DIR
+readonly LOG_DIR=$STATE_DIR/logs
+readonly RUN_DIR=$STATE_DIR/run
+
+readonly HOST=127.0.0.1
+readonly KAFKA_PORT=${JM_KAFKA_PORT:-9092}
+readonly KAFKA_CONTROLLER_PORT=${JM_KAFKA_CONTROLLER_PORT:-9093}
+readonly PG_PORT=${JM_PG_PORT:-5432}
+readonly FERRETDB_PORT=${JM_FERRETDB_PORT:-27017}
+readonly SMTP_PORT=${JM_SMTP_PORT:-1025}
+readonly MAILPIT_PORT=${JM_MAILPIT_PORT:-8025}
+readonly WAIT_SECONDS=${JM_WAIT_SECONDS:-60}
+readonly STOP_SECONDS=30   # SIGTERM grace period before SIGKILL
+readonly BUILD_SECONDS=900 # upper bound for one download/build step
+
+readonly KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
+readonly KAFKA_LOG4J=$SCRIPT_DIR/kafka/log4j2.xml
+readonly FERRETDB_PATCH=$SCRIPT_DIR/ferretdb/id-index-lookup.patch
+
+# ----------------------------------------------------------------------------- helpers
+
+die() {
+  printf 'infra: %s\n' "$*" >&2
+  exit 1
+}
+
+say() { printf '%s\n' "$*"; }
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# seconds since $1 (ms), one decimal
+since() {
+  local ms=$(($(now_ms) - $1))
+  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+short_sha256() { sha256sum | cut -c1-12; } # of stdin
+
+need_cmd() { # command, what it is for
+  command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH (needed for $2)"
+}
+
+is_component() {
+  local c
+  for c in "${ALL_COMPONENTS[@]}"; do [[ $c == "$1" ]] && return 0; done
+  return 1
+}
+
+# Put the requested components in start order; validate names.
+# Usage: select_components <add-dependencies 0|1> [names...]; result in SELECTED.
+select_components() {
+  local deps=$1 c
+  shift
+  local -A want=()
+  if (($# == 0)); then
+    for c in "${ALL_COMPONENTS[@]}"; do want[$c]=1; done
+  fi
+  for c in "$@"; do
+    is_component "$c" || die "unknown component '$c' (known: ${ALL_COMPONENTS[*]})"
+    want[$c]=1
+  done
+  if ((deps)) && [[ -n ${want[ferretdb]:-} ]]; then want[postgres]=1; fi
+  SELECTED=()
+  for c in "${ALL_COMPONENTS[@]}"; do
+    if [[ -n ${want[$c]:-} ]]; then SELECTED+=("$c"); fi
+  done
+}
+
+port_of() {
+  case $1 in
+    kafka) echo "$KAFKA_PORT" ;;
+    postgres) echo "$PG_PORT" ;;
+    ferretdb) echo "$FERRETDB_PORT" ;;
+    mailpit) echo "$SMTP_PORT" ;;
+  esac
+}
+
+port_env_of() {
+  case $1 in
+    "$KAFKA_PORT") echo JM_KAFKA_PORT ;;
+    "$KAFKA_CONTROLLER_PORT") echo JM_KAFKA_CONTROLLER_PORT ;;
+    "$PG_PORT") echo JM_PG_PORT ;;
+    "$FERRETDB_PORT") echo JM_FERRETDB_PORT ;;
+    "$SMTP_PORT") echo JM_SMTP_PORT ;;
+    "$MAILPIT_PORT") echo JM_MAILPIT_PORT ;;
+  esac
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() {
+  # shellcheck disable=SC2016 # $0 and $1 are for the inner shell
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/null
+}
+
+# Fail (one line) if one of the ports is taken; called only when our component is not running.
+require_free_ports() { # component port...
+  local comp=$1 port
+  shift
+  for port in "$@"; do
+    if port_in_use "$port"; then
+      die "port $port is taken by another process (not our $comp); stop it or set $(port_env_of "$port") to another port"
+    fi
+  done
+}
+
+# Readiness probes, dependency-free (python3 standard library only):
+#   kafka HOST PORT   a Metadata request (v4) answered with at least one broker
+#   mongo HOST PORT   OP_MSG {ping: 1, $db: "admin"} answered with ok: 1 (FerretDB's ping queries PostgreSQL)
+#   http URL          HTTP 200
+read -r -d '' PROBE_PY <<'PY' || true
+import json, socket, struct, sys, urllib.request
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed")
+        buf += chunk
+    return buf
+
+def kafka(host, port):
+    client = b"junipermarket-infra"
+    req = struct.pack(">hhih", 3, 4, 42, len(client)) + client + struct.pack(">ib", -1, 0)
+    with socket.create_connection((host, int(port)), timeout=2) as s:
+        s.settimeout(2)
+        s.sendall(struct.pack(">i", len(req)) + req)
+        (n,) = struct.unpack(">i", recv_exact(s, 4))
+        data = recv_exact(s, n)
+    corr, _throttle, brokers = struct.unpack(">iii", data[:12])
+    return corr == 42 and brokers >= 1
+
+def bson_ok(doc):
+    i = 4
+    while i < len(doc) - 1:
+        t = doc[i]
+        end = doc.index(b"\x00", i + 1)
+        name = doc[i + 1:end]
+        i = end + 1
+        if t == 0x01:
+            val, size = struct.unpack("<d", doc[i:i + 8])[0], 8
+        elif t == 0x10:
+            val, size = struct.unpack("<i", doc[i:i + 4])[0], 4
+        elif t == 0x12:
+            val, size = struct.unpack("<q", doc[i:i + 8])[0], 8
+        elif t == 0x08:
+            val, size = doc[i], 1
+        elif t == 0x02:
+            val, size = None, 4 + struct.unpack("<i", doc[i:i + 4])[0]
+        elif t in (0x03, 0x04):
+            val, size = None, struct.unpack("<i", doc[i:i + 4])[0]
+        elif t == 0x0A:
+            val, size = None, 0
+        else:
+            return False
+        if name == b"ok":
+            return val == 1
+        i += size
+    return False
+
+def mongo(host, port):
+    elems = b"\x10ping\x00" + struct.pack("<i", 1) + b"\x02$db\x00" + struct.pack("<i", 6) + b"admin\x00"
+    doc = struct.pack("<i", len(elems) + 5) + elems + b"\x00"
+    body = struct.pack("<I", 0) + b"\x00" + doc
+    msg = struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body
+    with socket.create_connection((host, int(port)), timeout=2) as s:
+        s.settimeout(2)
+        s.sendall(msg)
+        length, _req, _resp, opcode = struct.unpack("<iiii", recv_exact(s, 16))
+        data = recv_exact(s, length - 16)
+    if opcode != 2013 or data[4] != 0:
+        return False
+    return bson_ok(data[5:])
+
+def http(url):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=2) as r:
+        return r.status == 200
+
+try:
+    ok = {"kafka": kafka, "mongo": mongo, "http": http}[sys.argv[1]](*sys.argv[2:])
+except Exception:
+    ok = False
+sys.exit(0 if ok else 1)
+PY
+readonly PROBE_PY
+
+probe() { python3 -c "$PROBE_PY" "$@"; }
+
+answers() { # component
+  case $1 in
+    kafka) probe kafka "$HOST" "$KAFKA_PORT" ;;
+    postgres) "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -t 2 ;;
+    ferretdb) probe mongo "$HOST" "$FERRETDB_PORT" ;;
+    mailpit) probe http "http://$HOST:$MAILPIT_PORT/api/v1/info" ;;
+  esac
+}
+
+where_of() {
+  case $1 in
+    kafka) echo "$HOST:$KAFKA_PORT" ;;
+    postgres) echo "$HOST:$PG_PORT" ;;
+    ferretdb) echo "$HOST:$FERRETDB_PORT" ;;
+    mailpit) echo "$HOST:$SMTP_PORT (SMTP), http://$HOST:$MAILPIT_PORT" ;;
+  esac
+}
+
+log_of() { echo "$LOG_DIR/$1.log"; }
+
+# Keep one previous log, start a fresh one with a header line.
+open_log() { # component
+  local log
+  log=$(log_of "$1")
+  mkdir -p "$LOG_DIR"
+  if [[ -s $log ]]; then mv -f "$log" "$log.1"; fi
+  printf '==== %s infra.sh: starting %s\n' "$(date -Is)" "$1" >"$log"
+}
+
+# ----------------------------------------------------------------------------- temp dirs, traps
+
+TEMP_DIRS=()
+ROLLBACK=() # components this `up` launched, stopped again if `up` fails
+
+on_exit() {
+  local rc=$? d c
+  trap - EXIT INT TERM
+  if ((rc != 0)) && ((${#ROLLBACK[@]} > 0)); then
+    for c in "${ROLLBACK[@]}"; do
+      if running_pid "$c" >/dev/null 2>&1; then
+        stop_component "$c" quiet >/dev/null 2>&1 || true
+        printf 'infra: stopped %s again because up failed\n' "$c" >&2
+      fi
+    done
+  fi
+  for d in "${TEMP_DIRS[@]}"; do rm -rf -- "$d"; done
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Serialize invocations on one state dir (fd 9; closed for every long-lived child).
+lock_state() {
+  mkdir -p "$STATE_DIR"
+  exec 9>"$STATE_DIR/.infra.lock"
+  flock -w 900 9 || die "another infra.sh holds $STATE_DIR/.infra.lock for more than 900 s"
+}
+
+# ----------------------------------------------------------------------------- cache: builds
+
+# Build steps write into a temp dir under the cache and move the result into place with one
+# rename, so an interrupted build never leaves a half-filled cache entry.
+new_build_dir() { # name -> BUILD_TMP
+  mkdir -p "$CACHE_DIR"
+  BUILD_TMP=$(mktemp -d "$CACHE_DIR/.build-$1.XXXXXX")
+  TEMP_DIRS+=("$BUILD_TMP")
+}
+
+publish() { # tmp-dir final-dir
+  if ! mv -T "$1" "$2" 2>/dev/null; then
+    [[ -d $2 ]] || die "could not move $1 to $2"
+    rm -rf -- "$1" # someone else published the same entry meanwhile
+  fi
+}
+
+build_log() { # component
+  mkdir -p "$LOG_DIR"
+  echo "$LOG_DIR/$1-build.log"
+}
+
+kafka_paths() {
+  KAFKA_HOME=$CACHE_DIR/kafka-$KAFKA_VERSION-$(short_sha256 <"$KAFKA_POM")
+  KAFKA_LIB=$KAFKA_HOME/lib
+}
+
+prepare_kafka() {
+  kafka_paths
+  [[ -f $KAFKA_LIB/kafka_2.13-$KAFKA_VERSION.jar ]] && return 0
+  need_cmd mvn "downloading Kafka from Maven Central"
+  local t0 log
+  t0=$(now_ms)
+  log=$(build_log kafka)
+  new_build_dir kafka
+  say "kafka: downloading Kafka $KAFKA_VERSION jars from Maven Central (log: $log)"
+  if ! timeout "$BUILD_SECONDS" mvn -B -q -f "$KAFKA_POM" dependency:copy-dependencies \
+    -DoutputDirectory="$BUILD_TMP/lib" -DincludeScope=runtime >"$log" 2>&1; then
+    die "kafka: download of Kafka $KAFKA_VERSION from Maven Central failed (mvn dependency:copy-dependencies); see $log"
+  fi
+  [[ -f $BUILD_TMP/lib/kafka_2.13-$KAFKA_VERSION.jar ]] ||
+    die "kafka: mvn finished but kafka_2.13-$KAFKA_VERSION.jar is missing; see $log"
+  publish "$BUILD_TMP" "$KAFKA_HOME"
+  say "kafka: cached $(find "$KAFKA_LIB" -name '*.jar' | wc -l) jars in $KAFKA_LIB ($(since "$t0") s)"
+}
+
+ferretdb_paths() {
+  FERRETDB_HOME=$CACHE_DIR/ferretdb-$FERRETDB_VERSION-$(short_sha256 <"$FERRETDB_PATCH")
+  FERRETDB_BIN=$FERRETDB_HOME/ferretdb
+}
+
+prepare_ferretdb() {
+  ferretdb_paths
+  [[ -x $FERRETDB_BIN ]] && return 0
+  need_cmd go "building FerretDB"
+  need_cmd python3 "reading go mod download output"
+  local t0 log mod_dir
+  t0=$(now_ms)
+  log=$(build_log ferretdb)
+  new_build_dir ferretdb
+  say "ferretdb: building FerretDB $FERRETDB_VERSION with $(basename "$FERRETDB_PATCH") (~1.5 min cold; log: $log)"
+  : >"$log"
+  if ! mod_dir=$(cd "$BUILD_TMP" && GOTOOLCHAIN=local timeout "$BUILD_SECONDS" \
+    go mod download -json "github.com/FerretDB/FerretDB@v$FERRETDB_VERSION" 2>>"$log" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])' 2>>"$log"); then
+    die "ferretdb: download of github.com/FerretDB/FerretDB@v$FERRETDB_VERSION from the Go module proxy failed; see $log"
+  fi
+  cp -R "$mod_dir" "$BUILD_TMP/src"
+  chmod -R u+w "$BUILD_TMP/src"
+  # A plain `go install` panics at start without a version in build/version/version.txt.
+  printf 'v%s' "$FERRETDB_VERSION" >"$BUILD_TMP/src/build/version/version.txt"
+  {
+    echo "== patch -p1 < $FERRETDB_PATCH"
+    if command -v patch >/dev/null 2>&1; then
+      patch -d "$BUILD_TMP/src" -p1 --forward --batch --fuzz=0 --no-backup-if-mismatch -i "$FERRETDB_PATCH"
+    else
+      git -C "$BUILD_TMP/src" apply --verbose "$FERRETDB_PATCH"
+    fi
+  } >>"$log" 2>&1 ||
+    die "ferretdb: $FERRETDB_PATCH does not apply to FerretDB v$FERRETDB_VERSION; see $log"
+  echo "== go build" >>"$log"
+  if ! (cd "$BUILD_TMP/src" && CGO_ENABLED=0 GOTOOLCHAIN=local timeout "$BUILD_SECONDS" \
+    go build -buildvcs=false -o "$BUILD_TMP/out/ferretdb" ./cmd/ferretdb) >>"$log" 2>&1; then
+    die "ferretdb: go build of FerretDB $FERRETDB_VERSION failed; see $log"
+  fi
+  publish "$BUILD_TMP/out" "$FERRETDB_HOME"
+  say "ferretdb: built $FERRETDB_BIN ($(since "$t0") s)"
+}
+
+mailpit_paths() {
+  MAILPIT_HOME=$CACHE_DIR/mailpit-$MAILPIT_VERSION
+  MAILPIT_BIN=$MAILPIT_HOME/mailpit
+}
+
+prepare_mailpit() {
+  mailpit_paths
+  [[ -x $MAILPIT_BIN ]] && return 0
+  need_cmd go "building Mailpit"
+  local t0 log
+  t0=$(now_ms)
+  log=$(build_log mailpit)
+  new_build_dir mailpit
+  say "mailpit: building Mailpit v$MAILPIT_VERSION (~1 min cold; log: $log)"
+  if ! (cd "$BUILD_TMP" && GOBIN="$BUILD_TMP/out" GOTOOLCHAIN=local CGO_ENABLED=0 timeout "$BUILD_SECONDS" \
+    go install "github.com/axllent/mailpit@v$MAILPIT_VERSION") >"$log" 2>&1; then
+    die "mailpit: go install github.com/axllent/mailpit@v$MAILPIT_VERSION failed; see $log"
+  fi
+  publish "$BUILD_TMP/out" "$MAILPIT_HOME"
+  say "mailpit: built $MAILPIT_BIN ($(since "$t0") s)"
+}
+
+# PostgreSQL is not built: it comes from Debian's packages.
+find_pg_bin() {
+  local d
+  PG_BIN=${JM_PG_BIN:-}
+  if [[ -z $PG_BIN ]]; then
+    if [[ -x /usr/lib/postgresql/15/bin/postgres ]]; then
+      PG_BIN=/usr/lib/postgresql/15/bin
+    else
+      for d in /usr/lib/postgresql/*/bin; do
+        [[ -x $d/postgres ]] && PG_BIN=$d # glob order: the last is the newest
+      done
+    fi
+  fi
+  [[ -n $PG_BIN && -x $PG_BIN/postgres && -x $PG_BIN/pg_ctl && -x $PG_BIN/initdb ]]
+}
+
+prepare_postgres() {
+  find_pg_bin && return 0
+  if [[ -n ${JM_PG_BIN:-} ]]; then
+    die "postgres: JM_PG_BIN=$JM_PG_BIN has no postgres, pg_ctl and initdb"
+  fi
+  if ((EUID != 0)); then
+    die "postgres: PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin; install them (apt-get install postgresql) or set JM_PG_BIN"
+  fi
+  local t0 log
+  t0=$(now_ms)
+  log=$(build_log postgres)
+  say "postgres: installing PostgreSQL with apt-get (log: $log)"
+  {
+    timeout "$BUILD_SECONDS" apt-get update &&
+      DEBIAN_FRONTEND=noninteractive timeout "$BUILD_SECONDS" apt-get install -y postgresql
+  } </dev/null >"$log" 2>&1 || die "postgres: apt-get install postgresql failed; see $log"
+  find_pg_bin || die "postgres: apt-get installed postgresql but no server binaries in /usr/lib/postgresql/*/bin"
+  # Debian's package may start its own 'main' cluster on 5432; that one is not ours.
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    local ver cluster port status
+    while read -r ver cluster port status _; do
+      if [[ $port == "$PG_PORT" && $status == online* ]]; then
+        pg_ctlcluster "$ver" "$cluster" stop >>"$log" 2>&1 || true
+        say "postgres: stopped Debian's default cluster $ver/$cluster that apt started on port $port"
+      fi
+    done < <(pg_lsclusters --no-header 2>/dev/null || true)
+  fi
+  say "postgres: installed PostgreSQL in $PG_BIN ($(since "$t0") s)"
+}
+
+prepare_component() {
+  case $1 in
+    kafka) prepare_kafka ;;
+    postgres) prepare_postgres ;;
+    ferretdb) prepare_ferretdb ;;
+    mailpit) prepare_mailpit ;;
+  esac
+}
+
+# ----------------------------------------------------------------------------- processes
+
+pidfile_of() { echo "$RUN_DIR/$1.pid"; }
+
+# The string that the command line of our process must contain (guards against pid reuse).
+marker_of() {
+  case $1 in
+    kafka) echo "$STATE_DIR/kafka/server.properties" ;;
+    ferretdb) echo "--state-dir=$STATE_DIR/ferretdb" ;;
+    mailpit) echo "$STATE_DIR/mailpit/" ;;
+  esac
+}
+
+cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+
+# Prints the pid of our running component and succeeds, or fails (and drops a stale pid file).
+running_pid() { # component
+  local comp=$1 pidfile pid cmd
+  if [[ $comp == postgres ]]; then
+    pg_layout
+    [[ -f $PG_DATA/postmaster.pid ]] || return 1
+    pid=$(head -n1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    cmd=$(cmdline_of "$pid" || true)
+    [[ $cmd == *postgres* && $cmd == *"$PG_DATA"* ]] || return 1
+    echo "$pid"
+    return 0
+  fi
+  pidfile=$(pidfile_of "$comp")
+  [[ -f $pidfile ]] || return 1
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  if [[ $pid =~ ^[0-9]+$ ]]; then
+    cmd=$(cmdline_of "$pid" || true)
+    if [[ -n $cmd && $cmd == *"$(marker_of "$comp")"* ]]; then
+      echo "$pid"
+      return 0
+    fi
+  fi
+  rm -f "$pidfile"
+  return 1
+}
+
+# Start a daemon in its own session, stdin from /dev/null, output to its log; its own pid
+# goes to the pid file (written by the process itself, right before exec).
+spawn() { # component command...
+  local comp=$1 pidfile log i
+  shift
+  pidfile=$(pidfile_of "$comp")
+  log=$(log_of "$comp")
+  mkdir -p "$RUN_DIR"
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016 # $$ and $0 are for the inner shell
+  setsid bash -c 'echo $$ >"$0.tmp" && mv -f "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
+    </dev/null >>"$log" 2>&1 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pidfile ]] && return 0
+    sleep 0.1
+  done
+  die "$comp: process did not start (no pid file after 5 s); see $log"
+}
+
+pg_as() { # run a command as the PostgreSQL server user (postgres when we are root)
+  if ((EUID == 0)); then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+# Where PostgreSQL keeps its data. As root, the server runs as `postgres`, which must be able
+# to reach the data dir; if the state dir is not reachable by postgres (e.g. a clone under
+# /root), the data lives under /tmp/junipermarket-pg-<hash of the state dir> instead.
+pg_layout() {
+  [[ -n ${PG_ROOT:-} ]] && return 0
+  PG_ROOT=$STATE_DIR/postgres
+  PG_FALLBACK=""
+  if ((EUID == 0)); then
+    if ! id postgres >/dev/null 2>&1; then
+      PG_NO_USER=1
+    elif ! (cd / && runuser -u postgres -- test -x "$STATE_DIR") 2>/dev/null; then
+      PG_FALLBACK="$STATE_DIR is not reachable by the postgres user"
+      PG_ROOT=/tmp/junipermarket-pg-$(printf '%s' "$STATE_DIR" | short_sha256)
+    fi
+  fi
+  PG_DATA=$PG_ROOT/data
+  PG_SOCK=$PG_ROOT/run
+  # unix socket paths are limited to 107 bytes
+  if ((${#PG_SOCK} + 20 > 107)); then
+    PG_SOCK=/tmp/junipermarket-pgsock-$(printf '%s' "$STATE_DIR" | short_sha256)
+  fi
+}
+
+# ----------------------------------------------------------------------------- start
+
+launch_kafka() {
+  local dir=$STATE_DIR/kafka log cluster_id
+  need_cmd java "running Kafka"
+  prepare_kafka
+  require_free_ports kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  log=$(log_of kafka)
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+# generated by deploy/local/infra.sh -- edits are overwritten at every start
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+  open_log kafka
+  local -a java_opts=(-Dlog4j2.configurationFile="$KAFKA_LOG4J" -Djava.awt.headless=true)
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    # format the KRaft storage once
+    cluster_id=$(timeout 120 java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool random-uuid 2>>"$log" |
+      grep -E '^[A-Za-z0-9_-]{22}$' | tail -n1) || die "kafka: StorageTool random-uuid failed; see $log"
+    [[ -n $cluster_id ]] || die "kafka: StorageTool random-uuid printed no cluster id; see $log"
+    echo "== formatting $dir/data with cluster id $cluster_id" >>"$log"
+    timeout 120 java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --standalone \
+      -t "$cluster_id" -c "$dir/server.properties" >>"$log" 2>&1 ||
+      die "kafka: formatting the storage in $dir/data failed; see $log"
+  fi
+  spawn kafka java -Xmx512m -XX:+ExitOnOutOfMemoryError "${java_opts[@]}" \
+    -cp "$KAFKA_LIB/*" kafka.Kafka "$dir/server.properties"
+}
+
+launch_postgres() {
+  local log opts
+  prepare_postgres
+  pg_layout
+  [[ -z ${PG_NO_USER:-} ]] || die "postgres: running as root but there is no 'postgres' user to run the server"
+  require_free_ports postgres "$PG_PORT"
+  log=$(log_of postgres)
+  open_log postgres
+  if [[ -n $PG_FALLBACK ]]; then
+    echo "== data dir is $PG_DATA because $PG_FALLBACK" >>"$log"
+  fi
+  mkdir -p "$PG_ROOT"
+  chmod 755 "$PG_ROOT"
+  mkdir -p "$PG_SOCK"
+  if ((EUID == 0)); then chown postgres: "$PG_SOCK"; fi
+  if [[ ! -f $PG_DATA/PG_VERSION ]]; then
+    rm -rf -- "$PG_DATA.init"
+    mkdir -p "$PG_DATA.init"
+    chmod 700 "$PG_DATA.init"
+    if ((EUID == 0)); then chown postgres: "$PG_DATA.init"; fi
+    echo "== initdb $PG_DATA" >>"$log"
+    pg_as timeout 300 "$PG_BIN/initdb" -D "$PG_DATA.init" -A trust -U postgres -E UTF8 --no-locale \
+      </dev/null >>"$log" 2>&1 || die "postgres: initdb failed; see $log"
+    mv -T "$PG_DATA.init" "$PG_DATA"
+  fi
+  opts="-p $PG_PORT -k '$PG_SOCK' -c listen_addresses=$HOST -c max_connections=400"
+  echo "== pg_ctl start -D $PG_DATA -o '$opts'" >>"$log"
+  pg_as "$PG_BIN/pg_ctl" start -w -t "$WAIT_SECONDS" -D "$PG_DATA" -o "$opts" \
+    </dev/null >>"$log" 2>&1 9>&- ||
+    die "postgres: pg_ctl start failed or timed out after $WAIT_SECONDS s; see $log"
+  # FerretDB's database
+  local exists
+  exists=$("$PG_BIN/psql" -X -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc \
+    "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" 2>>"$log") ||
+    die "postgres: started but psql cannot connect; see $log"
+  if [[ $exists != 1 ]]; then
+    "$PG_BIN/createdb" -h "$HOST" -p "$PG_PORT" -U postgres ferretdb >>"$log" 2>&1 ||
+      die "postgres: createdb ferretdb failed; see $log"
+  fi
+}
+
+launch_ferretdb() {
+  local dir=$STATE_DIR/ferretdb
+  prepare_ferretdb
+  require_free_ports ferretdb "$FERRETDB_PORT"
+  running_pid postgres >/dev/null || die "ferretdb: our postgres is not running (start it: infra.sh up postgres ferretdb)"
+  mkdir -p "$dir"
+  open_log ferretdb
+  # pool_max_conns: FerretDB holds about one PostgreSQL connection per statement in flight
+  # and deadlocks when its pool runs out (default 50); PostgreSQL has max_connections=400.
+  spawn ferretdb "$FERRETDB_BIN" \
+    --handler=postgresql \
+    --postgresql-url="postgres://postgres@$HOST:$PG_PORT/ferretdb?pool_max_conns=300" \
+    --listen-addr="$HOST:$FERRETDB_PORT" \
+    --state-dir="$dir" \
+    --telemetry=disable \
+    --debug-addr=-
+}
+
+launch_mailpit() {
+  local dir=$STATE_DIR/mailpit
+  prepare_mailpit
+  require_free_ports mailpit "$SMTP_PORT" "$MAILPIT_PORT"
+  mkdir -p "$dir"
+  open_log mailpit
+  # Accept any SMTP AUTH (and none) over plain text, no reverse DNS, messages kept in the state dir.
+  spawn mailpit "$MAILPIT_BIN" \
+    --smtp "$HOST:$SMTP_PORT" \
+    --listen "$HOST:$MAILPIT_PORT" \
+    --database "$dir/mailpit.db" \
+    --smtp-auth-accept-any \
+    --smtp-auth-allow-insecure \
+    --smtp-disable-rdns \
+    --disable-version-check
+}
+
+# Wait (bounded) until the component answers; fail early if its process is gone.
+wait_ready() { # component
+  local comp=$1 deadline pid
+  deadline=$(($(date +%s) + WAIT_SECONDS))
+  while ! answers "$comp"; do
+    if ! pid=$(running_pid "$comp"); then
+      die "$comp: exited while starting; see $(log_of "$comp")"
+    fi
+    if (($(date +%s) >= deadline)); then
+      die "$comp: did not answer on $(where_of "$comp") within $WAIT_SECONDS s; see $(log_of "$comp")"
+    fi
+    sleep 0.2
+  done
+}
+
+record_started() {
+  if [[ -n ${INFRA_STARTED_FILE:-} ]]; then echo "$1" >>"$INFRA_STARTED_FILE"; fi
+}
+
+cmd_up() {
+  select_components 1 "$@"
+  local c pid
+  local -A t0=() fresh=()
+  if [[ -n ${INFRA_STARTED_FILE:-} ]]; then : >"$INFRA_STARTED_FILE"; fi
+  for c in "${SELECTED[@]}"; do prepare_component "$c"; done
+  need_cmd python3 "the readiness probes"
+  lock_state
+  mkdir -p "$LOG_DIR" "$RUN_DIR"
+  find_pg_bin || true
+  pg_layout
+  # Launch everything first (postgres' launch already waits, ferretdb needs it), then wait
+  # for each to answer: Kafka's JVM warms up while the others start.
+  for c in "${SELECTED[@]}"; do
+    if pid=$(running_pid "$c"); then
+      continue
+    fi
+    t0[$c]=$(now_ms)
+    ROLLBACK+=("$c")
+    "launch_$c"
+    fresh[$c]=1
+    record_started "$c"
+  done
+  for c in "${SELECTED[@]}"; do
+    if [[ -n ${fresh[$c]:-} ]]; then
+      wait_ready "$c"
+      say "$c: started on $(where_of "$c") ($(since "${t0[$c]}") s)"
+    else
+      wait_ready "$c"
+      say "$c: already running"
+    fi
+  done
+  ROLLBACK=()
+}
+
+# ----------------------------------------------------------------------------- stop
+
+stop_component() { # component [quiet]
+  local comp=$1 pid t0 i
+  if ! pid=$(running_pid "$comp"); then
+    [[ ${2:-} == quiet ]] || say "$comp: not running"
+    return 0
+  fi
+  t0=$(now_ms)
+  if [[ $comp == postgres ]]; then
+    if ! pg_as "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -w -t "$STOP_SECONDS" >>"$(log_of postgres)" 2>&1; then
+      pg_as "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m immediate -w -t 10 >>"$(log_of postgres)" 2>&1 || true
+    fi
+  else
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+  for ((i = 0; i < STOP_SECONDS * 10; i++)); do
+    [[ -d /proc/$pid ]] || break
+    sleep 0.1
+  done
+  if [[ -d /proc/$pid ]]; then
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      [[ -d /proc/$pid ]] || break
+      sleep 0.1
+    done
+    [[ ! -d /proc/$pid ]] || die "$comp: process $pid survived SIGKILL"
+    [[ ${2:-} == quiet ]] || say "$comp: killed after ${STOP_SECONDS} s (pid $pid)"
+  else
+    [[ ${2:-} == quiet ]] || say "$comp: stopped ($(since "$t0") s)"
+  fi
+  if [[ $comp != postgres ]]; then rm -f "$(pidfile_of "$comp")"; fi
+}
+
+cmd_down() {
+  select_components 0 "$@"
+  local i
+  if [[ ! -d $STATE_DIR ]]; then
+    for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do say "${SELECTED[i]}: not running"; done
+    return 0
+  fi
+  lock_state
+  find_pg_bin || PG_BIN=/usr/lib/postgresql/15/bin
+  pg_layout
+  for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do stop_component "${SELECTED[i]}"; done
+}
+
+# ----------------------------------------------------------------------------- status, reset
+
+cmd_status() {
+  (($# == 0)) || die "status takes no arguments"
+  local c pid port
+  find_pg_bin || PG_BIN=/usr/lib/postgresql/15/bin
+  pg_layout
+  for c in "${ALL_COMPONENTS[@]}"; do
+    if pid=$(running_pid "$c"); then
+      if answers "$c"; then
+        say "$c: running (pid $pid) on $(where_of "$c")"
+      else
+        say "$c: running (pid $pid) but not answering on $(where_of "$c")"
+      fi
+    else
+      port=$(port_of "$c")
+      if port_in_use "$port"; then
+        say "$c: stopped (port $port is taken by another process)"
+      else
+        say "$c: stopped"
+      fi
+    fi
+  done
+}
+
+cmd_prepare() {
+  select_components 0 "$@"
+  local c
+  for c in "${SELECTED[@]}"; do
+    prepare_component "$c"
+    case $c in
+      kafka) say "kafka: ready in $KAFKA_LIB" ;;
+      postgres) say "postgres: ready in $PG_BIN" ;;
+      ferretdb) say "ferretdb: ready in $FERRETDB_BIN" ;;
+      mailpit) say "mailpit: ready in $MAILPIT_BIN" ;;
+    esac
+  done
+}
+
+cmd_reset_data() {
+  select_components 0 "$@"
+  local i c
+  [[ -d $STATE_DIR ]] || return 0
+  lock_state
+  find_pg_bin || PG_BIN=/usr/lib/postgresql/15/bin
+  pg_layout
+  for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do stop_component "${SELECTED[i]}" quiet; done
+  for c in "${SELECTED[@]}"; do
+    case $c in
+      kafka) rm -rf -- "$STATE_DIR/kafka" ;;
+      postgres)
+        pg_layout
+        rm -rf -- "$PG_DATA" "$PG_DATA.init"
+        ;;
+      ferretdb) rm -rf -- "$STATE_DIR/ferretdb" ;;
+      mailpit) rm -rf -- "$STATE_DIR/mailpit" ;;
+    esac
+    say "$c: stopped, data wiped"
+  done
+}
+
+usage() {
+  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+main() {
+  local cmd=${1:-}
+  (($# > 0)) && shift
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    status) cmd_status "$@" ;;
+    prepare) cmd_prepare "$@" ;;
+    reset-data) cmd_reset_data "$@" ;;
+    -h | --help | help) usage ;;
+    '')
+      usage >&2
+      exit 2
+      ;;
+    *) die "unknown command '$cmd' (use: up, down, status, prepare, reset-data)" ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# make test: start the infrastructure the tests need, run them, stop exactly what was started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started_file=$(mktemp)
+stop_started() {
+  local started
+  started=$(tr '\n' ' ' < "$started_file")
+  if [ -n "${started// }" ]; then bash deploy/local/infra.sh down $started; fi
+  rm -f "$started_file"
+}
+trap stop_started EXIT
+INFRA_STARTED_FILE="$started_file" bash deploy/local/infra.sh up kafka postgres ferretdb
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
+export MONGODB_URL="${MONGODB_URL:-mongodb://127.0.0.1:27017}"
+export AUTH_JWT_SECRET="${AUTH_JWT_SECRET:-dev-only-secret}"
+uv run --frozen pytest "$@"

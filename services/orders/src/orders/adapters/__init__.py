@@ -1,0 +1,1 @@
+"""I/O: MongoDB repositories and Kafka wiring."""

@@ -1,0 +1,196 @@
+"""MongoDB repositories, written for FerretDB's limits: single-document atomic writes only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from juniper_shared.contracts.events import Envelope
+from juniper_shared.inbox import PROCESSED_FIELD, insert_new
+from juniper_shared.kafka import OutgoingMessage
+from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from orders.adapters.documents import (
+    customer_from_document,
+    customer_to_document,
+    order_from_document,
+    order_to_document,
+)
+from orders.application.ports import Page, VersionConflict
+from orders.domain.customer import Customer
+from orders.domain.order import Order
+
+Document = dict[str, Any]
+
+ORDERS = "orders"
+HIDDEN = "hidden"
+"""Set on an order split off another until the parent's write commits."""
+
+
+async def create_indexes(db: AsyncDatabase[Document]) -> None:
+    """Indexes for the seller's views (MongoDB uses them; FerretDB 1.x scans but accepts them)."""
+    await db[ORDERS].create_index([("seller_id", ASCENDING), ("placed_at", DESCENDING)])
+    await db["customers"].create_index([("seller_id", ASCENDING)])
+
+
+class MongoOrders:
+    def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay) -> None:
+        self._orders: AsyncCollection[Document] = db[ORDERS]
+        self._relay = relay
+
+    async def get(self, order_id: str) -> Order | None:
+        document = await self._orders.find_one({"_id": order_id})
+        if document is None:
+            return None
+        if document.get(HIDDEN):
+            # A split whose parent write may not have happened: visible only if the parent has it.
+            parent = await self._orders.find_one(
+                {"_id": document.get("split_from")}, {"split_into": 1}
+            )
+            if parent is None or order_id not in (parent.get("split_into") or ()):
+                return None
+            await self.reveal(order_id)
+        return order_from_document(document)
+
+    async def save(
+        self,
+        order: Order,
+        events: Sequence[Envelope],
+        *,
+        processed_event_id: str | None = None,
+    ) -> None:
+        document = order_to_document(order)
+        order_id = document.pop("_id")
+        guard: Document = {"_id": order_id, "version": order.version - 1}
+        messages = [OutgoingMessage.of(event) for event in events]
+        update: Document = {"$set": document}
+        pushes: Document = {}
+        if messages:
+            pushes[OUTBOX_FIELD] = {"$each": [outbox_entry(message) for message in messages]}
+        if processed_event_id is not None:
+            guard[PROCESSED_FIELD] = {"$ne": processed_event_id}
+            pushes[PROCESSED_FIELD] = processed_event_id
+        if pushes:
+            update["$push"] = pushes
+        result = await self._orders.update_one(guard, update)
+        if result.matched_count == 0:
+            current = await self._orders.find_one(
+                {"_id": order_id}, {"version": 1, PROCESSED_FIELD: 1}
+            )
+            if current is not None and processed_event_id in (current.get(PROCESSED_FIELD) or ()):
+                return  # this event was applied before: the duplicate changes nothing
+            raise VersionConflict(current["version"] if current else None)
+        self._relay.notify(ORDERS, order_id, messages)
+
+    async def add_placed(self, placed: Sequence[tuple[Order, Envelope]]) -> int:
+        documents = []
+        messages: dict[str, OutgoingMessage] = {}
+        for order, event in placed:
+            message = OutgoingMessage.of(event)
+            document = order_to_document(order)
+            document[OUTBOX_FIELD] = [outbox_entry(message)]
+            document[PROCESSED_FIELD] = []
+            documents.append(document)
+            messages[order.order_id] = message
+        inserted = await insert_new(self._orders, documents)
+        for document in inserted:
+            self._relay.notify(ORDERS, document["_id"], [messages[document["_id"]]])
+        return len(inserted)
+
+    async def add_split(self, child: Order) -> None:
+        document = order_to_document(child)
+        document[HIDDEN] = True
+        document[OUTBOX_FIELD] = []
+        document[PROCESSED_FIELD] = []
+        # Replace, not insert: a split retried after a crash rewrites the same hidden order.
+        await self._orders.replace_one({"_id": child.order_id}, document, upsert=True)
+
+    async def reveal(self, order_id: str) -> None:
+        await self._orders.update_one({"_id": order_id}, {"$set": {HIDDEN: False}})
+
+    async def page(self, seller_id: str, *, status: str | None, page: int, page_size: int) -> Page:
+        query: Document = {"seller_id": seller_id, HIDDEN: {"$ne": True}}
+        if status is not None:
+            query["status"] = status
+        cursor = (
+            self._orders.find(query, {"history": 0, OUTBOX_FIELD: 0, PROCESSED_FIELD: 0})
+            .sort([("placed_at", DESCENDING), ("_id", DESCENDING)])
+            .skip((page - 1) * page_size)
+            .limit(page_size)
+        )
+        rows = [order_from_document(document) async for document in cursor]
+        total = await self._orders.count_documents(query)
+        return Page(rows=rows, total_count=total)
+
+
+class MongoCustomers:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._customers: AsyncCollection[Document] = db["customers"]
+        self._links: AsyncCollection[Document] = db["buyer_links"]
+        # Links are never removed, so a link seen once can be trusted for the process's life.
+        self._known_links: dict[tuple[str, str], str] = {}
+
+    async def get(self, customer_id: str) -> Customer | None:
+        document = await self._customers.find_one({"_id": customer_id})
+        return customer_from_document(document) if document else None
+
+    async def save(self, customer: Customer, *, new: bool) -> None:
+        if new:
+            try:
+                await self._customers.insert_one(customer_to_document(customer))
+            except DuplicateKeyError:
+                existing = await self.get(customer.customer_id)
+                if existing is None or existing.seller_id != customer.seller_id:
+                    raise
+            return
+        customer.version += 1
+        result = await self._customers.replace_one(
+            {"_id": customer.customer_id, "version": customer.version - 1},
+            customer_to_document(customer),
+        )
+        if result.matched_count == 0:
+            raise VersionConflict(None)
+
+    async def list(self, seller_id: str, *, limit: int) -> list[Customer]:
+        cursor = self._customers.find({"seller_id": seller_id}).sort("_id", ASCENDING).limit(limit)
+        return [customer_from_document(document) async for document in cursor]
+
+    async def linked_customer(self, seller_id: str, buyer_id: str) -> str | None:
+        cached = self._known_links.get((seller_id, buyer_id))
+        if cached is not None:
+            return cached
+        document = await self._links.find_one({"_id": _link_id(seller_id, buyer_id)})
+        if document is None:
+            return None
+        self._known_links[(seller_id, buyer_id)] = document["customer_id"]
+        return str(document["customer_id"])
+
+    async def link_buyer(self, seller_id: str, buyer_id: str, customer_id: str) -> None:
+        await self._links.update_one(
+            {"_id": _link_id(seller_id, buyer_id)},
+            {"$set": {"seller_id": seller_id, "buyer_id": buyer_id, "customer_id": customer_id}},
+            upsert=True,
+        )
+        self._known_links[(seller_id, buyer_id)] = customer_id
+
+
+def _link_id(seller_id: str, buyer_id: str) -> str:
+    return f"{seller_id}:{buyer_id}"
+
+
+class MongoSellerSettings:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._settings: AsyncCollection[Document] = db["seller_settings"]
+
+    async def requires_approval(self, seller_id: str) -> bool:
+        document = await self._settings.find_one({"_id": seller_id})
+        return True if document is None else bool(document["buyer_access_requires_approval"])
+
+    async def set_requires_approval(self, seller_id: str, value: bool) -> None:
+        await self._settings.update_one(
+            {"_id": seller_id}, {"$set": {"buyer_access_requires_approval": value}}, upsert=True
+        )

@@ -1,0 +1,1 @@
+"""One handler per command or event; ports as Protocols."""

@@ -1,0 +1,358 @@
+"""The seller's commands and the events the orders service reacts to."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from juniper_shared.contracts.events import (
+    Envelope,
+    InvoiceIssued,
+    InvoicePaid,
+    InvoicePaymentFailed,
+    OrderAccepted,
+    OrderAcceptedData,
+    OrderCancelled,
+    OrderCancelledData,
+    OrderPlaced,
+    OrderReceived,
+    OrderReceivedData,
+    OrderRejected,
+    OrderRejectedData,
+    OrderSplit,
+    OrderSplitData,
+    OrderUpdated,
+    OrderUpdatedData,
+)
+from juniper_shared.logs import correlation_id
+
+from orders.application.events import PRODUCER, snapshot
+from orders.application.ports import (
+    CustomerRepository,
+    OrderRepository,
+    Page,
+    SellerSettingsRepository,
+    VersionConflict,
+)
+from orders.domain.customer import Customer, buyer_admitted
+from orders.domain.errors import CustomerRequired, DomainError
+from orders.domain.order import InvoiceLink, Order, PaymentStatus, Status
+from orders.domain.placing import place_order
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class PreconditionFailed(DomainError):
+    code = "version_conflict"
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the order changed; its current version is {current}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class CustomerChoice:
+    create: NewCustomer | None = None
+    associate: str | None = None
+
+
+Clock = Callable[[], datetime]
+
+UNGUARDED_RETRIES = 3
+"""A write without If-Match that races another write is retried on fresh state this many times."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class OrdersHandlers:
+    orders: OrderRepository
+    customers: CustomerRepository
+    seller_settings: SellerSettingsRepository
+    clock: Clock = utc_now
+
+    # --- ingestion ------------------------------------------------------------------------
+
+    async def ingest_placed(self, placed: Sequence[OrderPlaced]) -> int:
+        """Store a batch of placed orders once each; returns how many were new."""
+        unique = list({event.data.order_id: event for event in placed}.values())
+        sellers = {event.data.seller_id for event in unique}
+        gated = dict(
+            zip(
+                sellers,
+                await asyncio.gather(*(self.seller_settings.requires_approval(s) for s in sellers)),
+                strict=True,
+            )
+        )
+        pairs = {
+            (event.data.seller_id, event.data.buyer.id)
+            for event in unique
+            if gated[event.data.seller_id]
+        }
+        linked = dict(
+            zip(
+                pairs,
+                await asyncio.gather(*(self.customers.linked_customer(*pair) for pair in pairs)),
+                strict=True,
+            )
+        )
+        now = self.clock()
+        stored: list[tuple[Order, Envelope]] = []
+        for event in unique:
+            data = event.data
+            customer_id = linked.get((data.seller_id, data.buyer.id))
+            order = place_order(
+                data,
+                buyer_admitted=buyer_admitted(
+                    requires_approval=gated[data.seller_id], buyer_linked=customer_id is not None
+                ),
+                now=now,
+            )
+            order.customer_id = customer_id
+            stored.append((order, self._placed_event(order, cause=event)))
+        return await self.orders.add_placed(stored)
+
+    def _placed_event(self, order: Order, *, cause: OrderPlaced) -> Envelope:
+        if order.status is Status.REJECTED:
+            assert order.rejection is not None
+            return _envelope(
+                OrderRejected,
+                order,
+                OrderRejectedData(
+                    order=snapshot(order),
+                    reason=order.rejection["reason"],
+                    message=order.rejection["message"],
+                ),
+                cause=cause,
+            )
+        return _envelope(
+            OrderReceived, order, OrderReceivedData(order=snapshot(order)), cause=cause
+        )
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def order(self, seller_id: str, order_id: str) -> Order:
+        order = await self.orders.get(order_id)
+        if order is None or order.seller_id != seller_id:
+            raise NotFound(f"order {order_id} not found")
+        return order
+
+    async def page(self, seller_id: str, *, status: str | None, page: int, page_size: int) -> Page:
+        return await self.orders.page(seller_id, status=status, page=page, page_size=page_size)
+
+    # --- the seller's decisions -----------------------------------------------------------
+
+    async def accept(
+        self,
+        seller_id: str,
+        order_id: str,
+        *,
+        if_match: int | None,
+        customer: CustomerChoice | None,
+    ) -> Order:
+        async def change(order: Order) -> list[Envelope]:
+            customer_id, created = await self._customer_for(order, customer)
+            order.accept(now=self.clock(), customer_id=customer_id)
+            return [
+                _envelope(
+                    OrderAccepted,
+                    order,
+                    OrderAcceptedData(order=snapshot(order), customer_created=created),
+                )
+            ]
+
+        return await self._change(seller_id, order_id, if_match, change)
+
+    async def reject(
+        self, seller_id: str, order_id: str, *, if_match: int | None, reason: str, message: str
+    ) -> Order:
+        async def change(order: Order) -> list[Envelope]:
+            order.reject(now=self.clock(), reason=reason, message=message)
+            data = OrderRejectedData(order=snapshot(order), reason=reason, message=message)
+            return [_envelope(OrderRejected, order, data)]
+
+        return await self._change(seller_id, order_id, if_match, change)
+
+    async def cancel(
+        self, seller_id: str, order_id: str, *, if_match: int | None, message: str
+    ) -> Order:
+        async def change(order: Order) -> list[Envelope]:
+            order.cancel(now=self.clock(), message=message)
+            data = OrderCancelledData(order=snapshot(order), message=message)
+            return [_envelope(OrderCancelled, order, data)]
+
+        return await self._change(seller_id, order_id, if_match, change)
+
+    async def change_quantities(
+        self, seller_id: str, order_id: str, *, if_match: int | None, quantities: dict[str, int]
+    ) -> Order:
+        async def change(order: Order) -> list[Envelope]:
+            order.change_quantities(quantities, now=self.clock())
+            data = OrderUpdatedData(order=snapshot(order), changed_line_ids=sorted(quantities))
+            return [_envelope(OrderUpdated, order, data)]
+
+        return await self._change(seller_id, order_id, if_match, change)
+
+    async def remove_items(
+        self, seller_id: str, order_id: str, *, if_match: int | None, line_ids: list[str]
+    ) -> Order:
+        async def change(order: Order) -> list[Envelope]:
+            order.remove_lines(line_ids, now=self.clock())
+            data = OrderUpdatedData(order=snapshot(order), removed_line_ids=sorted(line_ids))
+            return [_envelope(OrderUpdated, order, data)]
+
+        return await self._change(seller_id, order_id, if_match, change)
+
+    async def split(
+        self, seller_id: str, order_id: str, *, if_match: int | None, line_ids: list[str]
+    ) -> tuple[Order, Order]:
+        """Move lines into a new pending order. Three writes, crash-safe in this order:
+        the hidden new order, the parent with its event, then the new order is revealed."""
+        children: list[Order] = []
+
+        async def change(order: Order) -> list[Envelope]:
+            child = order.split(line_ids, now=self.clock())
+            await self.orders.add_split(child)
+            children[:] = [child]
+            data = OrderSplitData(
+                parent=snapshot(order), new_order=snapshot(child), moved_line_ids=sorted(line_ids)
+            )
+            return [_envelope(OrderSplit, order, data)]
+
+        parent = await self._change(seller_id, order_id, if_match, change)
+        await self.orders.reveal(children[0].order_id)
+        return parent, children[0]
+
+    # --- what invoicing tells us ----------------------------------------------------------
+
+    async def on_invoice_event(
+        self, event: InvoiceIssued | InvoicePaid | InvoicePaymentFailed
+    ) -> None:
+        """Keep the All Orders row's invoice link and payment status current (idempotent)."""
+        for _ in range(UNGUARDED_RETRIES + 2):
+            order = await self.orders.get(event.data.order_id)
+            if order is None:
+                return  # not ours: an invoice for an order this service never stored
+            now = self.clock()
+            if isinstance(event, InvoiceIssued):
+                link = InvoiceLink(
+                    invoice_id=event.data.invoice_id,
+                    number=event.data.number,
+                    status="issued",
+                    url=event.data.url,
+                )
+                order.link_invoice(link, now=now)
+            elif isinstance(event, InvoicePaid):
+                order.record_payment(PaymentStatus.PAID, now=now)
+            else:
+                order.record_payment(PaymentStatus.FAILED, now=now, reason=event.data.reason)
+            order.version += 1
+            try:
+                await self.orders.save(order, [], processed_event_id=str(event.event_id))
+                return
+            except VersionConflict:
+                continue  # a seller edit or this very event got there first; look again
+        raise RuntimeError(f"order {event.data.order_id} kept changing; the batch will be retried")
+
+    # --- customers and settings -----------------------------------------------------------
+
+    async def create_customer(
+        self, seller_id: str, *, customer_id: str, name: str, email: str, buyer_ids: list[str]
+    ) -> Customer:
+        customer = Customer(
+            customer_id=customer_id, seller_id=seller_id, name=name, email=email, buyer_ids=[]
+        )
+        for buyer_id in buyer_ids:
+            customer.link(buyer_id)
+        await self.customers.save(customer, new=True)
+        for buyer_id in customer.buyer_ids:
+            await self.customers.link_buyer(seller_id, buyer_id, customer.customer_id)
+        return customer
+
+    async def customer(self, seller_id: str, customer_id: str) -> Customer:
+        customer = await self.customers.get(customer_id)
+        if customer is None or customer.seller_id != seller_id:
+            raise NotFound(f"customer {customer_id} not found")
+        return customer
+
+    async def _customer_for(
+        self, order: Order, choice: CustomerChoice | None
+    ) -> tuple[str | None, bool]:
+        """The customer an accepted order belongs to; links an unknown buyer as the seller chose."""
+        buyer_id = str(order.buyer["id"])
+        linked = await self.customers.linked_customer(order.seller_id, buyer_id)
+        if linked is not None:
+            return linked, False
+        if choice is None or (choice.create is None and choice.associate is None):
+            raise CustomerRequired(
+                "this buyer has no relationship with you yet: create a new customer or "
+                "associate the buyer with an existing one"
+            )
+        if choice.create is not None:
+            # A deterministic id makes a retried accept reuse the customer it already created.
+            customer = Customer(
+                customer_id=f"cus-{order.order_id}",
+                seller_id=order.seller_id,
+                name=choice.create.name,
+                email=choice.create.email,
+                buyer_ids=[buyer_id],
+            )
+            await self.customers.save(customer, new=True)
+            created = True
+        else:
+            assert choice.associate is not None
+            customer = await self.customer(order.seller_id, choice.associate)
+            if customer.link(buyer_id):
+                await self.customers.save(customer, new=False)
+            created = False
+        await self.customers.link_buyer(order.seller_id, buyer_id, customer.customer_id)
+        return customer.customer_id, created
+
+    async def _change(
+        self,
+        seller_id: str,
+        order_id: str,
+        if_match: int | None,
+        change: Callable[[Order], Awaitable[list[Envelope]]],
+    ) -> Order:
+        """Load, check the precondition, apply, and store state and events in one write."""
+        attempts = 1 if if_match is not None else UNGUARDED_RETRIES
+        for attempt in range(attempts):
+            order = await self.order(seller_id, order_id)
+            if if_match is not None and order.version != if_match:
+                raise PreconditionFailed(order.version)
+            # Bumped first so the events' snapshots carry the version being stored.
+            order.version += 1
+            events = await change(order)
+            try:
+                await self.orders.save(order, events)
+                return order
+            except VersionConflict as conflict:
+                if attempt + 1 == attempts:
+                    raise PreconditionFailed(conflict.current or order.version) from conflict
+        raise AssertionError("unreachable")
+
+
+def _envelope(
+    kind: type[Envelope], order: Order, data: Any, *, cause: Envelope | None = None
+) -> Envelope:
+    return kind(  # type: ignore[call-arg]  # `type` defaults per event class
+        producer=PRODUCER,
+        seller_id=order.seller_id,
+        correlation_id=(cause.correlation_id if cause else "") or correlation_id.get(),
+        causation_id=str(cause.event_id) if cause else None,
+        data=data,
+    )

@@ -1,0 +1,67 @@
+"""The composition root: wires settings, adapters, handlers and entrypoints into one app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from juniper_shared.http import create_app, error_response
+from juniper_shared.idempotency import IdempotencyKeys
+from juniper_shared.logs import configure_logging
+from juniper_shared.runtime import Runtime
+
+from orders.adapters.mongo import (
+    ORDERS,
+    MongoCustomers,
+    MongoOrders,
+    MongoSellerSettings,
+    create_indexes,
+)
+from orders.application.handlers import OrdersHandlers
+from orders.domain.errors import DomainError
+from orders.entrypoints.http import api_error, build_router
+from orders.entrypoints.kafka import register_subscribers
+from orders.settings import OrdersSettings
+
+SERVICE = "orders"
+
+
+def build_app(settings: OrdersSettings) -> FastAPI:
+    runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[ORDERS])
+    handlers = OrdersHandlers(
+        orders=MongoOrders(runtime.db, runtime.relay),
+        customers=MongoCustomers(runtime.db),
+        seller_settings=MongoSellerSettings(runtime.db),
+    )
+    register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
+
+    async def on_start() -> None:
+        await create_indexes(runtime.db)
+
+    app = create_app(
+        title="JuniperMarket Orders",
+        version="1.0.0",
+        description="Placed orders, the seller's decisions and edits, customers and settings.",
+        jwt_secret=settings.auth_jwt_secret.get_secret_value(),
+        lifespan=runtime.lifespan(on_start),
+        readiness=runtime.readiness(),
+    )
+    app.state.runtime = runtime
+    app.state.handlers = handlers
+    app.include_router(build_router(handlers, IdempotencyKeys(runtime.db["idempotency_keys"])))
+
+    @app.exception_handler(DomainError)
+    async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
+        translated = api_error(error)
+        return error_response(translated.status, translated.code, translated.message)
+
+    return app
+
+
+def main() -> None:
+    import asyncio
+
+    from juniper_shared.http import serve
+
+    settings = OrdersSettings()
+    configure_logging(SERVICE, settings.log_level)
+    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))

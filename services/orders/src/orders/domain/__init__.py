@@ -1,0 +1,1 @@
+"""The order aggregate and its rules; imports nothing that does I/O."""

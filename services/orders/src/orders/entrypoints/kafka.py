@@ -1,0 +1,39 @@
+"""Kafka subscribers: placed orders in, invoice news in."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+from juniper_shared.contracts.events import (
+    Envelope,
+    InvoiceIssued,
+    InvoicePaid,
+    InvoicePaymentFailed,
+    OrderPlaced,
+)
+from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_PLACED
+from juniper_shared.kafka import DeadLetters, consume_batches
+from juniper_shared.settings import ServiceSettings
+
+from orders.application.handlers import OrdersHandlers
+
+GROUP_ID = "orders"
+INVOICE_TYPES = frozenset({"invoice.issued", "invoice.paid", "invoice.payment_failed"})
+
+
+def register_subscribers(
+    broker: KafkaBroker,
+    handlers: OrdersHandlers,
+    dead_letters: DeadLetters,
+    settings: ServiceSettings,
+) -> None:
+    async def on_orders_placed(events: list[Envelope]) -> None:
+        await handlers.ingest_placed([event for event in events if isinstance(event, OrderPlaced)])
+
+    async def on_invoices_events(events: list[Envelope]) -> None:
+        for event in events:
+            if isinstance(event, InvoiceIssued | InvoicePaid | InvoicePaymentFailed):
+                await handlers.on_invoice_event(event)
+
+    common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
+    consume_batches(broker, ORDERS_PLACED, on_orders_placed, **common)  # type: ignore[arg-type]
+    consume_batches(broker, INVOICES_EVENTS, on_invoices_events, handles=INVOICE_TYPES, **common)  # type: ignore[arg-type]

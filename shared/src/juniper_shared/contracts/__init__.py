@@ -1,0 +1,1 @@
+"""Event contracts: the envelope, every event type, and the topic registry."""

@@ -1,0 +1,44 @@
+"""Prometheus metrics every service exposes on /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+from pymongo import monitoring
+
+MESSAGES_CONSUMED = Counter(
+    "jm_messages_consumed_total", "Messages handled by a consumer", ["topic", "type"]
+)
+MESSAGES_PUBLISHED = Counter(
+    "jm_messages_published_total", "Events published to Kafka", ["topic", "type"]
+)
+MESSAGES_SKIPPED = Counter(
+    "jm_messages_skipped_total", "Well-formed messages of types this consumer ignores", ["topic"]
+)
+DEAD_LETTERS = Counter("jm_dead_letters_total", "Messages sent to a dead-letter topic", ["topic"])
+BATCH_SECONDS = Histogram(
+    "jm_consumer_batch_seconds", "Time to handle one consumed batch", ["topic"]
+)
+BATCH_FAILURES = Counter(
+    "jm_consumer_batch_failures_total", "Batches that failed and will be redelivered", ["topic"]
+)
+OUTBOX_BACKLOG = Gauge("jm_outbox_backlog", "Events stored but not yet published")
+OUTBOX_OLDEST_SECONDS = Gauge(
+    "jm_outbox_oldest_age_seconds", "Age of the oldest unpublished event seen by the poller"
+)
+DB_COMMANDS = Counter("jm_db_commands_total", "Database round trips (commands sent)", ["command"])
+HTTP_REQUESTS = Histogram(
+    "jm_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
+)
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts every database round trip, so cost per order can be read off /metrics."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        DB_COMMANDS.labels(event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

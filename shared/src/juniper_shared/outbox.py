@@ -1,0 +1,151 @@
+"""The embedded outbox: events ride inside the aggregate's own document, then a relay publishes.
+
+FerretDB has no multi-document transactions, so the state change and the events it causes
+are stored in one single-document write (`outbox` array field). The relay publishes them
+right after the write (fast path) and a poller republishes anything a crash left behind.
+Removal uses `$pull` of the exact element, the only `$pull` form FerretDB honours.
+Publishing is at-least-once: consumers are idempotent by `event_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+
+from juniper_shared.kafka import EventPublisher, OutgoingMessage
+from juniper_shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FIELD = "outbox"
+CLEAR_CHUNK = 40
+"""Statements per bulk write: FerretDB holds a PostgreSQL connection per statement in flight."""
+
+Document = dict[str, Any]
+
+
+class OutboxRelay:
+    """Publishes outbox events of the given collections and removes them once Kafka has them."""
+
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        collections: Mapping[str, AsyncCollection[Document]],
+        *,
+        poll_seconds: float = 5.0,
+        poll_limit: int = 500,
+    ) -> None:
+        self._publisher = publisher
+        self._collections = collections
+        self._poll_seconds = poll_seconds
+        self._poll_limit = poll_limit
+        self._pending: list[tuple[str, Any, OutgoingMessage]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def notify(
+        self, collection: str, document_id: Any, messages: Sequence[OutgoingMessage]
+    ) -> None:
+        """Called right after a write that stored `messages` in the document's outbox."""
+        self._pending.extend((collection, document_id, message) for message in messages)
+        OUTBOX_BACKLOG.set(len(self._pending))
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Publish what is pending, then stop the loop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Publish every event notified so far and clear it from its document."""
+        async with self._lock:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                OUTBOX_BACKLOG.set(0)
+                try:
+                    await self._publish_and_clear(batch)
+                except Exception:
+                    # Put them back in front: the next flush retries, the poller is the safety net.
+                    self._pending[:0] = batch
+                    OUTBOX_BACKLOG.set(len(self._pending))
+                    raise
+
+    async def poll_once(self) -> int:
+        """Republish events a crash left in documents; returns how many were found."""
+        found: list[tuple[str, Any, OutgoingMessage]] = []
+        oldest: datetime | None = None
+        for name, collection in self._collections.items():
+            cursor = collection.find({OUTBOX_FIELD: {"$ne": []}}, {OUTBOX_FIELD: 1}).limit(
+                self._poll_limit
+            )
+            async for document in cursor:
+                for entry in document.get(OUTBOX_FIELD) or ():
+                    found.append((name, document["_id"], OutgoingMessage.from_document(entry)))
+                    occurred_at = _occurred_at(entry)
+                    if occurred_at is not None and (oldest is None or occurred_at < oldest):
+                        oldest = occurred_at
+        OUTBOX_OLDEST_SECONDS.set(
+            (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
+        )
+        if found:
+            async with self._lock:
+                await self._publish_and_clear(found)
+            log.info("outbox poller republished %d events", len(found))
+        return len(found)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time()
+        while True:
+            try:
+                if loop.time() >= next_poll:
+                    next_poll = loop.time() + self._poll_seconds
+                    await self.poll_once()
+                await self.flush()
+            except Exception:
+                log.exception("outbox relay failed; will retry")
+                await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_poll - loop.time()))
+            self._wake.clear()
+
+    async def _publish_and_clear(self, batch: list[tuple[str, Any, OutgoingMessage]]) -> None:
+        await self._publisher.publish([message for _, _, message in batch])
+        by_collection: dict[str, list[UpdateOne]] = {}
+        for name, document_id, message in batch:
+            by_collection.setdefault(name, []).append(
+                UpdateOne({"_id": document_id}, {"$pull": {OUTBOX_FIELD: outbox_entry(message)}})
+            )
+        for name, updates in by_collection.items():
+            collection = self._collections[name]
+            for start in range(0, len(updates), CLEAR_CHUNK):
+                await collection.bulk_write(updates[start : start + CLEAR_CHUNK], ordered=False)
+
+
+def _occurred_at(entry: Mapping[str, Any]) -> datetime | None:
+    try:
+        value = json.loads(entry["payload"])["occurred_at"]
+        return datetime.fromisoformat(value)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def outbox_entry(message: OutgoingMessage) -> dict[str, str]:
+    """The exact element stored in (and later `$pull`ed from) a document's outbox."""
+    return message.as_document()

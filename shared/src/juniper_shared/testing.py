@@ -1,0 +1,113 @@
+"""Helpers for the tests of every service: bounded waits on real systems, contract events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from juniper_shared.contracts.events import OrderPlaced, OrderPlacedData
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[Any]],
+    *,
+    equals: Any,
+    timeout: float = 20.0,
+    interval: float = 0.1,
+) -> Any:
+    """Poll `probe` until it returns `equals`; fail with the last value after `timeout` seconds."""
+    last: Any = None
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        last = await probe()
+        if last == equals:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"waited {timeout}s for {equals!r}; last value was {last!r}")
+
+
+def placed_order_data(**overrides: Any) -> dict[str, Any]:
+    address = {
+        "name": "Maple & Co",
+        "line1": "12 Harbour St",
+        "city": "Portland",
+        "region": "OR",
+        "postal_code": "97201",
+        "country": "US",
+    }
+    data: dict[str, Any] = {
+        "order_id": f"ord-{uuid.uuid4().hex[:12]}",
+        "seller_id": "seller-1",
+        "seller_name": "Juniper Pottery",
+        "placed_at": datetime.now(UTC).isoformat(),
+        "currency": "USD",
+        "buyer": {
+            "id": "buyer-1",
+            "name": "Ada Buyer",
+            "email": "ada@example.com",
+            "company": "Maple & Co",
+        },
+        "items": [
+            {"sku": "MUG-1", "name": "Stoneware mug", "unit_price": "12.50", "quantity": 4},
+            {"sku": "TEA-2", "name": "Green tea tin", "unit_price": "8.00", "quantity": 2},
+        ],
+        "shipping_address": address,
+        "billing_address": address,
+        "payment_method": {
+            "type": "credit_card",
+            "card_token": "tok_visa",
+            "brand": "visa",
+            "last4": "4242",
+        },
+    }
+    data.update(overrides)
+    return data
+
+
+def placed_order(**overrides: Any) -> OrderPlaced:
+    data = OrderPlacedData.model_validate(placed_order_data(**overrides))
+    return OrderPlaced(producer="checkout", seller_id=data.seller_id, data=data)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
+    """Run an ASGI app on real HTTP (uvicorn on 127.0.0.1) with its lifespan; yields its base URL."""
+    import uvicorn
+
+    chosen = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=chosen, log_config=None, access_log=False, lifespan="on"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server stopped during start-up")
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{chosen}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def bearer(seller_id: str, secret: str = "dev-only-secret") -> dict[str, str]:
+    """Authorization header for `seller_id`."""
+    from juniper_shared.auth import issue_token
+
+    return {"Authorization": f"Bearer {issue_token(seller_id, secret)}"}

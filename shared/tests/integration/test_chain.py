@@ -1,0 +1,158 @@
+"""Proof of the chain: a contract event on the real broker is stored in the real database,
+exactly once, with poison sent to the DLQ and one offset commit per batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from juniper_shared.contracts.events import OrderPlaced
+from juniper_shared.contracts.registry import Topic, encode
+from juniper_shared.inbox import insert_new
+from juniper_shared.kafka import DeadLetters, batch_records, decode_batch, subscribe_batch
+from juniper_shared.settings import ServiceSettings
+from juniper_shared.testing import placed_order, wait_until
+from pymongo import AsyncMongoClient
+
+pytestmark = pytest.mark.integration
+
+
+class CommitCounter:
+    """Counts offset commits by wrapping aiokafka's consumer commit."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = AIOKafkaConsumer.commit
+
+        async def counting_commit(consumer: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> None:
+            self.count += 1
+            await original(consumer, *args, **kwargs)
+
+        monkeypatch.setattr(AIOKafkaConsumer, "commit", counting_commit)
+
+
+@pytest.fixture
+def topic(unique: str) -> Topic:
+    return Topic(name=f"test.placed.{unique}", key="order id", writer="test", events=(OrderPlaced,))
+
+
+async def run_storing_consumer(
+    infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
+) -> tuple[KafkaBroker, list[int]]:
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
+    )
+    broker = KafkaBroker(infra.kafka_bootstrap, enable_idempotence=True, logger=None)
+    dead_letters = DeadLetters(broker)
+    collection = mongo_client[database_name]["orders"]
+    batch_sizes: list[int] = []
+
+    @subscribe_batch(broker, topic, group_id=f"group-{topic.name}", settings=settings)
+    async def on_placed(body: Any, msg: KafkaMessage) -> None:
+        records = batch_records(msg.raw_message)
+        batch_sizes.append(len(records))
+        events = await decode_batch(topic, records, dead_letters)
+        await insert_new(
+            collection,
+            [
+                {"_id": event.data.order_id, "total_items": len(event.data.items)}
+                for event in events
+            ],
+        )
+
+    await broker.start()
+    return broker, batch_sizes
+
+
+async def produce(infra: Any, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send(topic, value, key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def dlq_messages(infra: Any, topic: Topic, expected: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic.dlq, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        found: list[Any] = []
+        async with asyncio.timeout(20):
+            while len(found) < expected:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found.extend(records)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def test_the_same_order_delivered_twice_is_stored_once(
+    infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
+) -> None:
+    event = placed_order()
+    broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
+    try:
+        await produce(infra, topic.name, [encode(event), encode(event)])
+        collection = mongo_client[database_name]["orders"]
+        await wait_until(lambda: collection.count_documents({}), equals=1)
+        await asyncio.sleep(0.5)  # give a wrongly duplicated insert the chance to show up
+        assert await collection.count_documents({}) == 1
+        stored = await collection.find_one({"_id": event.data.order_id})
+        assert stored == {"_id": event.data.order_id, "total_items": 2}
+    finally:
+        await broker.stop()
+
+
+async def test_poison_goes_to_the_dlq_and_the_next_good_order_is_still_stored(
+    infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
+) -> None:
+    good = placed_order()
+    invalid = placed_order(currency="XXX")
+    broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
+    try:
+        await produce(infra, topic.name, [b"\xff not json", encode(invalid), encode(good)])
+        collection = mongo_client[database_name]["orders"]
+        await wait_until(lambda: collection.count_documents({}), equals=1)
+        assert await collection.find_one({"_id": good.data.order_id}) is not None
+        dead = await dlq_messages(infra, topic, expected=2)
+        errors = [dict(record.headers)["dlq-error"].decode() for record in dead]
+        assert errors[0].startswith("not JSON")
+        assert "currency" in errors[1]
+        assert dead[0].value == b"\xff not json"
+    finally:
+        await broker.stop()
+
+
+async def test_a_thousand_orders_are_stored_with_one_commit_per_batch(
+    infra: Any,
+    topic: Topic,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    database_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    commits = CommitCounter(monkeypatch)
+    events = [placed_order() for _ in range(1000)]
+    await produce(infra, topic.name, [encode(event) for event in events])
+    broker, batch_sizes = await run_storing_consumer(infra, topic, mongo_client, database_name)
+    try:
+        collection = mongo_client[database_name]["orders"]
+        await wait_until(lambda: collection.count_documents({}), equals=1000, timeout=60)
+        await wait_until(lambda: _async(sum(batch_sizes)), equals=1000)
+    finally:
+        await broker.stop()
+    assert len(batch_sizes) < 100, f"expected batches, got {len(batch_sizes)} handler calls"
+    assert commits.count == len(batch_sizes)
+
+
+async def _async(value: int) -> int:
+    return value

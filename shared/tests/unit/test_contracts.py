@@ -1,0 +1,131 @@
+"""The wire contracts: every event survives a round trip, bad input is refused, schemas are pinned."""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from juniper_shared.contracts.events import EVENT_TYPES, OrderPlaced
+from juniper_shared.contracts.money import from_minor, to_minor
+from juniper_shared.contracts.registry import (
+    ORDERS_EVENTS,
+    ORDERS_PLACED,
+    TOPICS,
+    PoisonMessage,
+    UnknownEventType,
+    encode,
+)
+from juniper_shared.testing import placed_order, placed_order_data
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "event_schemas.json"
+
+
+def test_a_placed_order_round_trips_through_the_wire_unchanged() -> None:
+    event = placed_order(shipping_fee="15.00", notes="Leave at the back door")
+    decoded = ORDERS_PLACED.decode(encode(event))
+    assert decoded == event
+    assert isinstance(decoded, OrderPlaced)
+    assert decoded.data.items[0].unit_price == Decimal("12.50")
+    assert json.loads(encode(event))["data"]["items"][0]["unit_price"] == "12.50"
+
+
+def test_every_topic_has_a_single_writer_and_its_own_event_types() -> None:
+    seen: set[str] = set()
+    for topic in TOPICS:
+        assert topic.writer
+        assert topic.dlq == f"{topic.name}.dlq"
+        assert not seen & set(topic.event_types), "an event type belongs to one topic"
+        seen |= set(topic.event_types)
+    assert seen == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\x00\xff", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"data": {}}', "no type"),
+        (
+            b'{"type": "order.placed", "version": 99, "seller_id": "s", "producer": "p", "data": {}}',
+            "unsupported version",
+        ),
+        (
+            b'{"type": "order.placed", "version": "1", "seller_id": "s", "producer": "p", "data": {}}',
+            "invalid version",
+        ),
+        (
+            b'{"type": "order.placed", "seller_id": "s", "producer": "p", "data": {}}',
+            "invalid event",
+        ),
+        (b"x" * 1_000_001, "exceeds"),
+    ],
+)
+def test_malformed_messages_are_poison_with_a_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(PoisonMessage, match=reason):
+        ORDERS_PLACED.decode(raw)
+
+
+def test_an_event_type_the_topic_does_not_carry_is_skipped_not_poison() -> None:
+    with pytest.raises(UnknownEventType):
+        ORDERS_EVENTS.decode(b'{"type": "order.teleported", "data": {}}')
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"currency": "XXX"},
+        {"items": []},
+        {"items": [{"sku": "A", "name": "A", "unit_price": 12.5, "quantity": 1}]},
+        {"items": [{"sku": "A", "name": "A", "unit_price": "-1.00", "quantity": 1}]},
+        {"items": [{"sku": "A", "name": "A", "unit_price": "1.00", "quantity": 0}]},
+        {"payment_method": {"type": "bitcoin"}},
+        {"buyer": {"id": "b", "name": "B", "email": "not-an-email"}},
+        {"order_id": "has spaces"},
+    ],
+)
+def test_invalid_placed_orders_are_refused(overrides: dict[str, Any]) -> None:
+    raw = json.dumps(
+        {
+            "type": "order.placed",
+            "seller_id": "s",
+            "producer": "checkout",
+            "data": placed_order_data(**overrides),
+        }
+    ).encode()
+    with pytest.raises(PoisonMessage):
+        ORDERS_PLACED.decode(raw)
+
+
+@given(st.integers(min_value=0, max_value=10**11), st.sampled_from(["USD", "JPY", "KWD"]))
+def test_minor_units_round_trip_exactly(units: int, currency: str) -> None:
+    assert to_minor(from_minor(units, currency), currency) == units
+
+
+def test_amounts_finer_than_the_currency_are_refused() -> None:
+    with pytest.raises(ValueError, match="more decimals"):
+        to_minor(Decimal("1.005"), "USD")
+
+
+def current_schemas() -> dict[str, Any]:
+    return {
+        name: model.model_json_schema(mode="serialization")
+        for name, model in sorted(EVENT_TYPES.items())
+    }
+
+
+def test_event_schemas_match_the_snapshot() -> None:
+    """A change to any event's schema must be deliberate: regenerate with UPDATE_SNAPSHOTS=1."""
+    current = current_schemas()
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text()), (
+        "event schemas changed: additive changes are fine within a version (regenerate the "
+        "snapshot with UPDATE_SNAPSHOTS=1); breaking ones need a new version and an upcaster"
+    )

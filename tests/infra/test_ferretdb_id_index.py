@@ -1,0 +1,152 @@
+"""FerretDB serves lookups by ``_id`` from PostgreSQL's ``_id`` index.
+
+deploy/local/ferretdb/id-index-lookup.patch makes FerretDB 1.24 push ``{_id: x}``
+down as ``_jsonb->'_id' = $n``, the expression of the unique btree index that
+FerretDB creates on every collection table. Without the patch the filter is
+``_jsonb->$1 @> $2`` and every lookup by ``_id`` is a sequential scan whose cost
+grows with the collection.
+
+This test proves it by counting, not by timing: PostgreSQL's per-table counters
+(``pg_stat_user_tables.idx_scan`` / ``seq_scan``) must show one index scan per
+``find_one({"_id": ...})`` and no sequential scan.
+
+Needs the real infrastructure (``deploy/local/infra.sh up postgres ferretdb``):
+FerretDB at ``MONGODB_URL`` (default ``mongodb://127.0.0.1:27017``) and its
+PostgreSQL at 127.0.0.1:``JM_PG_PORT`` (default 5432, user postgres, database
+ferretdb), read with ``psql``. It fails (never skips) when they are not there.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+from pymongo import MongoClient
+
+MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
+PG_HOST = "127.0.0.1"
+PG_PORT = os.environ.get("JM_PG_PORT", "5432")
+PG_DATABASE = "ferretdb"  # FerretDB's --postgresql-url database (see infra.sh)
+
+DOCS = 2_000
+LOOKUPS = 200
+STATS_WAIT_S = 30.0  # a backend flushes its table counters when idle, up to ~10 s late
+
+
+def _psql_binary() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
+    assert candidates, "psql not found (install postgresql-client or run deploy/local/infra.sh up)"
+    return candidates[-1]
+
+
+def _psql(sql: str) -> str:
+    result = subprocess.run(
+        [
+            _psql_binary(),
+            "-X",
+            "-h",
+            PG_HOST,
+            "-p",
+            PG_PORT,
+            "-U",
+            "postgres",
+            "-d",
+            PG_DATABASE,
+            "-Atqc",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, f"psql failed: {result.stderr.strip()}"
+    return result.stdout.strip()
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _table_of(database: str, collection: str) -> str:
+    """FerretDB maps a database to a PostgreSQL schema of the same name and records
+    each collection's table name in that schema's ``_ferretdb_database_metadata``
+    (one jsonb row per collection: ``_id`` = collection name, ``table`` = table)."""
+    table = _psql(
+        f"SELECT _jsonb->>'table' FROM {_ident(database)}._ferretdb_database_metadata "
+        f"WHERE _jsonb->>'_id' = {_literal(collection)}"
+    )
+    assert table, f"no FerretDB metadata row for {database}.{collection}"
+    return table
+
+
+def _scans(schema: str, table: str) -> tuple[int, int]:
+    row = _psql(
+        "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+        f"WHERE schemaname = {_literal(schema)} AND relname = {_literal(table)}"
+    )
+    assert row, f"table {schema}.{table} not in pg_stat_user_tables"
+    seq, idx = row.split("|")
+    return int(seq), int(idx)
+
+
+def test_find_one_by_string_id_uses_the_id_index() -> None:
+    database = f"infra_id_index_{uuid.uuid4().hex[:12]}"
+    collection = "docs"
+    client: MongoClient = MongoClient(MONGODB_URL, serverSelectionTimeoutMS=10_000)
+    try:
+        coll = client[database][collection]
+        coll.insert_many(
+            [{"_id": f"doc-{i:05d}", "n": i, "pad": "x" * 200} for i in range(DOCS)],
+            ordered=False,
+        )
+        table = _table_of(database, collection)
+        # The index FerretDB made for _id is on exactly the expression the patch emits.
+        indexdefs = _psql(
+            f"SELECT indexdef FROM pg_indexes WHERE schemaname = {_literal(database)} AND tablename = {_literal(table)}"
+        )
+        assert "((_jsonb -> '_id'::text))" in indexdefs, indexdefs
+
+        seq_before, idx_before = _scans(database, table)
+
+        for i in range(0, DOCS, DOCS // LOOKUPS):
+            doc = coll.find_one({"_id": f"doc-{i:05d}"})
+            assert doc is not None and doc["n"] == i
+        assert coll.find_one({"_id": "doc-missing"}) is None  # one more index scan
+
+        # Counters arrive asynchronously from FerretDB's pooled sessions: poll (bounded).
+        deadline = time.monotonic() + STATS_WAIT_S
+        seq_after, idx_after = _scans(database, table)
+        while idx_after - idx_before < LOOKUPS + 1 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seq_after, idx_after = _scans(database, table)
+
+        assert idx_after - idx_before >= LOOKUPS + 1, (
+            f"idx_scan grew by {idx_after - idx_before} (seq_scan by {seq_after - seq_before}) "
+            f"after {LOOKUPS + 1} find_one by _id: the _id index is not used "
+            "(is FerretDB built with deploy/local/ferretdb/id-index-lookup.patch?)"
+        )
+        assert seq_after == seq_before, (
+            f"seq_scan grew by {seq_after - seq_before} during find_one by _id"
+        )
+
+        # FerretDB's explain shows PostgreSQL's plan for the same pushdown.
+        plan = client[database].command(
+            "explain", {"find": collection, "filter": {"_id": "doc-00042"}}
+        )
+        assert "Index Scan" in json.dumps(plan.get("queryPlanner", {}), default=str), plan
+    finally:
+        client.drop_database(database)
+        client.close()
