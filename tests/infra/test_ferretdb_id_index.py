@@ -25,8 +25,12 @@ import shutil
 import subprocess
 import time
 import uuid
+from typing import Any
 
+import pytest
 from pymongo import MongoClient
+
+pytestmark = pytest.mark.integration
 
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
 PG_HOST = "127.0.0.1"
@@ -105,7 +109,7 @@ def _scans(schema: str, table: str) -> tuple[int, int]:
 def test_find_one_by_string_id_uses_the_id_index() -> None:
     database = f"infra_id_index_{uuid.uuid4().hex[:12]}"
     collection = "docs"
-    client: MongoClient = MongoClient(MONGODB_URL, serverSelectionTimeoutMS=10_000)
+    client: MongoClient[dict[str, Any]] = MongoClient(MONGODB_URL, serverSelectionTimeoutMS=10_000)
     try:
         coll = client[database][collection]
         coll.insert_many(
@@ -123,7 +127,8 @@ def test_find_one_by_string_id_uses_the_id_index() -> None:
 
         for i in range(0, DOCS, DOCS // LOOKUPS):
             doc = coll.find_one({"_id": f"doc-{i:05d}"})
-            assert doc is not None and doc["n"] == i
+            assert doc is not None
+            assert doc["n"] == i
         assert coll.find_one({"_id": "doc-missing"}) is None  # one more index scan
 
         # Counters arrive asynchronously from FerretDB's pooled sessions: poll (bounded).

@@ -111,3 +111,47 @@ def bearer(seller_id: str, secret: str = "dev-only-secret") -> dict[str, str]:
     from juniper_shared.auth import issue_token
 
     return {"Authorization": f"Bearer {issue_token(seller_id, secret)}"}
+
+
+async def publish_raw(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]
+) -> None:
+    """Produce (key, value) pairs to `topic` and wait until Kafka has them."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[Any]], bool],
+    timeout: float = 20.0,
+) -> list[Any]:
+    """Read `topic` from the beginning until `until(records)` holds; fails after `timeout` s."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not until(records):
+                batch = await consumer.getmany(timeout_ms=200)
+                for partition_records in batch.values():
+                    records.extend(partition_records)
+    except TimeoutError:
+        raise AssertionError(
+            f"{topic}: condition not met within {timeout}s; read {len(records)} records"
+        ) from None
+    finally:
+        await consumer.stop()
+    return records

@@ -4,6 +4,7 @@ exactly once, with poison sent to the DLQ and one offset commit per batch."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from juniper_shared.contracts.registry import Topic, encode
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import DeadLetters, batch_records, decode_batch, subscribe_batch
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import placed_order, wait_until
+from juniper_shared.testing import placed_order, placed_order_data, wait_until
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -117,10 +118,12 @@ async def test_poison_goes_to_the_dlq_and_the_next_good_order_is_still_stored(
     infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
 ) -> None:
     good = placed_order()
-    invalid = placed_order(currency="XXX")
+    invalid = json.dumps(
+        {"type": "order.placed", "seller_id": "s", "producer": "checkout", "data": placed_order_data(currency="XXX")}
+    ).encode()
     broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
     try:
-        await produce(infra, topic.name, [b"\xff not json", encode(invalid), encode(good)])
+        await produce(infra, topic.name, [b"\xff not json", invalid, encode(good)])
         collection = mongo_client[database_name]["orders"]
         await wait_until(lambda: collection.count_documents({}), equals=1)
         assert await collection.find_one({"_id": good.data.order_id}) is not None

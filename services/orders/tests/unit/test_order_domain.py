@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from juniper_shared.contracts.events import OrderPlacedData
 from juniper_shared.testing import placed_order_data
 from orders.domain.errors import InvalidEdit, InvalidState
@@ -107,7 +106,11 @@ def test_split_moves_lines_into_a_new_pending_order() -> None:
     order.accept(now=NOW, customer_id="cus-1")
     child = order.split(["L2", "L3"], now=NOW)
     assert child.order_id == f"{order.order_id}-1"
-    assert (child.status, child.split_from, child.customer_id) == (Status.PENDING, order.order_id, "cus-1")
+    assert (child.status, child.split_from, child.customer_id) == (
+        Status.PENDING,
+        order.order_id,
+        "cus-1",
+    )
     assert [line.line_id for line in child.lines] == ["L2", "L3"]
     assert [line.line_id for line in order.lines] == ["L1"]
     assert order.split_into == [child.order_id]
@@ -127,7 +130,12 @@ line_strategy = st.lists(
 def order_with(lines: list[tuple[int, int]]) -> Order:
     return new_order(
         items=[
-            {"sku": f"S{i}", "name": f"Item {i}", "unit_price": f"{cents // 100}.{cents % 100:02d}", "quantity": qty}
+            {
+                "sku": f"S{i}",
+                "name": f"Item {i}",
+                "unit_price": f"{cents // 100}.{cents % 100:02d}",
+                "quantity": qty,
+            }
             for i, (cents, qty) in enumerate(lines)
         ]
     )
@@ -138,7 +146,9 @@ def test_a_split_keeps_every_cent(lines: list[tuple[int, int]], data: st.DataObj
     order = order_with(lines)
     original = order.subtotal
     ids = [line.line_id for line in order.lines]
-    moving = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=len(ids) - 1, unique=True))
+    moving = data.draw(
+        st.lists(st.sampled_from(ids), min_size=1, max_size=len(ids) - 1, unique=True)
+    )
     child = order.split(moving, now=NOW)
     assert order.subtotal + child.subtotal == original
     assert order.lines
@@ -147,7 +157,9 @@ def test_a_split_keeps_every_cent(lines: list[tuple[int, int]], data: st.DataObj
 
 
 @given(lines=line_strategy, data=st.data())
-def test_edits_keep_totals_exact_and_orders_non_empty(lines: list[tuple[int, int]], data: st.DataObject) -> None:
+def test_edits_keep_totals_exact_and_orders_non_empty(
+    lines: list[tuple[int, int]], data: st.DataObject
+) -> None:
     order = order_with(lines)
     ids = [line.line_id for line in order.lines]
     removing = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=len(ids), unique=True))

@@ -164,6 +164,7 @@ class OrdersHandlers:
         customer: CustomerChoice | None,
     ) -> Order:
         async def change(order: Order) -> list[Envelope]:
+            order.ensure_can_accept()
             customer_id, created = await self._customer_for(order, customer)
             order.accept(now=self.clock(), customer_id=customer_id)
             return [

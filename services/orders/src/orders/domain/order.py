@@ -104,8 +104,11 @@ class Order:
 
     # --- the seller's decisions -----------------------------------------------------------
 
-    def accept(self, *, now: datetime, customer_id: str | None) -> None:
+    def ensure_can_accept(self) -> None:
         self._require(self.status is Status.PENDING, "only a pending order can be accepted")
+
+    def accept(self, *, now: datetime, customer_id: str | None) -> None:
+        self.ensure_can_accept()
         self.status = Status.APPROVED
         if customer_id is not None:
             self.customer_id = customer_id

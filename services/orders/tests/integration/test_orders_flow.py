@@ -1,0 +1,334 @@
+"""The seller's order workflow from the help article, on real Kafka, FerretDB and HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from juniper_shared.testing import placed_order, wait_until
+
+from .conftest import OrdersUnderTest
+
+pytestmark = pytest.mark.integration
+
+SELLER = "seller-flow"
+
+
+async def ungated(service: OrdersUnderTest, seller_id: str = SELLER) -> None:
+    response = await service.http.put(
+        "/v1/seller/settings",
+        json={"buyer_access_requires_approval": False},
+        headers=service.as_seller(seller_id),
+    )
+    assert response.status_code == 200
+
+
+def of_type(kind: str, order_id: str) -> Any:
+    return lambda events: [
+        e
+        for e in events
+        if e["type"] == kind
+        and e["data"].get("order", e["data"].get("parent", {})).get("order_id") == order_id
+    ]
+
+
+async def test_a_gated_seller_never_silently_drops_an_unknown_buyers_order(
+    orders_service: OrdersUnderTest,
+) -> None:
+    order = await orders_service.place_and_wait("seller-gated")
+    assert order["status"] == "rejected"
+    assert order["rejection"]["reason"] == "buyer_not_approved"
+    events = await orders_service.events(of_type("order.rejected", order["order_id"]))
+    rejected = of_type("order.rejected", order["order_id"])(events)
+    assert rejected[0]["data"]["reason"] == "buyer_not_approved"
+    assert rejected[0]["data"]["order"]["buyer"]["email"] == "ada@example.com"
+    assert "card_token" not in str(rejected[0])
+
+
+async def test_the_same_order_placed_twice_is_one_order(orders_service: OrdersUnderTest) -> None:
+    await ungated(orders_service)
+    event = placed_order(seller_id=SELLER)
+    await orders_service.place(event, event)
+    await orders_service.wait_for_order(SELLER, event.data.order_id)
+    second = placed_order(seller_id=SELLER)
+    await orders_service.place(second)
+    await orders_service.wait_for_order(SELLER, second.data.order_id)
+    listing = (
+        await orders_service.http.get("/v1/orders", headers=orders_service.as_seller(SELLER))
+    ).json()
+    assert listing["total_count"] == 2
+    assert [row["order_id"] for row in listing["items"]] == [
+        second.data.order_id,
+        event.data.order_id,
+    ]
+    received = await orders_service.events(lambda events: len(events) >= 2)
+    assert sorted(e["data"]["order"]["order_id"] for e in received) == sorted(
+        [event.data.order_id, second.data.order_id]
+    )
+
+
+async def test_ungated_accept_links_a_new_customer_and_the_buyer_stays_linked(
+    orders_service: OrdersUnderTest,
+) -> None:
+    await ungated(orders_service)
+    seller = orders_service.as_seller(SELLER)
+    order = await orders_service.place_and_wait(SELLER)
+    url = f"/v1/orders/{order['order_id']}/accept"
+
+    refused = await orders_service.http.post(url, headers=seller)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "customer_required"
+
+    accepted = await orders_service.http.post(
+        url,
+        headers=seller,
+        json={"customer": {"create": {"name": "Maple & Co", "email": "buying@maple.example"}}},
+    )
+    assert accepted.status_code == 200, accepted.text
+    body = accepted.json()
+    assert body["status"] == "approved"
+    assert accepted.headers["etag"] == f'"{body["version"]}"'
+    customer = (
+        await orders_service.http.get(f"/v1/customers/{body['customer_id']}", headers=seller)
+    ).json()
+    assert customer["buyer_ids"] == ["buyer-1"]
+
+    next_order = await orders_service.place_and_wait(SELLER)
+    again = await orders_service.http.post(
+        f"/v1/orders/{next_order['order_id']}/accept", headers=seller
+    )
+    assert again.status_code == 200
+    assert again.json()["customer_id"] == body["customer_id"]
+    events = await orders_service.events(of_type("order.accepted", order["order_id"]))
+    assert (
+        of_type("order.accepted", order["order_id"])(events)[0]["data"]["customer_created"] is True
+    )
+
+
+async def test_ungated_accept_can_associate_an_existing_customer(
+    orders_service: OrdersUnderTest,
+) -> None:
+    await ungated(orders_service)
+    seller = orders_service.as_seller(SELLER)
+    created = await orders_service.http.post(
+        "/v1/customers",
+        headers=seller,
+        json={"name": "Harbour Goods", "email": "hello@harbour.example"},
+    )
+    assert created.status_code == 201
+    customer_id = created.json()["customer_id"]
+    order = await orders_service.place_and_wait(
+        SELLER, buyer={"id": "buyer-77", "name": "Bo", "email": "bo@example.com"}
+    )
+    accepted = await orders_service.http.post(
+        f"/v1/orders/{order['order_id']}/accept",
+        headers=seller,
+        json={"customer": {"associate": customer_id}},
+    )
+    assert accepted.status_code == 200
+    assert accepted.json()["customer_id"] == customer_id
+    customer = (
+        await orders_service.http.get(f"/v1/customers/{customer_id}", headers=seller)
+    ).json()
+    assert customer["buyer_ids"] == ["buyer-77"]
+
+
+async def test_reject_with_a_reason_and_message_tells_the_buyer(
+    orders_service: OrdersUnderTest,
+) -> None:
+    await ungated(orders_service)
+    seller = orders_service.as_seller(SELLER)
+    order = await orders_service.place_and_wait(SELLER)
+    response = await orders_service.http.post(
+        f"/v1/orders/{order['order_id']}/reject",
+        headers=seller,
+        json={"reason": "out_of_stock", "message": "The mugs sold out at the trade show."},
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "rejected"
+    events = await orders_service.events(of_type("order.rejected", order["order_id"]))
+    data = of_type("order.rejected", order["order_id"])(events)[0]["data"]
+    assert (data["reason"], data["message"]) == (
+        "out_of_stock",
+        "The mugs sold out at the trade show.",
+    )
+    again = await orders_service.http.post(f"/v1/orders/{order['order_id']}/accept", headers=seller)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "invalid_state"
+
+
+async def test_split_quantities_and_removal_keep_exact_totals(
+    orders_service: OrdersUnderTest,
+) -> None:
+    await ungated(orders_service)
+    seller = orders_service.as_seller(SELLER)
+    order = await orders_service.place_and_wait(
+        SELLER,
+        items=[
+            {"sku": "MUG", "name": "Mug", "unit_price": "12.50", "quantity": 4},
+            {"sku": "TEA", "name": "Tea", "unit_price": "8.00", "quantity": 2},
+            {"sku": "POT", "name": "Teapot", "unit_price": "39.99", "quantity": 1},
+        ],
+        shipping_fee="15.00",
+    )
+    order_id = order["order_id"]
+    assert (order["subtotal"], order["total"]) == ("105.99", "120.99")
+
+    split = await orders_service.http.post(
+        f"/v1/orders/{order_id}/split", headers=seller, json={"line_ids": ["L3"]}
+    )
+    assert split.status_code == 201, split.text
+    child = split.json()
+    assert (child["order_id"], child["status"], child["split_from"]) == (
+        f"{order_id}-1",
+        "pending",
+        order_id,
+    )
+    assert child["subtotal"] == "39.99"
+    parent = (await orders_service.http.get(f"/v1/orders/{order_id}", headers=seller)).json()
+    assert parent["subtotal"] == "66.00"
+    assert parent["split_into"] == [child["order_id"]]
+
+    changed = await orders_service.http.patch(
+        f"/v1/orders/{order_id}/items",
+        headers={**seller, "If-Match": f'"{parent["version"]}"'},
+        json={"items": [{"line_id": "L1", "quantity": 3}, {"line_id": "L2", "quantity": 5}]},
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["subtotal"], changed.json()["total"]) == ("77.50", "92.50")
+
+    stale = await orders_service.http.post(
+        f"/v1/orders/{order_id}/items/remove",
+        headers={**seller, "If-Match": f'"{parent["version"]}"'},
+        json={"line_ids": ["L2"]},
+    )
+    assert stale.status_code == 412
+    assert stale.json()["error"]["code"] == "version_conflict"
+
+    removed = await orders_service.http.post(
+        f"/v1/orders/{order_id}/items/remove", headers=seller, json={"line_ids": ["L2"]}
+    )
+    assert removed.status_code == 200
+    assert [item["line_id"] for item in removed.json()["items"]] == ["L1"]
+    assert removed.json()["total"] == "52.50", removed.json()
+
+    emptying = await orders_service.http.post(
+        f"/v1/orders/{order_id}/items/remove", headers=seller, json={"line_ids": ["L1"]}
+    )
+    assert emptying.status_code == 422
+    accepted_child = await orders_service.http.post(
+        f"/v1/orders/{child['order_id']}/accept",
+        headers=seller,
+        json={"customer": {"create": {"name": "Maple", "email": "m@maple.example"}}},
+    )
+    assert accepted_child.status_code == 200
+    events = await orders_service.events(of_type("order.split", order_id))
+    split_event = of_type("order.split", order_id)(events)[0]["data"]
+    assert split_event["new_order"]["order_id"] == child["order_id"]
+    assert split_event["moved_line_ids"] == ["L3"]
+
+
+async def test_a_retried_post_acts_once_and_returns_the_first_response(
+    orders_service: OrdersUnderTest,
+) -> None:
+    await ungated(orders_service)
+    seller = orders_service.as_seller(SELLER)
+    order = await orders_service.place_and_wait(SELLER)
+    url = f"/v1/orders/{order['order_id']}/split"
+    headers = {**seller, "Idempotency-Key": "split-once"}
+    first = await orders_service.http.post(url, headers=headers, json={"line_ids": ["L2"]})
+    second = await orders_service.http.post(url, headers=headers, json={"line_ids": ["L2"]})
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers.get("idempotent-replayed") == "true"
+    parent = (
+        await orders_service.http.get(f"/v1/orders/{order['order_id']}", headers=seller)
+    ).json()
+    assert parent["split_into"] == [first.json()["order_id"]]
+
+
+async def test_cancel_only_while_approved_and_not_invoiced(orders_service: OrdersUnderTest) -> None:
+    await ungated(orders_service)
+    seller = orders_service.as_seller(SELLER)
+    order = await orders_service.place_and_wait(SELLER)
+    url = f"/v1/orders/{order['order_id']}/cancel"
+    pending = await orders_service.http.post(url, headers=seller, json={"message": "too early"})
+    assert pending.status_code == 409
+    await orders_service.http.post(
+        f"/v1/orders/{order['order_id']}/accept",
+        headers=seller,
+        json={"customer": {"create": {"name": "Maple", "email": "m@maple.example"}}},
+    )
+    cancelled = await orders_service.http.post(
+        url, headers=seller, json={"message": "Buyer asked to cancel"}
+    )
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert [entry["type"] for entry in cancelled.json()["history"]] == [
+        "placed",
+        "accepted",
+        "cancelled",
+    ]
+
+
+async def test_another_sellers_order_does_not_exist_for_you(
+    orders_service: OrdersUnderTest,
+) -> None:
+    await ungated(orders_service)
+    order = await orders_service.place_and_wait(SELLER)
+    intruder = orders_service.as_seller("seller-intruder")
+    for method, path, body in [
+        ("GET", f"/v1/orders/{order['order_id']}", None),
+        ("POST", f"/v1/orders/{order['order_id']}/accept", None),
+        ("POST", f"/v1/orders/{order['order_id']}/reject", {"reason": "other", "message": "x"}),
+        ("POST", f"/v1/orders/{order['order_id']}/split", {"line_ids": ["L1"]}),
+        (
+            "PATCH",
+            f"/v1/orders/{order['order_id']}/items",
+            {"items": [{"line_id": "L1", "quantity": 9}]},
+        ),
+        ("POST", f"/v1/orders/{order['order_id']}/items/remove", {"line_ids": ["L1"]}),
+        ("POST", f"/v1/orders/{order['order_id']}/cancel", {"message": "x"}),
+    ]:
+        response = await orders_service.http.request(method, path, headers=intruder, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"]["code"] == "not_found"
+    listing = (await orders_service.http.get("/v1/orders", headers=intruder)).json()
+    assert listing["total_count"] == 0
+    unchanged = await orders_service.wait_for_order(SELLER, order["order_id"])
+    assert unchanged["version"] == order["version"]
+    anonymous = await orders_service.http.get(f"/v1/orders/{order['order_id']}")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "unauthorized"
+
+
+async def test_poison_goes_to_the_dlq_and_the_partition_keeps_flowing(
+    orders_service: OrdersUnderTest,
+) -> None:
+    from juniper_shared.testing import publish_raw, read_topic
+
+    await ungated(orders_service)
+    good = placed_order(seller_id=SELLER)
+    await publish_raw(
+        orders_service.settings.kafka_bootstrap_servers,
+        orders_service.topic("orders.placed"),
+        [(b"k", b"{not json"), (b"k", b'{"type": "order.placed", "data": {"order_id": 1}}')],
+    )
+    await orders_service.place(good)
+    await orders_service.wait_for_order(SELLER, good.data.order_id)
+    dead = await read_topic(
+        orders_service.settings.kafka_bootstrap_servers,
+        orders_service.topic("orders.placed.dlq"),
+        until=lambda records: len(records) >= 2,
+    )
+    assert [dict(r.headers)["dlq-error"].decode().split(":")[0] for r in dead] == [
+        "not JSON",
+        "invalid event",
+    ]
+    metrics = (await orders_service.http.get("/metrics")).text
+    assert 'jm_dead_letters_total{topic="orders.placed"}' in metrics
+    await wait_until(lambda: _ready(orders_service), equals=200)
+
+
+async def _ready(service: OrdersUnderTest) -> int:
+    return (await service.http.get("/readyz")).status_code
