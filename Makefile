@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := uv
 export UV_LINK_MODE ?= copy
 
-.PHONY: help install lint format test test-unit up down infra-up infra-down infra-status asyncapi
+.PHONY: help install lint format test test-unit up down status infra-up infra-down infra-status asyncapi
 
 help: ## List the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,15 @@ test: install ## Start Kafka + FerretDB on PostgreSQL, run all tests, stop what 
 
 test-unit: install ## Fast tests with no infrastructure
 	$(UV) run --frozen pytest -m "not integration"
+
+up: install ## Start infrastructure and every service in the background; prints where to look
+	@bash scripts/stack.sh up
+
+down: ## Stop the services and the infrastructure that `make up` started
+	@bash scripts/stack.sh down
+
+status: ## What runs
+	@bash scripts/stack.sh status
 
 infra-up: ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
 	@bash deploy/local/infra.sh up

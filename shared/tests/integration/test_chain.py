@@ -119,7 +119,12 @@ async def test_poison_goes_to_the_dlq_and_the_next_good_order_is_still_stored(
 ) -> None:
     good = placed_order()
     invalid = json.dumps(
-        {"type": "order.placed", "seller_id": "s", "producer": "checkout", "data": placed_order_data(currency="XXX")}
+        {
+            "type": "order.placed",
+            "seller_id": "s",
+            "producer": "checkout",
+            "data": placed_order_data(currency="XXX"),
+        }
     ).encode()
     broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
     try:
