@@ -4,7 +4,8 @@ SHELL := /bin/bash
 UV := uv
 export UV_LINK_MODE ?= copy
 
-.PHONY: help install lint format test test-unit up down status infra-up infra-down infra-status asyncapi
+# Benchmarks need the infrastructure: make infra-up first.
+.PHONY: bench bench-orders help install lint format test test-unit up down status infra-up infra-down infra-status asyncapi
 
 help: ## List the tasks
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,3 +50,9 @@ infra-status: ## Show what runs
 
 asyncapi: install ## Generate the AsyncAPI documents from the contracts into docs/asyncapi/
 	$(UV) run --frozen python -m juniper_shared.contracts.asyncapi docs/asyncapi
+
+bench-orders: install ## Orders ingestion rate and accept latency beside their ceilings (JSON in bench/results/)
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
+		$(UV) run --frozen python bench/orders_bench.py
+
+bench: bench-orders ## Every benchmark

@@ -11,6 +11,7 @@ from juniper_shared.runtime import Runtime
 
 from orders.adapters.mongo import (
     ORDERS,
+    KafkaEventSink,
     MongoCustomers,
     MongoOrders,
     MongoSellerSettings,
@@ -31,6 +32,7 @@ def build_app(settings: OrdersSettings) -> FastAPI:
         orders=MongoOrders(runtime.db, runtime.relay),
         customers=MongoCustomers(runtime.db),
         seller_settings=MongoSellerSettings(runtime.db),
+        publisher=KafkaEventSink(runtime.publisher),
     )
     register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
 

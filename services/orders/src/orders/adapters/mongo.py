@@ -7,7 +7,7 @@ from typing import Any
 
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
-from juniper_shared.kafka import OutgoingMessage
+from juniper_shared.kafka import EventPublisher, OutgoingMessage
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -86,20 +86,15 @@ class MongoOrders:
             raise VersionConflict(current["version"] if current else None)
         self._relay.notify(ORDERS, order_id, messages)
 
-    async def add_placed(self, placed: Sequence[tuple[Order, Envelope]]) -> int:
+    async def add_placed(self, orders: Sequence[Order]) -> list[str]:
         documents = []
-        messages: dict[str, OutgoingMessage] = {}
-        for order, event in placed:
-            message = OutgoingMessage.of(event)
+        for order in orders:
             document = order_to_document(order)
-            document[OUTBOX_FIELD] = [outbox_entry(message)]
+            document[OUTBOX_FIELD] = []
             document[PROCESSED_FIELD] = []
             documents.append(document)
-            messages[order.order_id] = message
         inserted = await insert_new(self._orders, documents)
-        for document in inserted:
-            self._relay.notify(ORDERS, document["_id"], [messages[document["_id"]]])
-        return len(inserted)
+        return [document["_id"] for document in inserted]
 
     async def add_split(self, child: Order) -> None:
         document = order_to_document(child)
@@ -194,3 +189,13 @@ class MongoSellerSettings:
         await self._settings.update_one(
             {"_id": seller_id}, {"$set": {"buyer_access_requires_approval": value}}, upsert=True
         )
+
+
+class KafkaEventSink:
+    """Publishes events straight away (the ingestion path, which needs no outbox)."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        await self._publisher.publish([OutgoingMessage.of(event) for event in events])

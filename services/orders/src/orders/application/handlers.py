@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from juniper_shared.logs import correlation_id
 from orders.application.events import PRODUCER, snapshot
 from orders.application.ports import (
     CustomerRepository,
+    EventSink,
     OrderRepository,
     Page,
     SellerSettingsRepository,
@@ -82,12 +84,18 @@ class OrdersHandlers:
     orders: OrderRepository
     customers: CustomerRepository
     seller_settings: SellerSettingsRepository
+    publisher: EventSink
     clock: Clock = utc_now
 
     # --- ingestion ------------------------------------------------------------------------
 
     async def ingest_placed(self, placed: Sequence[OrderPlaced]) -> int:
-        """Store a batch of placed orders once each; returns how many were new."""
+        """Store a batch of placed orders once each and publish what happened to each.
+
+        No outbox here: the consumer publishes before its offsets are committed, so a crash
+        redelivers the batch and the events go out again with the same deterministic ids.
+        Returns how many orders were new.
+        """
         unique = list({event.data.order_id: event for event in placed}.values())
         sellers = {event.data.seller_id for event in unique}
         gated = dict(
@@ -110,7 +118,8 @@ class OrdersHandlers:
             )
         )
         now = self.clock()
-        stored: list[tuple[Order, Envelope]] = []
+        orders: list[Order] = []
+        causes: dict[str, OrderPlaced] = {}
         for event in unique:
             data = event.data
             customer_id = linked.get((data.seller_id, data.buyer.id))
@@ -122,25 +131,38 @@ class OrdersHandlers:
                 now=now,
             )
             order.customer_id = customer_id
-            stored.append((order, self._placed_event(order, cause=event)))
-        return await self.orders.add_placed(stored)
+            orders.append(order)
+            causes[order.order_id] = event
+        new_ids = set(await self.orders.add_placed(orders))
+        # An order already stored may be a redelivery after a crash that came before its event
+        # was published: publish its first event again, as it was stored, unless it moved on.
+        stored_before = [
+            order
+            for order in await asyncio.gather(
+                *(self.orders.get(o.order_id) for o in orders if o.order_id not in new_ids)
+            )
+            if order is not None and order.version == 1
+        ]
+        events = [
+            self._placed_event(order, cause=causes[order.order_id])
+            for order in [o for o in orders if o.order_id in new_ids] + stored_before
+        ]
+        await self.publisher.publish(events)
+        return len(new_ids)
 
     def _placed_event(self, order: Order, *, cause: OrderPlaced) -> Envelope:
+        # Deterministic: a republished first event is recognisably the same event.
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"junipermarket:orders:{order.order_id}:placed")
         if order.status is Status.REJECTED:
             assert order.rejection is not None
-            return _envelope(
-                OrderRejected,
-                order,
-                OrderRejectedData(
-                    order=snapshot(order),
-                    reason=order.rejection["reason"],
-                    message=order.rejection["message"],
-                ),
-                cause=cause,
+            data: Any = OrderRejectedData(
+                order=snapshot(order),
+                reason=order.rejection["reason"],
+                message=order.rejection["message"],
             )
-        return _envelope(
-            OrderReceived, order, OrderReceivedData(order=snapshot(order)), cause=cause
-        )
+            return _envelope(OrderRejected, order, data, cause=cause, event_id=event_id)
+        data = OrderReceivedData(order=snapshot(order))
+        return _envelope(OrderReceived, order, data, cause=cause, event_id=event_id)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -348,9 +370,15 @@ class OrdersHandlers:
 
 
 def _envelope(
-    kind: type[Envelope], order: Order, data: Any, *, cause: Envelope | None = None
+    kind: type[Envelope],
+    order: Order,
+    data: Any,
+    *,
+    cause: Envelope | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> Envelope:
     return kind(  # type: ignore[call-arg]  # `type` defaults per event class
+        event_id=event_id or uuid.uuid4(),
         producer=PRODUCER,
         seller_id=order.seller_id,
         correlation_id=(cause.correlation_id if cause else "") or correlation_id.get(),

@@ -38,8 +38,8 @@ class OrderRepository(Protocol):
     ) -> None:
         """Store the order (guarded by the version it was read at) and its events in one write."""
 
-    async def add_placed(self, placed: Sequence[tuple[Order, Envelope]]) -> int:
-        """Insert new orders; those already there are left alone. Returns how many were new."""
+    async def add_placed(self, orders: Sequence[Order]) -> list[str]:
+        """Insert new orders; those already there are left alone. Returns the new ids."""
 
     async def add_split(self, child: Order) -> None:
         """Store an order split off another, not yet visible until `reveal` (the parent commits first)."""
@@ -69,3 +69,8 @@ class SellerSettingsRepository(Protocol):
         """'Buyer Access Requires Approval'; a seller who never set it is gated."""
 
     async def set_requires_approval(self, seller_id: str, value: bool) -> None: ...
+
+
+class EventSink(Protocol):
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        """Publish now and return once Kafka has every event."""
