@@ -128,7 +128,7 @@ ORDERS_PLACED = Topic(
     key="order id",
     writer="checkout",
     events=(OrderPlaced,),
-    readers=("orders",),
+    readers=("orders", "payments"),
     description="Orders buyers placed, published by the platform's checkout.",
 )
 ORDERS_EVENTS = Topic(
@@ -136,7 +136,7 @@ ORDERS_EVENTS = Topic(
     key="order id",
     writer="orders",
     events=(OrderReceived, OrderAccepted, OrderRejected, OrderSplit, OrderUpdated, OrderCancelled),
-    readers=("invoicing", "notifications"),
+    readers=("invoicing", "notifications", "payments"),
     description="Everything that happens to an order after it is placed.",
 )
 INVOICES_EVENTS = Topic(
@@ -152,7 +152,7 @@ PAYMENTS_EVENTS = Topic(
     key="invoice id",
     writer="payments",
     events=(PaymentSucceeded, PaymentFailed),
-    readers=("invoicing", "notifications"),
+    readers=("invoicing",),
     description="Outcome of each card charge attempt.",
 )
 

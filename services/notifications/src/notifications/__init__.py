@@ -1,0 +1,1 @@
+"""Notifications service: emails the buyer about their orders and invoices."""

@@ -1,0 +1,5 @@
+"""`python -m notifications` starts the notifications service (HTTP + Kafka consumers)."""
+
+from notifications.bootstrap import main
+
+main()

@@ -1,0 +1,145 @@
+"""Sending over SMTP with aiosmtplib: one connection per session, transient faults retried."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+
+import aiosmtplib
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from notifications.domain.delivery import Outcome, SendResult, is_transient_reply
+from notifications.metrics import SMTP_RETRIES
+from notifications.settings import NotificationsSettings
+
+# aiosmtplib's send_message flattens with email.policy.SMTP, which folds a long Subject right
+# after "Subject:" (parsers then read it with a leading space); fold only at RFC 5322's limit.
+WIRE_POLICY = SMTP_POLICY.clone(max_line_length=998)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth trying again: the server is unreachable, slow, or answered 4xx ("try later").
+
+    A refused login is treated as transient too: it is the relay's configuration, not the
+    email, that is wrong, so the email waits (pending) until an operator fixes it.
+    """
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError | aiosmtplib.SMTPConnectError):
+        return True
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return any(is_transient_reply(refused.code) for refused in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return is_transient_reply(error.code)
+    return isinstance(error, ConnectionError | TimeoutError | OSError)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Refused for good (5xx reply, unsupported message): retrying cannot help."""
+    return isinstance(error, aiosmtplib.SMTPException) and not is_transient(error)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{refused.recipient}: {refused.code} {refused.message}" for refused in error.recipients
+        )[:500]
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return f"{error.code} {error.message}"[:500]
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+class SmtpMailer:
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self._settings = settings
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[SmtpSession]:
+        session = SmtpSession(self._settings)
+        try:
+            yield session
+        finally:
+            await session.close()
+
+
+class SmtpSession:
+    """One SMTP connection, opened on the first send and again after a connection fault."""
+
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self._settings = settings
+        self._sender = settings.sender().addr_spec
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def send(self, message: EmailMessage, *, recipient: str) -> SendResult:
+        settings = self._settings
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(settings.smtp_retry_attempts)
+            | stop_before_delay(settings.smtp_retry_max_seconds),
+            wait=wait_exponential_jitter(
+                multiplier=0.2, max=max(settings.smtp_retry_max_seconds / 4, 0.2), jitter=0.2
+            ),
+            retry=retry_if_exception(is_transient),
+            before_sleep=_count_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    await self._send_once(message, recipient)
+        except Exception as error:
+            if is_transient(error):
+                return SendResult(Outcome.DEFERRED, attempts, describe(error))
+            if is_permanent(error):
+                return SendResult(Outcome.FAILED, attempts, describe(error))
+            raise
+        return SendResult(Outcome.SENT, attempts)
+
+    async def _send_once(self, message: EmailMessage, recipient: str) -> None:
+        try:
+            client = await self._connected()
+            # The envelope names the recipient explicitly: headers never decide where mail goes.
+            await client.sendmail(self._sender, [recipient], message.as_bytes(policy=WIRE_POLICY))
+        except Exception as error:
+            if is_transient(error):
+                await self.close()
+            raise
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        settings = self._settings
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username or None,
+            password=password,
+            use_tls=settings.smtp_tls,
+            start_tls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+        await client.connect()
+        self._client = client
+        return client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None or not client.is_connected:
+            return
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+
+
+def _count_retry(_: RetryCallState) -> None:
+    SMTP_RETRIES.inc()

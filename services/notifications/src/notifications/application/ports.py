@@ -1,0 +1,48 @@
+"""What the handlers need from the outside world."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from notifications.domain.delivery import SendResult
+from notifications.domain.notices import Notice
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    event_id: str
+    template: str
+    to: str
+    status: str
+    attempts: int
+    sent_at: datetime | None
+
+
+class DeliveryLog(Protocol):
+    async def open(self, notices: Sequence[Notice], *, now: datetime) -> list[Notice]:
+        """Record a pending delivery per notice (one per event id); return the notices still to
+        send: the new ones and those an earlier try left pending."""
+
+    async def record(self, notice: Notice, result: SendResult, *, now: datetime) -> None:
+        """Store what one delivery came to, in one update."""
+
+    async def for_order(self, seller_id: str, order_id: str) -> list[DeliveryView]: ...
+
+
+class MailSession(Protocol):
+    async def send(self, message: EmailMessage, *, recipient: str) -> SendResult:
+        """Send one message over this session's connection, retrying transient faults (bounded)."""
+
+
+class Mailer(Protocol):
+    def session(self) -> AbstractAsyncContextManager[MailSession]:
+        """One connection to the mail server, opened on first use and closed on exit."""
+
+
+class Composer(Protocol):
+    def __call__(self, notice: Notice, *, now: datetime) -> EmailMessage: ...

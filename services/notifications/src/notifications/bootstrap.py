@@ -1,0 +1,56 @@
+"""The composition root: wires settings, adapters, handlers and entrypoints into one app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from juniper_shared.http import create_app
+from juniper_shared.logs import configure_logging
+from juniper_shared.runtime import Runtime
+
+from notifications.adapters.mongo import MongoDeliveryLog, create_indexes
+from notifications.adapters.rendering import EmailComposer
+from notifications.adapters.smtp import SmtpMailer
+from notifications.application.handlers import NotificationHandlers
+from notifications.entrypoints.http import build_router
+from notifications.entrypoints.kafka import register_subscribers
+from notifications.settings import NotificationsSettings
+
+SERVICE = "notifications"
+
+
+def build_app(settings: NotificationsSettings) -> FastAPI:
+    # Notifications publishes nothing, so it has no outbox collections.
+    runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[])
+    handlers = NotificationHandlers(
+        deliveries=MongoDeliveryLog(runtime.db),
+        mailer=SmtpMailer(settings),
+        compose=EmailComposer(sender=settings.sender()),
+        concurrency=settings.smtp_concurrency,
+    )
+    register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
+
+    async def on_start() -> None:
+        await create_indexes(runtime.db)
+
+    app = create_app(
+        title="JuniperMarket Notifications",
+        version="1.0.0",
+        description="Emails to buyers about their orders and invoices, and their delivery log.",
+        jwt_secret=settings.auth_jwt_secret.get_secret_value(),
+        lifespan=runtime.lifespan(on_start),
+        readiness=runtime.readiness(),
+    )
+    app.state.runtime = runtime
+    app.state.handlers = handlers
+    app.include_router(build_router(handlers))
+    return app
+
+
+def main() -> None:
+    import asyncio
+
+    from juniper_shared.http import serve
+
+    settings = NotificationsSettings()
+    configure_logging(SERVICE, settings.log_level)
+    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))

@@ -1,0 +1,1 @@
+"""Pure rules: what to tell the buyer, with no I/O."""

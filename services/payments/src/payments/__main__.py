@@ -1,0 +1,5 @@
+"""`python -m payments` starts the payments service (HTTP + Kafka consumers + charge runner)."""
+
+from payments.bootstrap import main
+
+main()

@@ -1,0 +1,184 @@
+"""MongoDB repositories, written for FerretDB's limits: single-document atomic writes only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from juniper_shared.contracts.events import Envelope
+from juniper_shared.inbox import PROCESSED_FIELD, insert_new
+from juniper_shared.kafka import OutgoingMessage
+from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from payments.application.ports import PlacedCard, StoredCard, VersionConflict
+from payments.domain.payment import Attempt, AttemptStatus, Card, Payment
+
+Document = dict[str, Any]
+
+PAYMENTS = "payments"
+CARD_VAULT = "card_vault"
+MAX_SPLIT_DEPTH = 20
+"""Splits of splits are followed this far up to the order the card was placed with."""
+
+
+async def create_indexes(db: AsyncDatabase[Document]) -> None:
+    """For the pending scan (MongoDB uses it; FerretDB 1.x scans but accepts it)."""
+    await db[PAYMENTS].create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
+
+
+def payment_to_document(payment: Payment, *, now: datetime) -> Document:
+    return {
+        "_id": payment.invoice_id,
+        "seller_id": payment.seller_id,
+        "order_id": payment.order_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "method": payment.method,
+        "card": {"brand": payment.card.brand, "last4": payment.card.last4}
+        if payment.card
+        else None,
+        "status": payment.status.value,
+        "attempts": [_attempt_to_document(attempt) for attempt in payment.attempts],
+        "version": payment.version,
+        "correlation_id": payment.correlation_id,
+        "updated_at": now,
+    }
+
+
+def _attempt_to_document(attempt: Attempt) -> Document:
+    return {
+        "attempt": attempt.attempt,
+        "idempotency_key": attempt.idempotency_key,
+        "status": attempt.status.value,
+        "reason": attempt.reason,
+        "retryable": attempt.retryable,
+        "processor_ref": attempt.processor_ref,
+        "at": attempt.at,
+    }
+
+
+def payment_from_document(document: Document) -> Payment:
+    card = document.get("card")
+    return Payment(
+        invoice_id=document["_id"],
+        seller_id=document["seller_id"],
+        order_id=document["order_id"],
+        amount=int(document["amount"]),
+        currency=document["currency"],
+        method=document["method"],
+        card=Card(brand=card["brand"], last4=card["last4"]) if card else None,
+        attempts=[
+            Attempt(
+                attempt=int(item["attempt"]),
+                idempotency_key=item["idempotency_key"],
+                status=AttemptStatus(item["status"]),
+                at=item["at"],
+                reason=item.get("reason"),
+                retryable=bool(item.get("retryable")),
+                processor_ref=item.get("processor_ref"),
+            )
+            for item in document["attempts"]
+        ],
+        version=int(document["version"]),
+        correlation_id=document.get("correlation_id") or "",
+    )
+
+
+class MongoPayments:
+    def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay) -> None:
+        self._payments: AsyncCollection[Document] = db[PAYMENTS]
+        self._relay = relay
+
+    async def get(self, invoice_id: str) -> Payment | None:
+        document = await self._payments.find_one(
+            {"_id": invoice_id}, {OUTBOX_FIELD: 0, PROCESSED_FIELD: 0}
+        )
+        return payment_from_document(document) if document else None
+
+    async def add_new(self, payments: Sequence[tuple[Payment, str]]) -> list[str]:
+        documents = []
+        for payment, event_id in payments:
+            document = payment_to_document(payment, now=payment.last_attempt.at)
+            document[OUTBOX_FIELD] = []
+            document[PROCESSED_FIELD] = [event_id]
+            documents.append(document)
+        return [document["_id"] for document in await insert_new(self._payments, documents)]
+
+    async def save(self, payment: Payment, events: Sequence[Envelope]) -> None:
+        """One change since the read: guarded by the version before it (`version - 1`)."""
+        document = payment_to_document(payment, now=payment.last_attempt.at)
+        invoice_id = document.pop("_id")
+        messages = [OutgoingMessage.of(event) for event in events]
+        update: Document = {"$set": document}
+        if messages:
+            update["$push"] = {
+                OUTBOX_FIELD: {"$each": [outbox_entry(message) for message in messages]}
+            }
+        result = await self._payments.update_one(
+            {"_id": invoice_id, "version": payment.version - 1}, update
+        )
+        if result.matched_count == 0:
+            raise VersionConflict(invoice_id)
+        self._relay.notify(PAYMENTS, invoice_id, messages)
+
+    async def pending(self, *, since_before: datetime, limit: int) -> list[str]:
+        cursor = self._payments.find(
+            {"status": AttemptStatus.PENDING.value, "updated_at": {"$lt": since_before}},
+            {"_id": 1},
+        ).limit(limit)
+        return [document["_id"] async for document in cursor]
+
+
+class MongoCardVault:
+    """Card tokens by order id: `{_id, seller_id, card_token, brand, last4}` for placed orders,
+    `{_id, seller_id, parent_id}` for an order split off another (it pays with the parent's card)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._cards: AsyncCollection[Document] = db[CARD_VAULT]
+
+    async def add_placed(self, cards: Sequence[PlacedCard]) -> None:
+        await insert_new(
+            self._cards,
+            [
+                {
+                    "_id": card.order_id,
+                    "seller_id": card.seller_id,
+                    "card_token": card.card_token,
+                    "brand": card.brand,
+                    "last4": card.last4,
+                }
+                for card in cards
+            ],
+        )
+
+    async def add_split(self, links: Sequence[tuple[str, str, str]]) -> None:
+        await insert_new(
+            self._cards,
+            [
+                {"_id": child, "seller_id": seller_id, "parent_id": parent}
+                for child, parent, seller_id in links
+            ],
+        )
+
+    async def card_for(self, order_id: str) -> StoredCard | None:
+        """Follows split links up to the placed order; None while any link is still missing."""
+        current: str | None = order_id
+        for _ in range(MAX_SPLIT_DEPTH):
+            document = await self._cards.find_one({"_id": current})
+            if document is None:
+                return None
+            if document.get("card_token"):
+                return StoredCard(
+                    seller_id=document["seller_id"],
+                    card_token=document["card_token"],
+                    brand=document.get("brand", ""),
+                    last4=document.get("last4", ""),
+                )
+            current = document.get("parent_id")
+            if current is None:
+                return None
+        return None

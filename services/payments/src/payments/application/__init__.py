@@ -1,0 +1,1 @@
+"""Handlers for invoice events and the seller's retry; ports the adapters implement."""

@@ -1,0 +1,292 @@
+"""Charging issued invoices, keeping the card vault, and the seller's retry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from juniper_shared.contracts.common import CardSummary, CreditCard
+from juniper_shared.contracts.events import (
+    Envelope,
+    InvoiceIssued,
+    OrderPlaced,
+    OrderSplit,
+    PaymentFailed,
+    PaymentFailedData,
+    PaymentSucceeded,
+    PaymentSucceededData,
+)
+from juniper_shared.contracts.money import from_minor, to_minor
+from juniper_shared.logs import correlation_id
+
+from payments.application.ports import (
+    CardProcessor,
+    CardVault,
+    ChargeRequest,
+    PaymentRepository,
+    PlacedCard,
+    ProcessorRejected,
+    ProcessorUnavailable,
+    Scheduler,
+    StoredCard,
+    VersionConflict,
+)
+from payments.domain.errors import InvalidState, NotFound
+from payments.domain.payment import CREDIT_CARD, Attempt, AttemptStatus, Card, Payment
+from payments.metrics import PAYMENT_OUTCOMES
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "payments"
+SAVE_RETRIES = 3
+"""A write that races another write to the same payment is redone on fresh state this often."""
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    approved: bool
+    processor_ref: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class PaymentsHandlers:
+    payments: PaymentRepository
+    vault: CardVault
+    processor: CardProcessor
+    scheduler: Scheduler
+    card_waits: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    """Pauses while an invoice's card has not reached the vault yet (topics are independent)."""
+    clock: Clock = utc_now
+    sleep: Sleep = asyncio.sleep
+
+    # --- the card vault -------------------------------------------------------------------
+
+    async def record_placed_cards(self, placed: Sequence[OrderPlaced]) -> None:
+        """Keep the token of every order placed with a card; events carry brand and last4 only."""
+        cards = [
+            PlacedCard(
+                order_id=event.data.order_id,
+                seller_id=event.data.seller_id,
+                card_token=event.data.payment_method.card_token,
+                brand=event.data.payment_method.brand,
+                last4=event.data.payment_method.last4,
+            )
+            for event in placed
+            if isinstance(event.data.payment_method, CreditCard)
+        ]
+        await self.vault.add_placed(list({card.order_id: card for card in cards}.values()))
+
+    async def record_splits(self, splits: Sequence[OrderSplit]) -> None:
+        """An order split off another pays with the same card."""
+        links = {
+            event.data.new_order.order_id: (
+                event.data.new_order.order_id,
+                event.data.parent.order_id,
+                event.data.parent.seller_id,
+            )
+            for event in splits
+            if isinstance(event.data.parent.payment_method, CardSummary)
+        }
+        await self.vault.add_split(list(links.values()))
+
+    # --- invoices -------------------------------------------------------------------------
+
+    async def on_invoices_issued(self, issued: Sequence[InvoiceIssued]) -> None:
+        """Store attempt 1 of each new invoice (pending for cards), then charge in the background.
+
+        A redelivered invoice finds its payment stored: no new attempt; a pending one is resumed
+        with its stored idempotency key.
+        """
+        now = self.clock()
+        unique = {event.data.invoice_id: event for event in issued}
+        new = [(_payment_for(event, now=now), str(event.event_id)) for event in unique.values()]
+        inserted = set(await self.payments.add_new(new))
+        for payment, _ in new:
+            if payment.invoice_id in inserted and payment.method != CREDIT_CARD:
+                PAYMENT_OUTCOMES.labels(AttemptStatus.NOT_APPLICABLE.value, "").inc()
+            if payment.method == CREDIT_CARD:
+                self._schedule(payment.invoice_id)
+
+    async def resume_pending(self, *, older_than: timedelta, limit: int = 100) -> int:
+        """Charge again (same key) attempts a crash or a lost process left pending."""
+        invoice_ids = await self.payments.pending(
+            since_before=self.clock() - older_than, limit=limit
+        )
+        for invoice_id in invoice_ids:
+            self._schedule(invoice_id)
+        return len(invoice_ids)
+
+    def _schedule(self, invoice_id: str) -> None:
+        self.scheduler.submit(invoice_id, lambda: self.charge_pending(invoice_id))
+
+    async def charge_pending(self, invoice_id: str) -> None:
+        """Charge the pending attempt of an invoice, then store its outcome and event at once."""
+        payment = await self.payments.get(invoice_id)
+        attempt = payment.pending_attempt() if payment is not None else None
+        if payment is None or attempt is None:
+            return
+        token = correlation_id.set(payment.correlation_id)
+        try:
+            outcome = await self._charge(payment, attempt)
+            await self._record(payment, attempt.attempt, outcome)
+        finally:
+            correlation_id.reset(token)
+
+    async def _charge(self, payment: Payment, attempt: Attempt) -> Outcome:
+        card = await self._card(payment)
+        if card is None:
+            return Outcome(approved=False, reason="card_unavailable")
+        request = ChargeRequest(
+            amount=str(from_minor(payment.amount, payment.currency)),
+            currency=payment.currency,
+            card_token=card.card_token,
+            reference=payment.invoice_id,
+            idempotency_key=attempt.idempotency_key,
+            description=f"Invoice {payment.invoice_id} (order {payment.order_id})",
+        )
+        try:
+            result = await self.processor.charge(request)
+        except ProcessorUnavailable as error:
+            log.warning("card processor unavailable for %s: %s", payment.invoice_id, error)
+            return Outcome(approved=False, reason="processor_unavailable")
+        except ProcessorRejected as error:
+            log.error("card processor refused the charge for %s: %s", payment.invoice_id, error)
+            return Outcome(approved=False, reason="processor_error")
+        if result.approved:
+            return Outcome(approved=True, processor_ref=result.processor_ref)
+        return Outcome(
+            approved=False,
+            processor_ref=result.processor_ref,
+            reason=result.decline_code or "card_declined",
+        )
+
+    async def _card(self, payment: Payment) -> StoredCard | None:
+        """The invoice's card, waiting a bounded while for the vault to catch up."""
+        for pause in (*self.card_waits, None):
+            card = await self.vault.card_for(payment.order_id)
+            if card is not None and card.seller_id == payment.seller_id:
+                return card
+            if pause is None:
+                return None
+            await self.sleep(pause)
+        return None
+
+    async def _record(self, payment: Payment, attempt: int, outcome: Outcome) -> None:
+        current: Payment | None = payment
+        for _ in range(SAVE_RETRIES):
+            if current is None or current.pending_attempt() is None:
+                return  # another process recorded this attempt already
+            now = self.clock()
+            if outcome.approved:
+                assert outcome.processor_ref is not None
+                ended = current.succeed(attempt, processor_ref=outcome.processor_ref, now=now)
+            else:
+                assert outcome.reason is not None
+                ended = current.fail(
+                    attempt, reason=outcome.reason, processor_ref=outcome.processor_ref, now=now
+                )
+            try:
+                await self.payments.save(current, [_outcome_event(current, ended)])
+            except VersionConflict:
+                current = await self.payments.get(payment.invoice_id)
+                continue
+            PAYMENT_OUTCOMES.labels(ended.status.value, ended.reason or "").inc()
+            if ended.status is AttemptStatus.FAILED:
+                log.info(
+                    "payment of %s failed (attempt %d, %s)",
+                    payment.invoice_id,
+                    attempt,
+                    ended.reason,
+                )
+            return
+        raise RuntimeError(f"payment {payment.invoice_id} kept changing; it stays pending")
+
+    # --- the seller -----------------------------------------------------------------------
+
+    async def payment(self, seller_id: str, invoice_id: str) -> Payment:
+        payment = await self.payments.get(invoice_id)
+        if payment is None or payment.seller_id != seller_id:
+            raise NotFound(f"no payment for invoice {invoice_id}")
+        return payment
+
+    async def retry(self, seller_id: str, invoice_id: str) -> Attempt:
+        """A new attempt with a new key, stored pending, then charged in the background."""
+        for _ in range(SAVE_RETRIES):
+            payment = await self.payment(seller_id, invoice_id)
+            payment.correlation_id = correlation_id.get() or payment.correlation_id
+            attempt = payment.start_retry(now=self.clock())
+            try:
+                await self.payments.save(payment, [])
+            except VersionConflict:
+                continue  # the outcome of the last attempt or another retry got there first
+            self._schedule(invoice_id)
+            return attempt
+        raise InvalidState("the payment is changing; look again")
+
+
+def _payment_for(event: InvoiceIssued, *, now: datetime) -> Payment:
+    data = event.data
+    method = data.payment_method
+    return Payment.for_invoice(
+        invoice_id=data.invoice_id,
+        seller_id=data.seller_id,
+        order_id=data.order_id,
+        amount=to_minor(data.amount, data.currency),
+        currency=data.currency,
+        method=method.type,
+        card=Card(brand=method.brand, last4=method.last4)
+        if isinstance(method, CardSummary)
+        else None,
+        now=now,
+        correlation_id=event.correlation_id or str(event.event_id),
+    )
+
+
+def _outcome_event(payment: Payment, attempt: Attempt) -> Envelope:
+    amount = from_minor(payment.amount, payment.currency)
+    if attempt.status is AttemptStatus.SUCCEEDED:
+        assert attempt.processor_ref is not None
+        card = payment.card
+        return PaymentSucceeded(
+            producer=PRODUCER,
+            seller_id=payment.seller_id,
+            correlation_id=payment.correlation_id,
+            data=PaymentSucceededData(
+                invoice_id=payment.invoice_id,
+                order_id=payment.order_id,
+                attempt=attempt.attempt,
+                amount=amount,
+                currency=payment.currency,
+                processor_ref=attempt.processor_ref,
+                card=CardSummary(type="credit_card", brand=card.brand, last4=card.last4)
+                if card
+                else None,
+            ),
+        )
+    assert attempt.reason is not None
+    return PaymentFailed(
+        producer=PRODUCER,
+        seller_id=payment.seller_id,
+        correlation_id=payment.correlation_id,
+        data=PaymentFailedData(
+            invoice_id=payment.invoice_id,
+            order_id=payment.order_id,
+            attempt=attempt.attempt,
+            amount=amount,
+            currency=payment.currency,
+            reason=attempt.reason,
+            retryable=attempt.retryable,
+            processor_ref=attempt.processor_ref,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""HTTP routes and Kafka subscribers: translate, call a handler, nothing else."""

@@ -1,0 +1,46 @@
+"""Kafka subscribers: cards from placed orders and splits, issued invoices to charge."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+from juniper_shared.contracts.events import Envelope, InvoiceIssued, OrderPlaced, OrderSplit
+from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_EVENTS, ORDERS_PLACED
+from juniper_shared.kafka import DeadLetters, consume_batches
+from juniper_shared.settings import ServiceSettings
+
+from payments.application.handlers import PaymentsHandlers
+
+GROUP_ID = "payments"
+
+
+def register_subscribers(
+    broker: KafkaBroker,
+    handlers: PaymentsHandlers,
+    dead_letters: DeadLetters,
+    settings: ServiceSettings,
+) -> None:
+    async def on_orders_placed(events: list[Envelope]) -> None:
+        await handlers.record_placed_cards([e for e in events if isinstance(e, OrderPlaced)])
+
+    async def on_order_split(events: list[Envelope]) -> None:
+        await handlers.record_splits([e for e in events if isinstance(e, OrderSplit)])
+
+    async def on_invoice_issued(events: list[Envelope]) -> None:
+        await handlers.on_invoices_issued([e for e in events if isinstance(e, InvoiceIssued)])
+
+    common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
+    consume_batches(broker, ORDERS_PLACED, on_orders_placed, **common)  # type: ignore[arg-type]
+    consume_batches(
+        broker,
+        ORDERS_EVENTS,
+        on_order_split,
+        handles=frozenset({"order.split"}),
+        **common,  # type: ignore[arg-type]
+    )
+    consume_batches(
+        broker,
+        INVOICES_EVENTS,
+        on_invoice_issued,
+        handles=frozenset({"invoice.issued"}),
+        **common,  # type: ignore[arg-type]
+    )

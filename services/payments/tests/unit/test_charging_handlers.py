@@ -1,0 +1,178 @@
+"""Charging on fakes: a crash between storing an attempt and charging it reuses the stored key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from juniper_shared.contracts.events import Envelope, InvoiceIssued
+from juniper_shared.testing import placed_order
+from payments.application.handlers import PaymentsHandlers
+from payments.application.ports import (
+    ChargeRequest,
+    ChargeResult,
+    Job,
+    PlacedCard,
+    StoredCard,
+    VersionConflict,
+)
+from payments.domain.payment import Payment
+
+from ..builders import invoice_issued
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+class FakePayments:
+    def __init__(self) -> None:
+        self.stored: dict[str, Payment] = {}
+        self.events: list[Envelope] = []
+
+    async def get(self, invoice_id: str) -> Payment | None:
+        stored = self.stored.get(invoice_id)
+        return _copy(stored) if stored else None
+
+    async def add_new(self, payments: Sequence[tuple[Payment, str]]) -> list[str]:
+        new = [p for p, _ in payments if p.invoice_id not in self.stored]
+        self.stored.update({p.invoice_id: _copy(p) for p in new})
+        return [p.invoice_id for p in new]
+
+    async def save(self, payment: Payment, events: Sequence[Envelope]) -> None:
+        if self.stored[payment.invoice_id].version != payment.version - 1:
+            raise VersionConflict(payment.invoice_id)
+        self.stored[payment.invoice_id] = _copy(payment)
+        self.events.extend(events)
+
+    async def pending(self, *, since_before: datetime, limit: int) -> list[str]:
+        return [
+            p.invoice_id
+            for p in self.stored.values()
+            if p.pending_attempt() and p.last_attempt.at < since_before
+        ][:limit]
+
+
+def _copy(payment: Payment) -> Payment:
+    import copy
+
+    return copy.deepcopy(payment)
+
+
+class FakeVault:
+    def __init__(self) -> None:
+        self.cards: dict[str, StoredCard] = {}
+
+    async def add_placed(self, cards: Sequence[PlacedCard]) -> None:
+        for card in cards:
+            self.cards.setdefault(
+                card.order_id, StoredCard(card.seller_id, card.card_token, card.brand, card.last4)
+            )
+
+    async def add_split(self, links: Sequence[tuple[str, str, str]]) -> None:
+        for child, parent, _ in links:
+            if parent in self.cards:
+                self.cards.setdefault(child, self.cards[parent])
+
+    async def card_for(self, order_id: str) -> StoredCard | None:
+        return self.cards.get(order_id)
+
+
+class Processor:
+    def __init__(self) -> None:
+        self.requests: list[ChargeRequest] = []
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        self.requests.append(request)
+        return ChargeResult(approved=True, processor_ref=f"ch-{request.idempotency_key}")
+
+
+class Jobs:
+    """Keeps submitted jobs instead of running them: a test runs them, or 'crashes' first."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, Job] = {}
+
+    def submit(self, key: str, job: Job) -> bool:
+        self.queued.setdefault(key, job)
+        return True
+
+    async def run_all(self) -> None:
+        queued, self.queued = self.queued, {}
+        for job in queued.values():
+            await job()
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+def handlers() -> tuple[PaymentsHandlers, FakePayments, Processor, Jobs]:
+    payments, processor, jobs = FakePayments(), Processor(), Jobs()
+    built = PaymentsHandlers(
+        payments=payments,
+        vault=FakeVault(),
+        processor=processor,
+        scheduler=jobs,
+        card_waits=(0.1,),
+        clock=lambda: NOW,
+        sleep=_no_sleep,
+    )
+    return built, payments, processor, jobs
+
+
+async def card_invoice(built: PaymentsHandlers) -> InvoiceIssued:
+    order = placed_order(seller_id="seller-1")
+    await built.record_placed_cards([order])
+    return invoice_issued(order, invoice_id="inv-1")
+
+
+async def test_an_attempt_left_pending_by_a_crash_is_charged_again_with_its_stored_key() -> None:
+    built, payments, processor, jobs = handlers()
+    await built.on_invoices_issued([await card_invoice(built)])
+    jobs.queued.clear()  # the process dies before the charge runs
+
+    assert await built.resume_pending(older_than=timedelta(0)) == 0  # not older than now
+    built.clock = lambda: NOW + timedelta(minutes=5)
+    assert await built.resume_pending(older_than=timedelta(minutes=1)) == 1
+    await jobs.run_all()
+
+    assert [r.idempotency_key for r in processor.requests] == ["inv-1:1"]
+    assert [e.type for e in payments.events] == ["payment.succeeded"]
+
+
+async def test_a_redelivered_invoice_adds_no_attempt_and_charges_nothing_new() -> None:
+    built, payments, processor, jobs = handlers()
+    invoice = await card_invoice(built)
+    await built.on_invoices_issued([invoice, invoice])
+    await jobs.run_all()
+    await built.on_invoices_issued([invoice])
+    await jobs.run_all()
+
+    assert [a.attempt for a in payments.stored["inv-1"].attempts] == [1]
+    assert [r.idempotency_key for r in processor.requests] == ["inv-1:1"]
+    assert len(payments.events) == 1
+
+
+async def test_a_redelivery_while_pending_resumes_with_the_same_key() -> None:
+    built, _, processor, jobs = handlers()
+    invoice = await card_invoice(built)
+    await built.on_invoices_issued([invoice])
+    jobs.queued.clear()  # crashed before charging; the offset was not committed
+    await built.on_invoices_issued([invoice])
+    await jobs.run_all()
+
+    assert [r.idempotency_key for r in processor.requests] == ["inv-1:1"]
+
+
+async def test_no_card_in_the_vault_fails_the_attempt_as_retryable_without_charging() -> None:
+    built, payments, processor, jobs = handlers()
+    order = placed_order(seller_id="seller-1")  # never reached the vault
+    await built.on_invoices_issued([invoice_issued(order, invoice_id="inv-1")])
+    await jobs.run_all()
+
+    attempt = payments.stored["inv-1"].last_attempt
+    assert (attempt.status.value, attempt.reason, attempt.retryable) == (
+        "failed",
+        "card_unavailable",
+        True,
+    )
+    assert processor.requests == []
