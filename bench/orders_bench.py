@@ -21,10 +21,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from pymongo import AsyncMongoClient
-
 from juniper_shared.contracts.registry import encode
 from juniper_shared.testing import bearer, free_port, placed_order
+from pymongo import AsyncMongoClient
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
@@ -61,7 +60,14 @@ async def noop_consumer_rate(payloads: list[tuple[bytes, bytes]]) -> float:
     seen = 0
     done = asyncio.Event()
 
-    @broker.subscriber(topic, group_id=topic, batch=True, max_records=500, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
+    @broker.subscriber(
+        topic,
+        group_id=topic,
+        batch=True,
+        max_records=500,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
     async def on_batch(body: Any, msg: KafkaMessage) -> None:
         nonlocal seen
         seen += len(msg.raw_message)
@@ -84,7 +90,9 @@ async def bare_update_latencies(count: int) -> list[float]:
     latencies = []
     for i in range(count):
         started = time.perf_counter()
-        await collection.update_one({"_id": f"d{i}", "version": 1}, {"$set": {"version": 2, "status": "approved"}})
+        await collection.update_one(
+            {"_id": f"d{i}", "version": 1}, {"$set": {"version": 2, "status": "approved"}}
+        )
         latencies.append(time.perf_counter() - started)
     await client.drop_database(collection.database.name)
     await client.close()
@@ -111,7 +119,9 @@ class OrdersProcess:
             "HTTP_PORT": str(self.port),
             "LOG_LEVEL": "WARNING",
         }
-        self.process = subprocess.Popen([sys.executable, "-m", "orders"], env=env, stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orders"], env=env, stdout=subprocess.DEVNULL
+        )
         async with httpx.AsyncClient() as http:
             for _ in range(300):
                 try:
@@ -145,7 +155,9 @@ async def ingestion_rate(service: OrdersProcess, payloads: list[tuple[bytes, byt
 async def accept_latencies(service: OrdersProcess, order_ids: list[str]) -> list[float]:
     headers = bearer(SELLER)
     latencies = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}", headers=headers) as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{service.port}", headers=headers
+    ) as http:
         for order_id in order_ids:
             started = time.perf_counter()
             response = await http.post(f"/v1/orders/{order_id}/accept")
@@ -163,11 +175,18 @@ async def one_round() -> dict[str, float]:
     # A known buyer for a gated seller: every order arrives pending and accepts without a customer choice.
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URL)
     await client[service.database]["buyer_links"].insert_one(
-        {"_id": f"{SELLER}:buyer-1", "seller_id": SELLER, "buyer_id": "buyer-1", "customer_id": "cus-bench"}
+        {
+            "_id": f"{SELLER}:buyer-1",
+            "seller_id": SELLER,
+            "buyer_id": "buyer-1",
+            "customer_id": "cus-bench",
+        }
     )
     try:
         rate = await ingestion_rate(service, payloads)
-        accepts = await accept_latencies(service, [event.data.order_id for event in events[:ACCEPTS]])
+        accepts = await accept_latencies(
+            service, [event.data.order_id for event in events[:ACCEPTS]]
+        )
     finally:
         service.stop()
         await client.drop_database(service.database)
@@ -191,7 +210,8 @@ async def main() -> None:
         "rounds": rounds,
         "median": median,
         "ratios": {
-            "ingest_vs_noop_consumer": median["ingest_orders_per_s"] / median["noop_consumer_msgs_per_s"],
+            "ingest_vs_noop_consumer": median["ingest_orders_per_s"]
+            / median["noop_consumer_msgs_per_s"],
             "accept_p50_vs_bare_update_p50": median["accept_p50_ms"] / median["bare_update_p50_ms"],
         },
     }
@@ -200,8 +220,12 @@ async def main() -> None:
     (out / "orders.json").write_text(json.dumps(result, indent=2))
     m, r = median, result["ratios"]
     print(f"rounds={ROUNDS} orders={ORDERS} accepts={ACCEPTS} (medians)")
-    print(f"ingest: {m['ingest_orders_per_s']:.0f} orders/s; ceiling no-op FastStream consumer {m['noop_consumer_msgs_per_s']:.0f} msg/s; ratio {r['ingest_vs_noop_consumer']:.2f}")
-    print(f"accept over HTTP: p50 {m['accept_p50_ms']:.1f} ms, p99 {m['accept_p99_ms']:.1f} ms; ceiling bare update p50 {m['bare_update_p50_ms']:.2f} ms (p99 {m['bare_update_p99_ms']:.2f}); p50 ratio {r['accept_p50_vs_bare_update_p50']:.1f}x")
+    print(
+        f"ingest: {m['ingest_orders_per_s']:.0f} orders/s; ceiling no-op FastStream consumer {m['noop_consumer_msgs_per_s']:.0f} msg/s; ratio {r['ingest_vs_noop_consumer']:.2f}"
+    )
+    print(
+        f"accept over HTTP: p50 {m['accept_p50_ms']:.1f} ms, p99 {m['accept_p99_ms']:.1f} ms; ceiling bare update p50 {m['bare_update_p50_ms']:.2f} ms (p99 {m['bare_update_p99_ms']:.2f}); p50 ratio {r['accept_p50_vs_bare_update_p50']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

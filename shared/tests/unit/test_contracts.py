@@ -129,3 +129,15 @@ def test_event_schemas_match_the_snapshot() -> None:
         "event schemas changed: additive changes are fine within a version (regenerate the "
         "snapshot with UPDATE_SNAPSHOTS=1); breaking ones need a new version and an upcaster"
     )
+
+
+def test_the_committed_asyncapi_documents_are_generated_from_the_code() -> None:
+    """`make asyncapi` output is committed; it must not drift from the contracts."""
+    from juniper_shared.contracts.asyncapi import SERVICES, document
+
+    docs = Path(__file__).parents[3] / "docs" / "asyncapi"
+    for name in (*SERVICES, None):
+        committed = json.loads((docs / f"{name or 'all'}.json").read_text())
+        assert committed == json.loads(json.dumps(document(name), sort_keys=True)), (
+            f"docs/asyncapi/{name or 'all'}.json is stale: run `make asyncapi`"
+        )
