@@ -87,27 +87,35 @@ class OutboxRelay:
                     raise
 
     async def poll_once(self) -> int:
-        """Republish events a crash left in documents; returns how many were found."""
-        found: list[tuple[str, Any, OutgoingMessage]] = []
-        oldest: datetime | None = None
-        for name, collection in self._collections.items():
-            cursor = collection.find({OUTBOX_FIELD: {"$ne": []}}, {OUTBOX_FIELD: 1}).limit(
-                self._poll_limit
+        """Republish events a crash left in documents; returns how many were found.
+
+        Runs under the relay's lock and skips events already queued by the fast path, so an
+        event is not published twice by this process (other processes may still: consumers
+        are idempotent by `event_id`).
+        """
+        async with self._lock:
+            queued = {message.event_id for _, _, message in self._pending}
+            found: list[tuple[str, Any, OutgoingMessage]] = []
+            oldest: datetime | None = None
+            for name, collection in self._collections.items():
+                cursor = collection.find({OUTBOX_FIELD: {"$ne": []}}, {OUTBOX_FIELD: 1}).limit(
+                    self._poll_limit
+                )
+                async for document in cursor:
+                    for entry in document.get(OUTBOX_FIELD) or ():
+                        if entry.get("event_id") in queued:
+                            continue
+                        found.append((name, document["_id"], OutgoingMessage.from_document(entry)))
+                        occurred_at = _occurred_at(entry)
+                        if occurred_at is not None and (oldest is None or occurred_at < oldest):
+                            oldest = occurred_at
+            OUTBOX_OLDEST_SECONDS.set(
+                (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
             )
-            async for document in cursor:
-                for entry in document.get(OUTBOX_FIELD) or ():
-                    found.append((name, document["_id"], OutgoingMessage.from_document(entry)))
-                    occurred_at = _occurred_at(entry)
-                    if occurred_at is not None and (oldest is None or occurred_at < oldest):
-                        oldest = occurred_at
-        OUTBOX_OLDEST_SECONDS.set(
-            (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
-        )
-        if found:
-            async with self._lock:
+            if found:
                 await self._publish_and_clear(found)
-            log.info("outbox poller republished %d events", len(found))
-        return len(found)
+                log.info("outbox poller republished %d events", len(found))
+            return len(found)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

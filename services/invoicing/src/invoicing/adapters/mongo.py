@@ -1,0 +1,144 @@
+"""MongoDB repositories, written for FerretDB's limits: single-document atomic writes only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from juniper_shared.contracts.events import Envelope
+from juniper_shared.inbox import DUPLICATE_KEY
+from juniper_shared.kafka import OutgoingMessage
+from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from pymongo import ASCENDING, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from invoicing.adapters.documents import (
+    counter_from_document,
+    counter_to_document,
+    invoice_from_document,
+    invoice_to_document,
+    order_from_document,
+    order_to_document,
+)
+from invoicing.domain.invoice import Invoice
+from invoicing.domain.numbering import NumberCounter
+from invoicing.domain.order import InvoiceableOrder
+
+Document = dict[str, Any]
+
+ORDERS = "orders"
+INVOICES = "invoices"
+COUNTERS = "invoice_counters"
+WRITE_CHUNK = 40
+"""Statements per bulk write: FerretDB holds a PostgreSQL connection per statement in flight."""
+
+
+async def create_indexes(db: AsyncDatabase[Document]) -> None:
+    """Indexes for the seller's lookups (MongoDB uses them; FerretDB 1.x scans but accepts them)."""
+    await db[INVOICES].create_index([("order_id", ASCENDING)])
+    await db[COUNTERS].create_index([("has_pending", ASCENDING)])
+
+
+class MongoOrderBook:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._orders: AsyncCollection[Document] = db[ORDERS]
+
+    async def get(self, order_id: str) -> InvoiceableOrder | None:
+        document = await self._orders.find_one({"_id": order_id})
+        return order_from_document(document) if document else None
+
+    async def apply(self, orders: Sequence[InvoiceableOrder]) -> int:
+        # Replace only an older version; when a newer one is stored the filter misses, the
+        # upsert tries to insert the same _id and gets a duplicate key: a stale event, ignored.
+        writes = [
+            ReplaceOne(
+                {"_id": order.order_id, "version": {"$lt": order.version}},
+                order_to_document(order),
+                upsert=True,
+            )
+            for order in orders
+        ]
+        stored = 0
+        for start in range(0, len(writes), WRITE_CHUNK):
+            chunk = writes[start : start + WRITE_CHUNK]
+            try:
+                result = await self._orders.bulk_write(chunk, ordered=False)
+                stored += result.modified_count + result.upserted_count
+            except BulkWriteError as error:
+                details = error.details
+                if any(e.get("code") != DUPLICATE_KEY for e in details.get("writeErrors", [])):
+                    raise
+                stored += details.get("nModified", 0) + len(details.get("upserted", []))
+        return stored
+
+
+class MongoInvoices:
+    def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay) -> None:
+        self._invoices: AsyncCollection[Document] = db[INVOICES]
+        self._relay = relay
+
+    async def get(self, invoice_id: str) -> Invoice | None:
+        document = await self._invoices.find_one({"_id": invoice_id}, {OUTBOX_FIELD: 0})
+        return invoice_from_document(document) if document else None
+
+    async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
+        cursor = self._invoices.find(
+            {"order_id": order_id, "seller_id": seller_id}, {OUTBOX_FIELD: 0}
+        ).limit(100)
+        return [invoice_from_document(document) async for document in cursor]
+
+    async def save(
+        self, invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
+    ) -> bool:
+        document = invoice_to_document(invoice)
+        messages = [OutgoingMessage.of(event) for event in events]
+        if previous_version == 0:
+            document[OUTBOX_FIELD] = [outbox_entry(message) for message in messages]
+            try:
+                await self._invoices.insert_one(document)
+            except DuplicateKeyError:
+                return False
+        else:
+            invoice_id = document.pop("_id")
+            update: Document = {"$set": document}
+            if messages:
+                update["$push"] = {
+                    OUTBOX_FIELD: {"$each": [outbox_entry(message) for message in messages]}
+                }
+            result = await self._invoices.update_one(
+                {"_id": invoice_id, "version": previous_version}, update
+            )
+            if result.matched_count == 0:
+                return False
+        if messages:
+            self._relay.notify(INVOICES, invoice.invoice_id, messages)
+        return True
+
+
+class MongoCounters:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._counters: AsyncCollection[Document] = db[COUNTERS]
+
+    async def get(self, seller_id: str) -> NumberCounter | None:
+        document = await self._counters.find_one({"_id": seller_id})
+        return counter_from_document(document) if document else None
+
+    async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
+        document = counter_to_document(counter)
+        if previous_version == 0:
+            try:
+                await self._counters.insert_one(document)
+            except DuplicateKeyError:
+                return False
+            return True
+        seller_id = document.pop("_id")
+        result = await self._counters.update_one(
+            {"_id": seller_id, "version": previous_version}, {"$set": document}
+        )
+        return result.matched_count == 1
+
+    async def with_pending(self) -> list[NumberCounter]:
+        cursor = self._counters.find({"has_pending": True})
+        return [counter_from_document(document) async for document in cursor]

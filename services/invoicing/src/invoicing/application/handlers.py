@@ -1,0 +1,282 @@
+"""The seller's invoice commands and the events invoicing reacts to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from juniper_shared.contracts.common import OrderSnapshot
+from juniper_shared.contracts.events import Envelope, PaymentFailed, PaymentSucceeded
+from juniper_shared.contracts.money import to_minor
+from juniper_shared.inbox import KEEP
+
+from invoicing.application.events import (
+    document_url,
+    issued_event,
+    order_from_snapshot,
+    paid_event,
+    payment_failed_event,
+)
+from invoicing.application.ports import CounterRepository, InvoiceRepository, OrderBook
+from invoicing.domain.errors import InvalidShipping, InvalidState, NotFound
+from invoicing.domain.invoice import (
+    Invoice,
+    InvoiceStatus,
+    PaymentFailure,
+    Shipping,
+    draft_invoice,
+    invoice_id_for,
+)
+from invoicing.domain.numbering import (
+    NumberCounter,
+    Reservation,
+    Settle,
+    Settlement,
+    next_step,
+    settlement,
+)
+from invoicing.domain.order import newest
+from invoicing.metrics import (
+    INVOICE_PAYMENTS,
+    INVOICES_ISSUED,
+    NUMBERING_CONTENTION,
+    NUMBERS_RETURNED,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+FaultPoint = Callable[[str], None]
+
+WRITE_RETRIES = 5
+"""A write that lost a race is retried on fresh state this many times."""
+NUMBERING_ATTEMPTS = 200
+"""Bounded wait for a seller's counter when many confirms of that seller race."""
+LOCK_STRIPES = 64
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def no_faults(_: str) -> None:
+    return None
+
+
+class Contention(Exception):
+    """The seller's counter stayed busy for too long; the request may be retried."""
+
+
+@dataclass(frozen=True)
+class ShippingDetails:
+    carrier: str
+    tracking_number: str
+    shipped_at: date
+    shipping_cost: Decimal
+
+
+@dataclass
+class InvoicingHandlers:
+    orders: OrderBook
+    invoices: InvoiceRepository
+    counters: CounterRepository
+    base_url: str
+    clock: Clock = utc_now
+    fault: FaultPoint = no_faults
+    """Test-only fault injection: called with a step name at each crash-relevant point."""
+    _locks: list[asyncio.Lock] = field(
+        default_factory=lambda: [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+    )
+
+    def url(self, invoice_id: str) -> str:
+        return document_url(self.base_url, invoice_id)
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def invoice(self, seller_id: str, invoice_id: str) -> Invoice:
+        invoice = await self.invoices.get(invoice_id)
+        if invoice is None or invoice.seller_id != seller_id:
+            raise NotFound(f"invoice {invoice_id} not found")
+        return invoice
+
+    async def invoices_for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
+        return await self.invoices.for_order(seller_id, order_id)
+
+    # --- preview --------------------------------------------------------------------------
+
+    async def preview(self, seller_id: str, order_id: str, details: ShippingDetails) -> Invoice:
+        """Draft (or re-draft) the invoice of an approved order with its shipping details."""
+        for _ in range(WRITE_RETRIES):
+            order, existing = await asyncio.gather(
+                self.orders.get(order_id), self.invoices.get(invoice_id_for(order_id))
+            )
+            if order is None or order.seller_id != seller_id:
+                raise NotFound(f"order {order_id} not found")
+            try:
+                cost = to_minor(details.shipping_cost, order.currency)
+            except ValueError as error:
+                raise InvalidShipping(f"shipping_cost: {error}") from error
+            shipping = Shipping(
+                carrier=details.carrier,
+                tracking_number=details.tracking_number,
+                shipped_at=details.shipped_at,
+                shipping_cost=cost,
+            )
+            now = self.clock()
+            if existing is None:
+                invoice = draft_invoice(order, shipping, now=now)
+            else:
+                invoice = existing
+                invoice.redraft(order, shipping, now=now)
+            previous = invoice.version
+            invoice.version += 1
+            if await self.invoices.save(invoice, [], previous_version=previous):
+                return invoice
+        raise Contention(f"invoice of order {order_id} kept changing; try again")
+
+    # --- confirm: gapless numbering -------------------------------------------------------
+
+    async def confirm(self, seller_id: str, invoice_id: str) -> Invoice:
+        """Issue the draft with the seller's next number; confirming again changes nothing."""
+        invoice = await self.invoice(seller_id, invoice_id)
+        if invoice.status is InvoiceStatus.VOID:
+            raise InvalidState(f"invoice {invoice_id} is void")
+        if invoice.sequence is None:
+            invoice.ensure_confirmable(await self.orders.get(invoice.order_id))
+            await self._number(seller_id, invoice_id)
+            invoice = await self.invoice(seller_id, invoice_id)
+        return invoice
+
+    async def _number(self, seller_id: str, invoice_id: str) -> None:
+        # In-process confirms of one seller queue here; other processes race on the counter.
+        lock = self._locks[zlib.crc32(seller_id.encode()) % LOCK_STRIPES]
+        async with lock:
+            for attempt in range(NUMBERING_ATTEMPTS):
+                counter = await self.counters.get(seller_id) or NumberCounter(seller_id)
+                step = next_step(counter)
+                if isinstance(step, Settle):
+                    await self._settle(counter, step.reservation)
+                    if step.reservation.invoice_id == invoice_id:
+                        return
+                    continue
+                invoice = await self.invoices.get(invoice_id)
+                if invoice is None or invoice.status is not InvoiceStatus.DRAFT:
+                    return  # numbered meanwhile by another process
+                previous = counter.version
+                reservation = counter.reserve(invoice_id)
+                if not await self.counters.save(counter, previous_version=previous):
+                    NUMBERING_CONTENTION.inc()
+                    await asyncio.sleep(_backoff(attempt))
+                    continue
+                self.fault("number_reserved")
+                await self._settle(counter, reservation)
+                return
+        raise Contention(f"numbering for seller {seller_id} is busy; try again")
+
+    async def _settle(self, counter: NumberCounter, reservation: Reservation) -> None:
+        """Bring a pending reservation to its end: number written into the invoice, released."""
+        for _ in range(WRITE_RETRIES):
+            invoice = await self.invoices.get(reservation.invoice_id)
+            decision = settlement(
+                reservation,
+                status=invoice.status if invoice else None,
+                sequence=invoice.sequence if invoice else None,
+            )
+            if decision is Settlement.WRITE:
+                assert invoice is not None
+                invoice.issue(reservation.sequence, now=self.clock())
+                previous = invoice.version
+                invoice.version += 1
+                event = issued_event(invoice, url=self.url(invoice.invoice_id))
+                if not await self.invoices.save(invoice, [event], previous_version=previous):
+                    continue
+                self.fault("invoice_numbered")
+                INVOICES_ISSUED.inc()
+                log.info("issued invoice %s as %s", invoice.invoice_id, invoice.number)
+                decision = Settlement.RELEASE
+            previous = counter.version
+            if decision is Settlement.RELEASE:
+                counter.release(reservation)
+            else:
+                log.warning("number %s returned: %s not issuable", reservation, decision)
+                NUMBERS_RETURNED.inc()
+                counter.give_back(reservation)
+            # A miss means someone else settled it first; that is as good.
+            await self.counters.save(counter, previous_version=previous)
+            return
+        raise Contention(f"invoice {reservation.invoice_id} kept changing while numbered")
+
+    async def recover_numbering(self) -> int:
+        """Settle reservations a crash left pending (start-up); returns how many."""
+        pending = await self.counters.with_pending()
+        for counter in pending:
+            assert counter.pending is not None
+            await self._settle(counter, counter.pending)
+        if pending:
+            log.warning("settled %d numbering reservations left by a crash", len(pending))
+        return len(pending)
+
+    # --- what other services tell us ------------------------------------------------------
+
+    async def on_order_snapshots(self, snapshots: Sequence[OrderSnapshot]) -> int:
+        """Keep the read model of invoiceable orders current; stale snapshots change nothing."""
+        return await self.orders.apply(newest(order_from_snapshot(s) for s in snapshots))
+
+    async def on_payment_events(self, events: Sequence[PaymentSucceeded | PaymentFailed]) -> None:
+        """Mark invoices paid or failed, once per event; one invoice's events in order."""
+        by_invoice: dict[str, list[PaymentSucceeded | PaymentFailed]] = {}
+        for event in events:
+            by_invoice.setdefault(event.data.invoice_id, []).append(event)
+
+        async def apply_all(group: list[PaymentSucceeded | PaymentFailed]) -> None:
+            for event in group:
+                await self._on_payment(event)
+
+        groups = list(by_invoice.values())
+        for start in range(0, len(groups), 16):
+            await asyncio.gather(*(apply_all(group) for group in groups[start : start + 16]))
+
+    async def _on_payment(self, event: PaymentSucceeded | PaymentFailed) -> None:
+        event_id = str(event.event_id)
+        for _ in range(WRITE_RETRIES):
+            invoice = await self.invoices.get(event.data.invoice_id)
+            if invoice is None or invoice.seller_id != event.seller_id:
+                log.warning("payment event for unknown invoice %s", event.data.invoice_id)
+                return
+            if event_id in invoice.processed_events:
+                return
+            url = self.url(invoice.invoice_id)
+            outgoing: list[Envelope] = []
+            if isinstance(event, PaymentSucceeded):
+                if invoice.record_payment_succeeded(
+                    at=event.occurred_at, processor_ref=event.data.processor_ref
+                ):
+                    outgoing.append(paid_event(invoice, url=url, cause=event))
+            else:
+                failure = PaymentFailure(
+                    reason=event.data.reason,
+                    retryable=event.data.retryable,
+                    attempt=event.data.attempt,
+                )
+                if invoice.record_payment_failed(failure):
+                    outgoing.append(payment_failed_event(invoice, url=url, cause=event))
+            invoice.processed_events = [*invoice.processed_events, event_id][-KEEP:]
+            previous = invoice.version
+            invoice.version += 1
+            if await self.invoices.save(invoice, outgoing, previous_version=previous):
+                for sent in outgoing:
+                    INVOICE_PAYMENTS.labels(sent.type).inc()
+                return
+        raise RuntimeError(f"invoice {event.data.invoice_id} kept changing; batch will be retried")
+
+
+def _backoff(attempt: int) -> float:
+    """Small, bounded, jittered pause before another try at a busy counter."""
+    base: float = min(0.2, 0.005 * 2.0 ** min(attempt, 6))
+    return base * (0.5 + random.random())

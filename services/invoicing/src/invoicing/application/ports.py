@@ -1,0 +1,43 @@
+"""What the handlers need from the outside world."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from juniper_shared.contracts.events import Envelope
+
+from invoicing.domain.invoice import Invoice
+from invoicing.domain.numbering import NumberCounter
+from invoicing.domain.order import InvoiceableOrder
+
+
+class OrderBook(Protocol):
+    """The read model of orders, fed by `orders.events`."""
+
+    async def get(self, order_id: str) -> InvoiceableOrder | None: ...
+
+    async def apply(self, orders: Sequence[InvoiceableOrder]) -> int:
+        """Store each snapshot unless a newer version is stored; returns how many were stored."""
+
+
+class InvoiceRepository(Protocol):
+    async def get(self, invoice_id: str) -> Invoice | None: ...
+
+    async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]: ...
+
+    async def save(
+        self, invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
+    ) -> bool:
+        """Store the invoice and its events in one write if it is still at `previous_version`
+        (0: not stored yet). Returns False when someone else wrote first."""
+
+
+class CounterRepository(Protocol):
+    async def get(self, seller_id: str) -> NumberCounter | None: ...
+
+    async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
+        """Store the counter if it is still at `previous_version` (0: not stored yet)."""
+
+    async def with_pending(self) -> list[NumberCounter]:
+        """Counters holding a reservation (start-up recovery)."""

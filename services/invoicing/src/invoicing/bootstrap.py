@@ -1,0 +1,89 @@
+"""The composition root: wires settings, adapters, handlers and entrypoints into one app."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from juniper_shared.http import create_app, error_response
+from juniper_shared.idempotency import IdempotencyKeys
+from juniper_shared.logs import configure_logging
+from juniper_shared.runtime import Runtime
+
+from invoicing.adapters.mongo import (
+    INVOICES,
+    MongoCounters,
+    MongoInvoices,
+    MongoOrderBook,
+    create_indexes,
+)
+from invoicing.application.handlers import FaultPoint, InvoicingHandlers, no_faults
+from invoicing.domain.errors import DomainError
+from invoicing.entrypoints.http import api_error, build_router
+from invoicing.entrypoints.kafka import register_subscribers
+from invoicing.settings import InvoicingSettings
+
+SERVICE = "invoicing"
+
+log = logging.getLogger(__name__)
+
+
+def crash_at(point: str) -> FaultPoint:
+    """Test-only: a fault point that kills the process, as a crash would, at step `point`."""
+
+    def fault(reached: str) -> None:
+        if reached == point:
+            log.warning("INVOICING_CRASH_AFTER=%s: exiting now (test fault injection)", point)
+            os._exit(137)
+
+    return fault
+
+
+def build_app(settings: InvoicingSettings) -> FastAPI:
+    runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[INVOICES])
+    handlers = InvoicingHandlers(
+        orders=MongoOrderBook(runtime.db),
+        invoices=MongoInvoices(runtime.db, runtime.relay),
+        counters=MongoCounters(runtime.db),
+        base_url=settings.base_url(),
+        fault=crash_at(settings.invoicing_crash_after)
+        if settings.invoicing_crash_after
+        else no_faults,
+    )
+    register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
+
+    async def on_start() -> None:
+        await create_indexes(runtime.db)
+        # A confirm that died between reserving a number and releasing it is finished here.
+        await handlers.recover_numbering()
+
+    app = create_app(
+        title="JuniperMarket Invoicing",
+        version="1.0.0",
+        description="Invoice previews, gapless per-seller numbers, documents, payment outcome.",
+        jwt_secret=settings.auth_jwt_secret.get_secret_value(),
+        lifespan=runtime.lifespan(on_start),
+        readiness=runtime.readiness(),
+    )
+    app.state.runtime = runtime
+    app.state.handlers = handlers
+    app.include_router(build_router(handlers, IdempotencyKeys(runtime.db["idempotency_keys"])))
+
+    @app.exception_handler(DomainError)
+    async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
+        translated = api_error(error)
+        return error_response(translated.status, translated.code, translated.message)
+
+    return app
+
+
+def main() -> None:
+    import asyncio
+
+    from juniper_shared.http import serve
+
+    settings = InvoicingSettings()
+    configure_logging(SERVICE, settings.log_level)
+    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))

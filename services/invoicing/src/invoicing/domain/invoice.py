@@ -1,0 +1,196 @@
+"""The invoice aggregate: draft from an approved order, issue with a number, record payment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from invoicing.domain.errors import InvalidShipping, InvalidState, NotInvoiceable
+from invoicing.domain.order import InvoiceableOrder, OrderLine
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    ISSUED = "issued"
+    PAID = "paid"
+    PAYMENT_FAILED = "payment_failed"
+    VOID = "void"
+
+
+class PaymentStatus(StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+NUMBER_PREFIX = "INV-"
+
+
+def format_number(sequence: int) -> str:
+    """The seller-facing invoice number for the n-th invoice of a seller: INV-000001."""
+    return f"{NUMBER_PREFIX}{sequence:06d}"
+
+
+def invoice_id_for(order_id: str) -> str:
+    """One order gets one invoice, so its id follows from the order's."""
+    return f"inv-{order_id}"
+
+
+@dataclass(frozen=True)
+class Shipping:
+    carrier: str
+    tracking_number: str
+    shipped_at: date
+    shipping_cost: int
+    """In the currency's minor units."""
+
+
+def due_date(payment_method: Mapping[str, Any], shipped_at: date) -> date:
+    """Net terms are due `days` after shipping; a card or other method is due on issue."""
+    if payment_method.get("type") == "net_terms":
+        return shipped_at + timedelta(days=int(payment_method["days"]))
+    return shipped_at
+
+
+@dataclass(frozen=True)
+class PaymentFailure:
+    reason: str
+    retryable: bool
+    attempt: int
+
+
+@dataclass
+class Invoice:
+    invoice_id: str
+    order_id: str
+    order_version: int
+    """The order snapshot the lines were taken from; a later order change makes the draft stale."""
+    seller_id: str
+    currency: str
+    buyer: Mapping[str, Any]
+    billing_address: Mapping[str, Any]
+    shipping_address: Mapping[str, Any]
+    payment_method: Mapping[str, Any]
+    lines: list[OrderLine]
+    shipping: Shipping
+    created_at: datetime
+    seller_name: str | None = None
+    status: InvoiceStatus = InvoiceStatus.DRAFT
+    sequence: int | None = None
+    issued_at: datetime | None = None
+    paid_at: datetime | None = None
+    processor_ref: str | None = None
+    failure: PaymentFailure | None = None
+    version: int = 0
+    processed_events: list[str] = field(default_factory=list)
+
+    @property
+    def number(self) -> str | None:
+        return format_number(self.sequence) if self.sequence is not None else None
+
+    @property
+    def subtotal(self) -> int:
+        return sum(line.line_total for line in self.lines)
+
+    @property
+    def shipping_cost(self) -> int:
+        return self.shipping.shipping_cost
+
+    @property
+    def total(self) -> int:
+        return self.subtotal + self.shipping_cost
+
+    @property
+    def due_date(self) -> date:
+        return due_date(self.payment_method, self.shipping.shipped_at)
+
+    @property
+    def payment_status(self) -> PaymentStatus:
+        return {
+            InvoiceStatus.DRAFT: PaymentStatus.NONE,
+            InvoiceStatus.VOID: PaymentStatus.NONE,
+            InvoiceStatus.ISSUED: PaymentStatus.PENDING,
+            InvoiceStatus.PAID: PaymentStatus.PAID,
+            InvoiceStatus.PAYMENT_FAILED: PaymentStatus.FAILED,
+        }[self.status]
+
+    # --- preview and confirm --------------------------------------------------------------
+
+    def redraft(self, order: InvoiceableOrder, shipping: Shipping, *, now: datetime) -> None:
+        """Previewing again replaces the draft with the order as it stands now."""
+        if self.status is not InvoiceStatus.DRAFT:
+            raise NotInvoiceable(
+                f"order {self.order_id} already has invoice {self.number} ({self.status.value})"
+            )
+        fresh = draft_invoice(order, shipping, now=now)
+        fresh.version = self.version
+        fresh.processed_events = self.processed_events
+        self.__dict__.update(fresh.__dict__)
+
+    def ensure_confirmable(self, order: InvoiceableOrder | None) -> None:
+        """A draft is issued only for the approved order exactly as it was previewed."""
+        if self.status is not InvoiceStatus.DRAFT:
+            raise InvalidState(f"invoice {self.invoice_id} is {self.status.value}")
+        if order is None or not order.invoiceable:
+            status = order.status if order else "unknown"
+            raise NotInvoiceable(f"order {self.order_id} is {status}; only approved orders")
+        if order.version != self.order_version:
+            raise InvalidState(
+                f"order {self.order_id} changed since the preview; preview the invoice again"
+            )
+
+    def issue(self, sequence: int, *, now: datetime) -> None:
+        """Give the draft the number reserved for it."""
+        if self.status is not InvoiceStatus.DRAFT:
+            raise InvalidState(f"invoice {self.invoice_id} is {self.status.value}")
+        self.status = InvoiceStatus.ISSUED
+        self.sequence = sequence
+        self.issued_at = now
+
+    # --- payment outcome ------------------------------------------------------------------
+
+    def record_payment_succeeded(self, *, at: datetime, processor_ref: str | None) -> bool:
+        """Paid from issued or after a failure; returns whether anything changed."""
+        if self.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAYMENT_FAILED):
+            return False
+        self.status = InvoiceStatus.PAID
+        self.paid_at = at
+        self.processor_ref = processor_ref
+        return True
+
+    def record_payment_failed(self, failure: PaymentFailure) -> bool:
+        """A failure counts only while unpaid; returns whether anything changed."""
+        if self.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAYMENT_FAILED):
+            return False
+        self.status = InvoiceStatus.PAYMENT_FAILED
+        self.failure = failure
+        return True
+
+
+def draft_invoice(order: InvoiceableOrder, shipping: Shipping, *, now: datetime) -> Invoice:
+    """A draft invoice for an approved order, totals from its lines in integer minor units."""
+    if not order.invoiceable:
+        raise NotInvoiceable(
+            f"order {order.order_id} is {order.status}; only approved orders can be invoiced"
+        )
+    if shipping.shipping_cost < 0:
+        raise InvalidShipping("shipping_cost cannot be negative")
+    return Invoice(
+        invoice_id=invoice_id_for(order.order_id),
+        order_id=order.order_id,
+        order_version=order.version,
+        seller_id=order.seller_id,
+        seller_name=order.seller_name,
+        currency=order.currency,
+        buyer=order.buyer,
+        billing_address=order.billing_address,
+        shipping_address=order.shipping_address,
+        payment_method=order.payment_method,
+        lines=list(order.lines),
+        shipping=shipping,
+        created_at=now,
+    )

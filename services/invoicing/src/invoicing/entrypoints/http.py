@@ -1,0 +1,147 @@
+"""The invoicing API (`/v1`): preview, confirm, read and print invoices."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from juniper_shared.auth import SellerId
+from juniper_shared.errors import ApiError
+from juniper_shared.http import ERROR_RESPONSES
+from juniper_shared.idempotency import IdempotencyKeys
+
+from invoicing.adapters.rendering import render_html, render_pdf
+from invoicing.application.handlers import Contention, InvoicingHandlers, ShippingDetails
+from invoicing.domain.errors import DomainError
+from invoicing.domain.invoice import Invoice
+from invoicing.entrypoints.schemas import (
+    ConfirmedView,
+    InvoiceList,
+    InvoiceView,
+    PreviewBody,
+    invoice_view,
+)
+
+DOMAIN_STATUS = {
+    "not_found": 404,
+    "order_not_invoiceable": 409,
+    "invalid_state": 409,
+    "validation_error": 422,
+}
+
+WRITE_RESPONSES = {
+    **ERROR_RESPONSES,
+    409: {
+        "description": "Order not approved or already invoiced (`order_not_invoiceable`), "
+        "or the invoice cannot change in its status (`invalid_state`)"
+    },
+    503: {"description": "The seller's numbering is busy; retry (`numbering_busy`)"},
+}
+
+
+def api_error(error: DomainError) -> ApiError:
+    return ApiError(DOMAIN_STATUS.get(error.code, 409), error.code, error.message)
+
+
+def translated(act: Callable[[], Awaitable[Response]]) -> Callable[[], Awaitable[Response]]:
+    """Domain errors become contract errors inside the idempotent call, so they are replayed too."""
+
+    async def run() -> Response:
+        try:
+            return await act()
+        except DomainError as error:
+            raise api_error(error) from error
+        except Contention as error:
+            raise ApiError(503, "numbering_busy", str(error)) from error
+
+    return run
+
+
+def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> APIRouter:
+    router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["invoices"])
+
+    def view(invoice: Invoice) -> InvoiceView:
+        return invoice_view(invoice, url=handlers.url(invoice.invoice_id))
+
+    @router.post(
+        "/orders/{order_id}/invoice/preview",
+        response_model=InvoiceView,
+        responses=WRITE_RESPONSES,
+        summary="Draft the invoice of an approved order with its shipping details",
+    )
+    async def preview_invoice(
+        request: Request, seller_id: SellerId, order_id: str, body: PreviewBody
+    ) -> Response:
+        details = ShippingDetails(
+            carrier=body.shipping.carrier,
+            tracking_number=body.shipping.tracking_number,
+            shipped_at=body.shipping.shipped_at,
+            shipping_cost=body.shipping.shipping_cost,
+        )
+
+        async def act() -> Response:
+            invoice = await handlers.preview(seller_id, order_id, details)
+            return JSONResponse(view(invoice).model_dump(mode="json"))
+
+        return await idempotency.run(request, seller_id, translated(act))
+
+    @router.post(
+        "/invoices/{invoice_id}/confirm",
+        response_model=ConfirmedView,
+        responses=WRITE_RESPONSES,
+        summary="Issue the draft with the seller's next gapless number",
+    )
+    async def confirm_invoice(request: Request, seller_id: SellerId, invoice_id: str) -> Response:
+        async def act() -> Response:
+            invoice = await handlers.confirm(seller_id, invoice_id)
+            assert invoice.number is not None
+            confirmed = ConfirmedView(
+                invoice_id=invoice.invoice_id,
+                number=invoice.number,
+                status=invoice.status.value,
+                url=handlers.url(invoice.invoice_id),
+            )
+            return JSONResponse(confirmed.model_dump(mode="json"))
+
+        return await idempotency.run(request, seller_id, translated(act))
+
+    @router.get("/invoices/{invoice_id}", response_model=InvoiceView, summary="One invoice")
+    async def get_invoice(seller_id: SellerId, invoice_id: str) -> InvoiceView:
+        return view(await _read(handlers, seller_id, invoice_id))
+
+    @router.get("/invoices", response_model=InvoiceList, summary="The invoices of an order")
+    async def list_invoices(seller_id: SellerId, order_id: str) -> InvoiceList:
+        invoices = await handlers.invoices_for_order(seller_id, order_id)
+        return InvoiceList(items=[view(invoice) for invoice in invoices])
+
+    @router.get(
+        "/invoices/{invoice_id}/document",
+        response_class=HTMLResponse,
+        responses={200: {"content": {"application/pdf": {}, "text/html": {}}}},
+        summary="The invoice as a printable document (HTML, or PDF with Accept: application/pdf)",
+    )
+    async def invoice_document(
+        seller_id: SellerId,
+        invoice_id: str,
+        accept: Annotated[str, Header()] = "text/html",
+    ) -> Response:
+        invoice = await _read(handlers, seller_id, invoice_id)
+        if "application/pdf" in accept.lower():
+            name = invoice.number or invoice.invoice_id
+            return Response(
+                render_pdf(invoice),
+                media_type="application/pdf",
+                headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+            )
+        return HTMLResponse(render_html(invoice))
+
+    return router
+
+
+async def _read(handlers: InvoicingHandlers, seller_id: str, invoice_id: str) -> Invoice:
+    try:
+        return await handlers.invoice(seller_id, invoice_id)
+    except DomainError as error:
+        raise api_error(error) from error

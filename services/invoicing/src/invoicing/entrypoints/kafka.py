@@ -1,0 +1,51 @@
+"""Kafka subscribers: order snapshots in (read model), payment outcomes in."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+from juniper_shared.contracts.common import OrderSnapshot
+from juniper_shared.contracts.events import (
+    Envelope,
+    OrderEventData,
+    OrderSplit,
+    PaymentFailed,
+    PaymentSucceeded,
+)
+from juniper_shared.contracts.registry import ORDERS_EVENTS, PAYMENTS_EVENTS
+from juniper_shared.kafka import DeadLetters, consume_batches
+from juniper_shared.settings import ServiceSettings
+
+from invoicing.application.handlers import InvoicingHandlers
+
+GROUP_ID = "invoicing"
+PAYMENT_TYPES = frozenset({"payment.succeeded", "payment.failed"})
+
+
+def snapshots_of(events: list[Envelope]) -> list[OrderSnapshot]:
+    """Every order snapshot a batch carries: a split carries both orders."""
+    snapshots: list[OrderSnapshot] = []
+    for event in events:
+        if isinstance(event, OrderSplit):
+            snapshots += [event.data.parent, event.data.new_order]
+        elif isinstance(event.data, OrderEventData):
+            snapshots.append(event.data.order)
+    return snapshots
+
+
+def register_subscribers(
+    broker: KafkaBroker,
+    handlers: InvoicingHandlers,
+    dead_letters: DeadLetters,
+    settings: ServiceSettings,
+) -> None:
+    async def on_orders_events(events: list[Envelope]) -> None:
+        await handlers.on_order_snapshots(snapshots_of(events))
+
+    async def on_payments_events(events: list[Envelope]) -> None:
+        await handlers.on_payment_events(
+            [event for event in events if isinstance(event, PaymentSucceeded | PaymentFailed)]
+        )
+
+    common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
+    consume_batches(broker, ORDERS_EVENTS, on_orders_events, **common)  # type: ignore[arg-type]
+    consume_batches(broker, PAYMENTS_EVENTS, on_payments_events, handles=PAYMENT_TYPES, **common)  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""HTTP bodies of the invoicing API; money as decimal strings."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from juniper_shared.contracts.common import Address, Buyer, PaymentMethodSummary, Shipping
+from juniper_shared.contracts.money import Amount, from_minor
+from pydantic import BaseModel, ConfigDict
+
+from invoicing.domain.invoice import Invoice
+
+
+class PreviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shipping: Shipping
+
+
+class InvoiceLineView(BaseModel):
+    sku: str
+    name: str
+    unit_price: Amount
+    quantity: int
+    line_total: Amount
+
+
+class ShippingView(BaseModel):
+    carrier: str
+    tracking_number: str
+    shipped_at: date
+    shipping_cost: Amount
+
+
+class PaymentFailureView(BaseModel):
+    reason: str
+    retryable: bool
+    attempt: int
+
+
+class InvoiceView(BaseModel):
+    invoice_id: str
+    status: Literal["draft", "issued", "paid", "payment_failed", "void"]
+    payment_status: Literal["none", "pending", "paid", "failed"]
+    order_id: str
+    number: str | None
+    lines: list[InvoiceLineView]
+    subtotal: Amount
+    shipping_cost: Amount
+    total: Amount
+    currency: str
+    due_date: date
+    payment_method: PaymentMethodSummary
+    shipping: ShippingView
+    buyer: Buyer
+    billing_address: Address
+    shipping_address: Address
+    seller_id: str
+    seller_name: str | None
+    issued_at: datetime | None
+    paid_at: datetime | None
+    payment_failure: PaymentFailureView | None
+    url: str | None
+    """The printable document; set once the invoice is issued."""
+
+
+class InvoiceList(BaseModel):
+    items: list[InvoiceView]
+
+
+class ConfirmedView(BaseModel):
+    invoice_id: str
+    number: str
+    status: Literal["draft", "issued", "paid", "payment_failed", "void"]
+    url: str
+
+
+def invoice_view(invoice: Invoice, *, url: str) -> InvoiceView:
+    def money(units: int) -> Any:
+        return from_minor(units, invoice.currency)
+
+    failure = invoice.failure
+    return InvoiceView.model_validate(
+        {
+            "invoice_id": invoice.invoice_id,
+            "status": invoice.status.value,
+            "payment_status": invoice.payment_status.value,
+            "order_id": invoice.order_id,
+            "number": invoice.number,
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "name": line.name,
+                    "unit_price": money(line.unit_price),
+                    "quantity": line.quantity,
+                    "line_total": money(line.line_total),
+                }
+                for line in invoice.lines
+            ],
+            "subtotal": money(invoice.subtotal),
+            "shipping_cost": money(invoice.shipping_cost),
+            "total": money(invoice.total),
+            "currency": invoice.currency,
+            "due_date": invoice.due_date,
+            "payment_method": dict(invoice.payment_method),
+            "shipping": {
+                "carrier": invoice.shipping.carrier,
+                "tracking_number": invoice.shipping.tracking_number,
+                "shipped_at": invoice.shipping.shipped_at,
+                "shipping_cost": money(invoice.shipping_cost),
+            },
+            "buyer": dict(invoice.buyer),
+            "billing_address": dict(invoice.billing_address),
+            "shipping_address": dict(invoice.shipping_address),
+            "seller_id": invoice.seller_id,
+            "seller_name": invoice.seller_name,
+            "issued_at": invoice.issued_at,
+            "paid_at": invoice.paid_at,
+            "payment_failure": (
+                {
+                    "reason": failure.reason,
+                    "retryable": failure.retryable,
+                    "attempt": failure.attempt,
+                }
+                if failure
+                else None
+            ),
+            "url": url if invoice.number else None,
+        }
+    )

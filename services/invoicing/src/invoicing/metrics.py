@@ -1,0 +1,18 @@
+"""Invoicing's own Prometheus metrics (beside the shared ones on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+INVOICES_ISSUED = Counter("jm_invoices_issued_total", "Invoices given a number")
+INVOICE_PAYMENTS = Counter(
+    "jm_invoice_payment_outcomes_total", "Payment outcomes applied to invoices", ["outcome"]
+)
+NUMBERING_CONTENTION = Counter(
+    "jm_invoice_numbering_contention_total",
+    "Reservations lost to another confirm of the same seller (retried after a pause)",
+)
+NUMBERS_RETURNED = Counter(
+    "jm_invoice_numbers_returned_total",
+    "Reserved numbers given back because their invoice was numbered by another confirm",
+)

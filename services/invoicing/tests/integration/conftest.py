@@ -1,0 +1,24 @@
+"""Fixtures for invoicing on real Kafka and FerretDB (helpers live in `support`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from invoicing.bootstrap import build_app
+from juniper_shared.testing import free_port, serving
+
+from .support import Invoicing, invoicing_settings
+
+
+@pytest.fixture
+async def service(infra: Any, database_name: str, unique: str) -> AsyncIterator[Invoicing]:
+    port = free_port()
+    settings = invoicing_settings(infra, database_name, unique, port)
+    async with (
+        serving(build_app(settings), port=port) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+    ):
+        yield Invoicing(base_url, settings.kafka_topic_prefix, infra.kafka_bootstrap, http)

@@ -1,0 +1,136 @@
+"""Gapless invoice numbers on the real database: under concurrent confirms and across a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from invoicing.bootstrap import build_app
+from juniper_shared.testing import free_port, serving, wait_until
+
+from .support import Invoicing, accepted, invoicing_settings, snapshot
+
+pytestmark = pytest.mark.integration
+
+
+async def drafts(service: Invoicing, unique: str, count: int) -> list[str]:
+    """`count` approved orders of seller-1, each previewed; returns their invoice ids."""
+    order_ids = [f"ord-{unique}-{index}" for index in range(count)]
+    await service.publish_orders([accepted(snapshot(order_id)) for order_id in order_ids])
+    return [(await service.until_previewable(order_id))["invoice_id"] for order_id in order_ids]
+
+
+async def test_twenty_concurrent_confirms_from_two_instances_number_one_to_twenty(
+    service: Invoicing, infra: Any, database_name: str, unique: str
+) -> None:
+    invoice_ids = await drafts(service, unique, 20)
+    # A second instance on the same database: confirms race on the counter across processes.
+    port = free_port()
+    other = build_app(invoicing_settings(infra, database_name, unique, port))
+    async with (
+        serving(other, port=port) as other_url,
+        httpx.AsyncClient(base_url=other_url, timeout=60) as other_http,
+    ):
+        second = Invoicing(other_url, service.prefix, service.bootstrap, other_http)
+        instances = [service, second]
+        answers = await asyncio.gather(
+            *(
+                instances[index % 2].confirm(invoice_id)
+                for index, invoice_id in enumerate(invoice_ids)
+            )
+        )
+    assert [answer.status_code for answer in answers] == [200] * 20
+    numbers = sorted(answer.json()["number"] for answer in answers)
+    assert numbers == [f"INV-{n:06d}" for n in range(1, 21)]
+
+    events = await service.invoice_events(until=lambda found: len(found) >= 20)
+    assert sorted(event["data"]["number"] for event in events) == numbers
+
+
+def start_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoicing"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@asynccontextmanager
+async def running(
+    env: dict[str, str], base_url: str
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], httpx.AsyncClient]]:
+    process = start_process(env)
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+            async def healthy() -> bool:
+                if process.poll() is not None:
+                    raise AssertionError(f"service exited with {process.returncode}")
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(healthy, equals=True, timeout=60, interval=0.2)
+            yield process, http
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+async def test_a_service_killed_mid_confirm_leaves_no_gap(
+    infra: Any, database_name: str, unique: str
+) -> None:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "MONGODB_URL": infra.mongodb_url,
+        "MONGODB_DATABASE": database_name,
+        "KAFKA_TOPIC_PREFIX": f"t{unique}.",
+        "AUTH_JWT_SECRET": "dev-only-secret",
+        "HTTP_PORT": str(port),
+        "OUTBOX_POLL_SECONDS": "0.5",
+        "MONGODB_MAX_POOL_SIZE": "10",
+        "LOG_LEVEL": "WARNING",
+    }
+    first_order, second_order = f"ord-{unique}-1", f"ord-{unique}-2"
+    crashing = {**env, "INVOICING_CRASH_AFTER": "number_reserved"}
+    async with running(crashing, base_url) as (process, http):
+        service = Invoicing(base_url, f"t{unique}.", infra.kafka_bootstrap, http)
+        await service.publish_orders(
+            [accepted(snapshot(first_order)), accepted(snapshot(second_order))]
+        )
+        first = (await service.until_previewable(first_order))["invoice_id"]
+        second = (await service.until_previewable(second_order))["invoice_id"]
+        with pytest.raises(httpx.TransportError):
+            await service.confirm(first)  # the process dies right after reserving the number
+        assert await asyncio.to_thread(process.wait, 30) == 137
+
+    async with running(env, base_url) as (_, http):
+        service = Invoicing(base_url, f"t{unique}.", infra.kafka_bootstrap, http)
+        # Start-up settled the reservation: the invoice holds the number it reserved.
+        recovered = (await service.invoice(first)).json()
+        assert (recovered["status"], recovered["number"]) == ("issued", "INV-000001")
+        again = (await service.confirm(first)).json()
+        assert (again["number"], again["status"]) == ("INV-000001", "issued")
+        assert (await service.confirm(second)).json()["number"] == "INV-000002"
+
+        events = await service.invoice_events(until=lambda found: len(found) >= 2)
+        assert sorted((e["data"]["invoice_id"], e["data"]["number"]) for e in events) == [
+            (first, "INV-000001"),
+            (second, "INV-000002"),
+        ]

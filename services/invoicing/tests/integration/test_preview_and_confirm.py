@@ -1,0 +1,194 @@
+"""The seller's invoice steps: shipping details -> preview -> confirm, and the document."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from juniper_shared.testing import bearer
+from pypdf import PdfReader
+
+from .support import Invoicing, accepted, snapshot
+
+pytestmark = pytest.mark.integration
+
+
+async def test_preview_shows_the_draft_and_previewing_again_replaces_it(
+    service: Invoicing, unique: str
+) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    draft = await service.until_previewable(order_id)
+    assert draft["invoice_id"] == f"inv-{order_id}"
+    assert (draft["status"], draft["number"], draft["payment_status"]) == ("draft", None, "none")
+    assert (draft["subtotal"], draft["shipping_cost"], draft["total"]) == (
+        "66.00",
+        "15.00",
+        "81.00",
+    )
+    assert draft["currency"] == "USD"
+    assert draft["due_date"] == "2026-11-27"  # a card is due on issue
+    assert draft["payment_method"] == {"type": "credit_card", "brand": "visa", "last4": "4242"}
+    assert draft["shipping"]["carrier"] == "UPS"
+    assert draft["buyer"]["name"] == "Ada Buyer"
+    assert draft["seller_id"] == "seller-1"
+
+    again = await service.preview(order_id, shipping_cost="20.00", carrier="FedEx")
+    assert again.status_code == 200
+    assert again.json()["invoice_id"] == draft["invoice_id"]
+    assert (again.json()["total"], again.json()["shipping"]["carrier"]) == ("86.00", "FedEx")
+    listed = await service.http.get(
+        "/v1/invoices", params={"order_id": order_id}, headers=bearer("seller-1")
+    )
+    assert [item["total"] for item in listed.json()["items"]] == ["86.00"]
+
+
+async def test_net_terms_are_due_days_after_shipping(service: Invoicing, unique: str) -> None:
+    order_id = f"ord-{unique}"
+    net_30 = snapshot(order_id, payment_method={"type": "net_terms", "days": 30})
+    await service.publish_orders([accepted(net_30)])
+    draft = await service.until_previewable(order_id)
+    assert draft["due_date"] == "2026-12-27"
+
+
+async def test_preview_refuses_bad_input_and_other_sellers(service: Invoicing, unique: str) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    await service.until_previewable(order_id)
+
+    too_fine = await service.preview(order_id, shipping_cost="1.005")
+    assert (too_fine.status_code, too_fine.json()["error"]["code"]) == (422, "validation_error")
+    no_date = await service.http.post(
+        f"/v1/orders/{order_id}/invoice/preview",
+        json={"shipping": {"carrier": "UPS", "tracking_number": "1Z", "shipping_cost": "1.00"}},
+        headers=bearer("seller-1"),
+    )
+    assert (no_date.status_code, no_date.json()["error"]["code"]) == (422, "validation_error")
+    unknown = await service.preview(f"nope-{unique}")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
+    foreign = await service.preview(order_id, seller_id="seller-2")
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (404, "not_found")
+    anonymous = await service.http.post(f"/v1/orders/{order_id}/invoice/preview", json={})
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
+
+
+async def test_confirm_issues_a_number_once_and_publishes_invoice_issued(
+    service: Invoicing, unique: str
+) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    draft = await service.until_previewable(order_id)
+    invoice_id = draft["invoice_id"]
+
+    foreign = await service.confirm(invoice_id, seller_id="seller-2")
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (404, "not_found")
+
+    confirmed = await service.confirm(invoice_id)
+    assert confirmed.status_code == 200
+    body = confirmed.json()
+    assert (body["invoice_id"], body["number"], body["status"]) == (
+        invoice_id,
+        "INV-000001",
+        "issued",
+    )
+    assert body["url"] == f"{service.base_url}/v1/invoices/{invoice_id}/document"
+    assert (await service.confirm(invoice_id)).json() == body
+
+    shown = (await service.invoice(invoice_id)).json()
+    assert (shown["status"], shown["payment_status"], shown["number"]) == (
+        "issued",
+        "pending",
+        "INV-000001",
+    )
+    late = await service.preview(order_id)
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "order_not_invoiceable")
+    assert (await service.invoice(invoice_id, seller_id="seller-2")).status_code == 404
+
+    events = await service.invoice_events(until=lambda found: len(found) >= 1)
+    issued = [event for event in events if event["type"] == "invoice.issued"]
+    assert len(issued) == 1
+    data = issued[0]["data"]
+    assert (data["number"], data["order_id"], data["seller_id"]) == (
+        "INV-000001",
+        order_id,
+        "seller-1",
+    )
+    assert (data["amount"], data["subtotal"], data["shipping_cost"]) == ("81.00", "66.00", "15.00")
+    assert data["payment_method"] == {"type": "credit_card", "brand": "visa", "last4": "4242"}
+    assert (data["url"], data["due_date"], data["seller_name"]) == (
+        body["url"],
+        "2026-11-27",
+        "Juniper Pottery",
+    )
+    assert data["buyer"]["email"] == "ada@example.com"
+
+
+async def test_a_confirm_retried_with_its_idempotency_key_answers_the_same(
+    service: Invoicing, unique: str
+) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    invoice_id = (await service.until_previewable(order_id))["invoice_id"]
+    headers = {**bearer("seller-1"), "Idempotency-Key": f"confirm-{unique}"}
+    first = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
+    replay = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
+    assert first.status_code == replay.status_code == 200
+    assert replay.json() == first.json()
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+
+
+async def test_an_order_changed_after_the_preview_must_be_previewed_again(
+    service: Invoicing, unique: str
+) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id, version=2))])
+    invoice_id = (await service.until_previewable(order_id))["invoice_id"]
+    changed = snapshot(order_id, version=3, items=[("MUG-1", "Stoneware mug", "12.50", 1)])
+    marker = f"mark-{unique}"
+    await service.publish_orders([accepted(changed), accepted(snapshot(marker))], key=order_id)
+    await service.until_previewable(marker)
+
+    stale = await service.confirm(invoice_id)
+    assert stale.json()["error"]["code"] == "invalid_state"
+    assert (await service.preview(order_id)).json()["total"] == "27.50"
+    assert (await service.confirm(invoice_id)).json()["number"] == "INV-000001"
+
+
+async def test_the_invoice_document_prints_as_html_and_as_a_real_pdf(
+    service: Invoicing, unique: str
+) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    invoice_id = (await service.until_previewable(order_id))["invoice_id"]
+    await service.preview(order_id, tracking_number="TRACK<b>42")
+    await service.confirm(invoice_id)
+    url = f"/v1/invoices/{invoice_id}/document"
+
+    html = await service.http.get(url, headers=bearer("seller-1"))
+    assert html.status_code == 200
+    assert html.headers["content-type"].startswith("text/html")
+    assert "INV-000001" in html.text
+    assert "TRACK&lt;b&gt;42" in html.text
+    assert "TRACK<b>42" not in html.text
+
+    pdf = await service.http.get(url, headers={**bearer("seller-1"), "Accept": "application/pdf"})
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    for expected in (
+        "Invoice INV-000001",
+        "Juniper Pottery",
+        "Ada Buyer",
+        "12 Harbour St",
+        "Stoneware mug",
+        "Green tea tin",
+        "USD 66.00",
+        "USD 15.00",
+        "USD 81.00",
+        "Due: 2026-11-27",
+        "Payment: pending",
+        "Visa card ending 4242",
+        "TRACK<b>42",
+    ):
+        assert expected in text, expected
+    assert (await service.http.get(url, headers=bearer("seller-2"))).status_code == 404

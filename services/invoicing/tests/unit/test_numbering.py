@@ -1,0 +1,279 @@
+"""Gapless numbering as a state machine: reserve, write, release; a crash anywhere is settled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from invoicing.application.handlers import InvoicingHandlers
+from invoicing.domain.invoice import Invoice, InvoiceStatus, Shipping, draft_invoice
+from invoicing.domain.numbering import (
+    CounterBusy,
+    NumberCounter,
+    Reservation,
+    Reserve,
+    Settle,
+    Settlement,
+    next_step,
+    settlement,
+)
+from invoicing.domain.order import InvoiceableOrder, OrderLine
+from juniper_shared.contracts.events import Envelope
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def test_reserve_takes_the_next_number_and_blocks_until_released() -> None:
+    counter = NumberCounter("seller-1")
+    assert next_step(counter) == Reserve()
+    reservation = counter.reserve("inv-a")
+    assert reservation == Reservation("inv-a", 1)
+    assert next_step(counter) == Settle(reservation)
+    with pytest.raises(CounterBusy):
+        counter.reserve("inv-b")
+    counter.release(reservation)
+    assert counter.reserve("inv-b") == Reservation("inv-b", 2)
+
+
+def test_a_number_the_invoice_cannot_take_is_given_back() -> None:
+    counter = NumberCounter("seller-1", next=5)
+    reservation = counter.reserve("inv-a")
+    counter.give_back(reservation)
+    assert (counter.next, counter.pending) == (5, None)
+    assert counter.reserve("inv-b").sequence == 5
+
+
+def test_each_change_bumps_the_version_the_write_is_guarded_by() -> None:
+    counter = NumberCounter("seller-1")
+    reservation = counter.reserve("inv-a")
+    counter.release(reservation)
+    assert counter.version == 2
+    with pytest.raises(ValueError, match="not the pending"):
+        counter.release(reservation)
+
+
+@pytest.mark.parametrize(
+    ("status", "sequence", "expected"),
+    [
+        (InvoiceStatus.DRAFT, None, Settlement.WRITE),
+        (InvoiceStatus.ISSUED, 3, Settlement.RELEASE),
+        (InvoiceStatus.PAID, 3, Settlement.RELEASE),
+        (InvoiceStatus.ISSUED, 2, Settlement.GIVE_BACK),
+        (InvoiceStatus.VOID, None, Settlement.GIVE_BACK),
+        (None, None, Settlement.GIVE_BACK),
+    ],
+)
+def test_settling_a_reservation_depends_on_the_invoice_as_stored(
+    status: InvoiceStatus | None, sequence: int | None, expected: Settlement
+) -> None:
+    assert settlement(Reservation("inv-a", 3), status=status, sequence=sequence) is expected
+
+
+# --- the confirm handler on in-memory stores, with crashes injected at every step ----------
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: nothing after it runs."""
+
+
+class Stores:
+    def __init__(self) -> None:
+        self.invoices: dict[str, Invoice] = {}
+        self.counters: dict[str, NumberCounter] = {}
+        self.issued_events: list[tuple[str, str]] = []
+
+
+class FakeOrders:
+    def __init__(self, orders: dict[str, InvoiceableOrder]) -> None:
+        self._orders = orders
+
+    async def get(self, order_id: str) -> InvoiceableOrder | None:
+        return self._orders.get(order_id)
+
+    async def apply(self, orders: Sequence[InvoiceableOrder]) -> int:
+        raise NotImplementedError
+
+
+class FakeInvoices:
+    def __init__(self, stores: Stores) -> None:
+        self._s = stores
+
+    async def get(self, invoice_id: str) -> Invoice | None:
+        stored = self._s.invoices.get(invoice_id)
+        return None if stored is None else Invoice(**stored.__dict__)
+
+    async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
+        raise NotImplementedError
+
+    async def save(
+        self, invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
+    ) -> bool:
+        await asyncio.sleep(0)
+        stored = self._s.invoices.get(invoice.invoice_id)
+        if (stored.version if stored else 0) != previous_version:
+            return False
+        self._s.invoices[invoice.invoice_id] = Invoice(**invoice.__dict__)
+        self._s.issued_events += [(e.data.invoice_id, e.data.number) for e in events]
+        return True
+
+
+class FakeCounters:
+    def __init__(self, stores: Stores) -> None:
+        self._s = stores
+
+    async def get(self, seller_id: str) -> NumberCounter | None:
+        stored = self._s.counters.get(seller_id)
+        return None if stored is None else NumberCounter(**stored.__dict__)
+
+    async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
+        await asyncio.sleep(0)
+        stored = self._s.counters.get(counter.seller_id)
+        if (stored.version if stored else 0) != previous_version:
+            return False
+        self._s.counters[counter.seller_id] = NumberCounter(**counter.__dict__)
+        return True
+
+    async def with_pending(self) -> list[NumberCounter]:
+        return [NumberCounter(**c.__dict__) for c in self._s.counters.values() if c.pending]
+
+
+def approved(order_id: str) -> InvoiceableOrder:
+    address = {"name": "A", "line1": "1 St", "city": "C", "postal_code": "1", "country": "US"}
+    return InvoiceableOrder(
+        order_id=order_id,
+        seller_id="seller-1",
+        status="approved",
+        version=2,
+        currency="USD",
+        placed_at=NOW,
+        buyer={"id": "b", "name": "Ada", "email": "ada@example.com"},
+        lines=(OrderLine("MUG", "Mug", 1250, 2),),
+        shipping_address=address,
+        billing_address=address,
+        payment_method={"type": "other"},
+    )
+
+
+def world(count: int) -> tuple[Stores, FakeOrders, list[str]]:
+    stores = Stores()
+    orders = {f"o{i}": approved(f"o{i}") for i in range(count)}
+    shipping = Shipping("UPS", "1Z", date(2026, 11, 27), 500)
+    for order in orders.values():
+        invoice = draft_invoice(order, shipping, now=NOW)
+        invoice.version = 1
+        stores.invoices[invoice.invoice_id] = invoice
+    return stores, FakeOrders(orders), [f"inv-o{i}" for i in range(count)]
+
+
+def handlers(
+    stores: Stores, orders: FakeOrders, *, crash_at: str | None = None
+) -> InvoicingHandlers:
+    def fault(point: str) -> None:
+        if point == crash_at:
+            raise Crash(point)
+
+    return InvoicingHandlers(
+        orders=orders,
+        invoices=FakeInvoices(stores),
+        counters=FakeCounters(stores),
+        base_url="http://invoicing",
+        clock=lambda: NOW,
+        fault=fault,
+    )
+
+
+def numbers(stores: Stores) -> list[int]:
+    return sorted(i.sequence for i in stores.invoices.values() if i.sequence is not None)
+
+
+async def test_concurrent_confirms_take_numbers_one_to_n() -> None:
+    stores, orders, ids = world(20)
+    service = handlers(stores, orders)
+    confirmed = await asyncio.gather(*(service.confirm("seller-1", i) for i in ids))
+    assert sorted(invoice.number or "" for invoice in confirmed) == [
+        f"INV-{n:06d}" for n in range(1, 21)
+    ]
+    assert len(stores.issued_events) == 20
+
+
+async def test_two_processes_racing_on_one_counter_leave_no_gap() -> None:
+    stores, orders, ids = world(12)
+    first, second = handlers(stores, orders), handlers(stores, orders)
+    await asyncio.gather(
+        *(
+            service.confirm("seller-1", i)
+            for service, i in zip(itertools.cycle((first, second)), ids)
+        )
+    )
+    assert numbers(stores) == list(range(1, 13))
+
+
+async def test_confirming_twice_is_one_invoice_with_one_number() -> None:
+    stores, orders, ids = world(1)
+    service = handlers(stores, orders)
+    first = await service.confirm("seller-1", ids[0])
+    again = await service.confirm("seller-1", ids[0])
+    assert first.number == again.number == "INV-000001"
+    assert stores.issued_events == [(ids[0], "INV-000001")]
+
+
+@pytest.mark.parametrize("step", ["number_reserved", "invoice_numbered"])
+@pytest.mark.parametrize("recover", ["retry", "other_invoice", "startup"])
+async def test_a_crash_at_any_step_leaves_no_gap(step: str, recover: str) -> None:
+    stores, orders, ids = world(3)
+    with pytest.raises(Crash):
+        await handlers(stores, orders, crash_at=step).confirm("seller-1", ids[0])
+    restarted = handlers(stores, orders)
+    if recover == "startup":
+        assert await restarted.recover_numbering() == 1
+    elif recover == "other_invoice":
+        assert (await restarted.confirm("seller-1", ids[1])).number == "INV-000002"
+    await restarted.confirm("seller-1", ids[0])
+    for invoice_id in ids:
+        await restarted.confirm("seller-1", invoice_id)
+    assert stores.invoices[ids[0]].number == "INV-000001"
+    assert numbers(stores) == [1, 2, 3]
+    assert sorted(n for _, n in stores.issued_events) == ["INV-000001", "INV-000002", "INV-000003"]
+    assert stores.counters["seller-1"].pending is None
+
+
+async def test_a_number_reserved_twice_for_one_invoice_is_given_back() -> None:
+    """Two processes confirm one invoice: the loser's reservation is returned, not lost."""
+    stores, orders, ids = world(2)
+    await handlers(stores, orders).confirm("seller-1", ids[0])
+    # The loser read the draft before the winner issued it and reserved number 2 for it.
+    counter = stores.counters["seller-1"]
+    counter.reserve(ids[0])
+    await handlers(stores, orders).confirm("seller-1", ids[1])
+    assert stores.invoices[ids[1]].number == "INV-000002"
+    assert numbers(stores) == [1, 2]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    crashes=st.lists(
+        st.sampled_from([None, "number_reserved", "invoice_numbered"]), min_size=1, max_size=8
+    )
+)
+def test_any_sequence_of_crashes_still_numbers_gaplessly(crashes: list[str | None]) -> None:
+    async def story() -> None:
+        stores, orders, ids = world(len(crashes))
+        for invoice_id, crash in zip(ids, crashes, strict=True):
+            with contextlib.suppress(Crash):
+                await handlers(stores, orders, crash_at=crash).confirm("seller-1", invoice_id)
+        restarted = handlers(stores, orders)
+        await restarted.recover_numbering()
+        # A confirm that died before reserving left its invoice a draft; the rest are gapless.
+        assert numbers(stores) == list(range(1, len(numbers(stores)) + 1))
+        for invoice_id in ids:
+            await restarted.confirm("seller-1", invoice_id)
+        assert numbers(stores) == list(range(1, len(crashes) + 1))
+        assert len(stores.issued_events) == len(crashes)
+
+    asyncio.run(story())
