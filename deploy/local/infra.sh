@@ -122,12 +122,12 @@ select_components() {
   done
 }
 
-port_of() {
+ports_of() {
   case $1 in
-    kafka) echo "$KAFKA_PORT" ;;
+    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
     postgres) echo "$PG_PORT" ;;
     ferretdb) echo "$FERRETDB_PORT" ;;
-    mailpit) echo "$SMTP_PORT" ;;
+    mailpit) echo "$SMTP_PORT $MAILPIT_PORT" ;;
   esac
 }
 
@@ -278,10 +278,19 @@ TEMP_DIRS=()
 ROLLBACK=() # components this `up` launched, stopped again if `up` fails
 
 on_exit() {
-  local rc=$? d c
+  local rc=$? d c i
   trap - EXIT INT TERM
+  if [[ -n ${BG_PID:-} ]]; then # an interrupted download/build step (timeout forwards the signal)
+    kill -TERM "$BG_PID" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$BG_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$BG_PID" 2>/dev/null || true
+  fi
   if ((rc != 0)) && ((${#ROLLBACK[@]} > 0)); then
-    for c in "${ROLLBACK[@]}"; do
+    for ((i = ${#ROLLBACK[@]} - 1; i >= 0; i--)); do
+      c=${ROLLBACK[i]}
       if running_pid "$c" >/dev/null 2>&1; then
         stop_component "$c" quiet >/dev/null 2>&1 || true
         printf 'infra: stopped %s again because up failed\n' "$c" >&2
@@ -308,11 +317,28 @@ lock_state() {
 # rename, so an interrupted build never leaves a half-filled cache entry.
 new_build_dir() { # name -> BUILD_TMP
   mkdir -p "$CACHE_DIR"
+  # leftovers of builds that were killed outright (SIGKILL) more than 12 hours ago
+  find "$CACHE_DIR" -maxdepth 1 -name '.build-*' -mmin +720 -exec rm -rf {} + 2>/dev/null || true
   BUILD_TMP=$(mktemp -d "$CACHE_DIR/.build-$1.XXXXXX")
   TEMP_DIRS+=("$BUILD_TMP")
 }
 
+# Run one download/build step: bounded by BUILD_SECONDS, in directory $2, output appended to
+# log $1. It runs in the background and we `wait` for it, so INT/TERM reach our trap at once
+# and on_exit stops it (bash would otherwise run the trap only after the step ends).
+BG_PID=""
+run_bounded() { # log dir command...
+  local log=$1 dir=$2 rc=0
+  shift 2
+  (cd "$dir" && exec timeout "$BUILD_SECONDS" "$@") </dev/null >>"$log" 2>&1 &
+  BG_PID=$!
+  wait "$BG_PID" || rc=$?
+  BG_PID=""
+  return "$rc"
+}
+
 publish() { # tmp-dir final-dir
+  chmod 755 "$1"
   if ! mv -T "$1" "$2" 2>/dev/null; then
     [[ -d $2 ]] || die "could not move $1 to $2"
     rm -rf -- "$1" # someone else published the same entry meanwhile
@@ -338,8 +364,9 @@ prepare_kafka() {
   log=$(build_log kafka)
   new_build_dir kafka
   say "kafka: downloading Kafka $KAFKA_VERSION jars from Maven Central (log: $log)"
-  if ! timeout "$BUILD_SECONDS" mvn -B -q -f "$KAFKA_POM" dependency:copy-dependencies \
-    -DoutputDirectory="$BUILD_TMP/lib" -DincludeScope=runtime >"$log" 2>&1; then
+  : >"$log"
+  if ! run_bounded "$log" "$BUILD_TMP" mvn -B -q -f "$KAFKA_POM" dependency:copy-dependencies \
+    -DoutputDirectory="$BUILD_TMP/lib" -DincludeScope=runtime; then
     die "kafka: download of Kafka $KAFKA_VERSION from Maven Central failed (mvn dependency:copy-dependencies); see $log"
   fi
   [[ -f $BUILD_TMP/lib/kafka_2.13-$KAFKA_VERSION.jar ]] ||
@@ -364,9 +391,11 @@ prepare_ferretdb() {
   new_build_dir ferretdb
   say "ferretdb: building FerretDB $FERRETDB_VERSION with $(basename "$FERRETDB_PATCH") (~1.5 min cold; log: $log)"
   : >"$log"
-  if ! mod_dir=$(cd "$BUILD_TMP" && GOTOOLCHAIN=local timeout "$BUILD_SECONDS" \
-    go mod download -json "github.com/FerretDB/FerretDB@v$FERRETDB_VERSION" 2>>"$log" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])' 2>>"$log"); then
+  # shellcheck disable=SC2016 # $1 and $2 are for the inner sh
+  if ! run_bounded "$log" "$BUILD_TMP" sh -c 'GOTOOLCHAIN=local go mod download -json "$1" >"$2"' \
+    _ "github.com/FerretDB/FerretDB@v$FERRETDB_VERSION" "$BUILD_TMP/download.json" ||
+    ! mod_dir=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["Dir"])' \
+      "$BUILD_TMP/download.json" 2>>"$log"); then
     die "ferretdb: download of github.com/FerretDB/FerretDB@v$FERRETDB_VERSION from the Go module proxy failed; see $log"
   fi
   cp -R "$mod_dir" "$BUILD_TMP/src"
@@ -383,8 +412,8 @@ prepare_ferretdb() {
   } >>"$log" 2>&1 ||
     die "ferretdb: $FERRETDB_PATCH does not apply to FerretDB v$FERRETDB_VERSION; see $log"
   echo "== go build" >>"$log"
-  if ! (cd "$BUILD_TMP/src" && CGO_ENABLED=0 GOTOOLCHAIN=local timeout "$BUILD_SECONDS" \
-    go build -buildvcs=false -o "$BUILD_TMP/out/ferretdb" ./cmd/ferretdb) >>"$log" 2>&1; then
+  if ! run_bounded "$log" "$BUILD_TMP/src" env CGO_ENABLED=0 GOTOOLCHAIN=local \
+    go build -buildvcs=false -o "$BUILD_TMP/out/ferretdb" ./cmd/ferretdb; then
     die "ferretdb: go build of FerretDB $FERRETDB_VERSION failed; see $log"
   fi
   publish "$BUILD_TMP/out" "$FERRETDB_HOME"
@@ -405,8 +434,9 @@ prepare_mailpit() {
   log=$(build_log mailpit)
   new_build_dir mailpit
   say "mailpit: building Mailpit v$MAILPIT_VERSION (~1 min cold; log: $log)"
-  if ! (cd "$BUILD_TMP" && GOBIN="$BUILD_TMP/out" GOTOOLCHAIN=local CGO_ENABLED=0 timeout "$BUILD_SECONDS" \
-    go install "github.com/axllent/mailpit@v$MAILPIT_VERSION") >"$log" 2>&1; then
+  : >"$log"
+  if ! run_bounded "$log" "$BUILD_TMP" env GOBIN="$BUILD_TMP/out" GOTOOLCHAIN=local CGO_ENABLED=0 \
+    go install "github.com/axllent/mailpit@v$MAILPIT_VERSION"; then
     die "mailpit: go install github.com/axllent/mailpit@v$MAILPIT_VERSION failed; see $log"
   fi
   publish "$BUILD_TMP/out" "$MAILPIT_HOME"
@@ -681,19 +711,16 @@ launch_mailpit() {
     --disable-version-check
 }
 
-# Wait (bounded) until the component answers; fail early if its process is gone.
-wait_ready() { # component
-  local comp=$1 deadline pid
-  deadline=$(($(date +%s) + WAIT_SECONDS))
-  while ! answers "$comp"; do
-    if ! pid=$(running_pid "$comp"); then
-      die "$comp: exited while starting; see $(log_of "$comp")"
-    fi
-    if (($(date +%s) >= deadline)); then
-      die "$comp: did not answer on $(where_of "$comp") within $WAIT_SECONDS s; see $(log_of "$comp")"
-    fi
-    sleep 0.2
-  done
+# One readiness check of a component being waited for: succeeds when it answers; dies when
+# its process is gone or it has not answered within WAIT_SECONDS of t0 (ms).
+check_ready() { # component t0
+  local comp=$1 t0=$2
+  answers "$comp" && return 0
+  running_pid "$comp" >/dev/null || die "$comp: exited while starting; see $(log_of "$comp")"
+  if (($(now_ms) - t0 >= WAIT_SECONDS * 1000)); then
+    die "$comp: did not answer on $(where_of "$comp") within $WAIT_SECONDS s; see $(log_of "$comp")"
+  fi
+  return 1
 }
 
 record_started() {
@@ -702,8 +729,9 @@ record_started() {
 
 cmd_up() {
   select_components 1 "$@"
-  local c pid
+  local c t
   local -A t0=() fresh=()
+  local -a pending still
   if [[ -n ${INFRA_STARTED_FILE:-} ]]; then : >"$INFRA_STARTED_FILE"; fi
   for c in "${SELECTED[@]}"; do prepare_component "$c"; done
   need_cmd python3 "the readiness probes"
@@ -711,26 +739,37 @@ cmd_up() {
   mkdir -p "$LOG_DIR" "$RUN_DIR"
   find_pg_bin || true
   pg_layout
-  # Launch everything first (postgres' launch already waits, ferretdb needs it), then wait
-  # for each to answer: Kafka's JVM warms up while the others start.
+  # Launch everything first (postgres' launch waits for it, ferretdb needs it), then wait for
+  # all of them together, so Kafka's JVM warms up while the others start. One line each, in
+  # the order they answer, with the time from launch to first answer.
   for c in "${SELECTED[@]}"; do
-    if pid=$(running_pid "$c"); then
-      continue
-    fi
+    if running_pid "$c" >/dev/null; then continue; fi
     t0[$c]=$(now_ms)
     ROLLBACK+=("$c")
     "launch_$c"
     fresh[$c]=1
     record_started "$c"
   done
+  t=$(now_ms)
   for c in "${SELECTED[@]}"; do
-    if [[ -n ${fresh[$c]:-} ]]; then
-      wait_ready "$c"
-      say "$c: started on $(where_of "$c") ($(since "${t0[$c]}") s)"
-    else
-      wait_ready "$c"
-      say "$c: already running"
-    fi
+    if [[ -z ${t0[$c]:-} ]]; then t0[$c]=$t; fi
+  done
+  pending=("${SELECTED[@]}")
+  while ((${#pending[@]} > 0)); do
+    still=()
+    for c in "${pending[@]}"; do
+      if check_ready "$c" "${t0[$c]}"; then
+        if [[ -n ${fresh[$c]:-} ]]; then
+          say "$c: started on $(where_of "$c") ($(since "${t0[$c]}") s)"
+        else
+          say "$c: already running"
+        fi
+      else
+        still+=("$c")
+      fi
+    done
+    pending=("${still[@]}")
+    if ((${#pending[@]} > 0)); then sleep 0.2; fi
   done
   ROLLBACK=()
 }
@@ -787,6 +826,7 @@ cmd_down() {
 cmd_status() {
   (($# == 0)) || die "status takes no arguments"
   local c pid port
+  local -a taken
   find_pg_bin || PG_BIN=/usr/lib/postgresql/15/bin
   pg_layout
   for c in "${ALL_COMPONENTS[@]}"; do
@@ -797,9 +837,12 @@ cmd_status() {
         say "$c: running (pid $pid) but not answering on $(where_of "$c")"
       fi
     else
-      port=$(port_of "$c")
-      if port_in_use "$port"; then
-        say "$c: stopped (port $port is taken by another process)"
+      taken=()
+      for port in $(ports_of "$c"); do
+        if port_in_use "$port"; then taken+=("$port"); fi
+      done
+      if ((${#taken[@]} > 0)); then
+        say "$c: stopped (port ${taken[*]} taken by another process)"
       else
         say "$c: stopped"
       fi
@@ -839,7 +882,11 @@ cmd_reset_data() {
       ferretdb) rm -rf -- "$STATE_DIR/ferretdb" ;;
       mailpit) rm -rf -- "$STATE_DIR/mailpit" ;;
     esac
-    say "$c: stopped, data wiped"
+    if [[ $c == ferretdb ]]; then
+      say "ferretdb: stopped, state wiped (its documents live in postgres: reset-data postgres)"
+    else
+      say "$c: stopped, data wiped"
+    fi
   done
 }
 

@@ -39,7 +39,7 @@ PG_DATABASE = "ferretdb"  # FerretDB's --postgresql-url database (see infra.sh)
 
 DOCS = 2_000
 LOOKUPS = 200
-STATS_WAIT_S = 30.0  # a backend flushes its table counters when idle, up to ~10 s late
+STATS_WAIT_S = 30.0  # bound for each wait on the counters (they arrive up to ~10 s late)
 
 
 def _psql_binary() -> str:
@@ -96,14 +96,15 @@ def _table_of(database: str, collection: str) -> str:
     return table
 
 
-def _scans(schema: str, table: str) -> tuple[int, int]:
+def _stats(schema: str, table: str) -> tuple[int, int, int]:
+    """(seq_scan, idx_scan, n_tup_ins) of one table, as flushed so far."""
     row = _psql(
-        "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+        "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0), n_tup_ins FROM pg_stat_user_tables "
         f"WHERE schemaname = {_literal(schema)} AND relname = {_literal(table)}"
     )
     assert row, f"table {schema}.{table} not in pg_stat_user_tables"
-    seq, idx = row.split("|")
-    return int(seq), int(idx)
+    seq, idx, inserted = row.split("|")
+    return int(seq), int(idx), int(inserted)
 
 
 def test_find_one_by_string_id_uses_the_id_index() -> None:
@@ -123,7 +124,16 @@ def test_find_one_by_string_id_uses_the_id_index() -> None:
         )
         assert "((_jsonb -> '_id'::text))" in indexdefs, indexdefs
 
-        seq_before, idx_before = _scans(database, table)
+        # Settle the counters of the setup first. A PostgreSQL backend flushes its table
+        # counters when it goes idle, up to ~10 s late (PGSTAT_IDLE_INTERVAL), and the setup
+        # has one sequential scan of its own: CREATE UNIQUE INDEX on the new, empty table.
+        # Wait (bounded) until the inserts and that scan show, then take the baseline.
+        deadline = time.monotonic() + STATS_WAIT_S
+        seq_before, idx_before, inserted = _stats(database, table)
+        while (inserted < DOCS or seq_before < 1) and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seq_before, idx_before, inserted = _stats(database, table)
+        assert inserted == DOCS, f"pg_stat_user_tables shows {inserted} inserts, not {DOCS}"
 
         for i in range(0, DOCS, DOCS // LOOKUPS):
             doc = coll.find_one({"_id": f"doc-{i:05d}"})
@@ -133,10 +143,10 @@ def test_find_one_by_string_id_uses_the_id_index() -> None:
 
         # Counters arrive asynchronously from FerretDB's pooled sessions: poll (bounded).
         deadline = time.monotonic() + STATS_WAIT_S
-        seq_after, idx_after = _scans(database, table)
+        seq_after, idx_after, _ = _stats(database, table)
         while idx_after - idx_before < LOOKUPS + 1 and time.monotonic() < deadline:
             time.sleep(0.25)
-            seq_after, idx_after = _scans(database, table)
+            seq_after, idx_after, _ = _stats(database, table)
 
         assert idx_after - idx_before >= LOOKUPS + 1, (
             f"idx_scan grew by {idx_after - idx_before} (seq_scan by {seq_after - seq_before}) "

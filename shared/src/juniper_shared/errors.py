@@ -3,6 +3,31 @@
 from __future__ import annotations
 
 
+class DomainError(Exception):
+    """A business rule was broken. Services subclass it with their `code`s; the HTTP layer
+    (juniper_shared.http) maps each code to a status, so domain code never speaks HTTP."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class InvalidState(DomainError):
+    """The action is not allowed in the resource's current status."""
+
+    code = "invalid_state"
+
+
+class InvalidRequest(DomainError):
+    code = "validation_error"
+
+
 class ApiError(Exception):
     """An error the HTTP layer reports as `{"error": {"code", "message"}}` with `status`."""
 

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from juniper_shared.errors import ApiError
+from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.logs import correlation_id
 from juniper_shared.metrics import HTTP_REQUESTS
 
@@ -53,6 +53,22 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     428: "precondition_required",
 }
+
+
+DOMAIN_STATUS: dict[str, int] = {
+    "not_found": 404,
+    "validation_error": 422,
+    "invalid_state": 409,
+    "customer_required": 409,
+    "order_not_invoiceable": 409,
+    "version_conflict": 412,
+    "numbering_busy": 503,
+}
+"""HTTP status of each domain error code; a code not listed is a 409."""
+
+
+def api_error(error: DomainError) -> ApiError:
+    return ApiError(DOMAIN_STATUS.get(error.code, 409), error.code, error.message)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -136,6 +152,11 @@ def create_app(
     @app.exception_handler(ApiError)
     async def on_api_error(_: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(DomainError)
+    async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
+        translated = api_error(error)
+        return error_response(translated.status, translated.code, translated.message)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from juniper_shared.errors import ApiError
+from juniper_shared.errors import ApiError, DomainError
+from juniper_shared.http import api_error
 
 Document = dict[str, Any]
 
@@ -45,7 +46,10 @@ class IdempotencyKeys:
         if stored is not None:
             return stored
         try:
-            response = await action()
+            try:
+                response = await action()
+            except DomainError as domain_error:
+                raise api_error(domain_error) from domain_error
         except ApiError as error:
             if error.status >= 500:
                 await self._collection.delete_one({"_id": document_id})

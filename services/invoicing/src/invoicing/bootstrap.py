@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from juniper_shared.http import create_app, error_response
+from fastapi import FastAPI
+from juniper_shared.http import create_app
 from juniper_shared.idempotency import IdempotencyKeys
 from juniper_shared.logs import configure_logging
 from juniper_shared.runtime import Runtime
@@ -20,8 +19,7 @@ from invoicing.adapters.mongo import (
     create_indexes,
 )
 from invoicing.application.handlers import FaultPoint, InvoicingHandlers, no_faults
-from invoicing.domain.errors import DomainError
-from invoicing.entrypoints.http import api_error, build_router
+from invoicing.entrypoints.http import build_router
 from invoicing.entrypoints.kafka import register_subscribers
 from invoicing.settings import InvoicingSettings
 
@@ -70,11 +68,6 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.handlers = handlers
     app.include_router(build_router(handlers, IdempotencyKeys(runtime.db["idempotency_keys"])))
-
-    @app.exception_handler(DomainError)
-    async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
-        translated = api_error(error)
-        return error_response(translated.status, translated.code, translated.message)
 
     return app
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from juniper_shared.http import create_app, error_response
+from fastapi import FastAPI
+from juniper_shared.http import create_app
 from juniper_shared.idempotency import IdempotencyKeys
 from juniper_shared.logs import configure_logging
 from juniper_shared.runtime import Runtime
@@ -18,8 +17,7 @@ from orders.adapters.mongo import (
     create_indexes,
 )
 from orders.application.handlers import OrdersHandlers
-from orders.domain.errors import DomainError
-from orders.entrypoints.http import api_error, build_router
+from orders.entrypoints.http import build_router
 from orders.entrypoints.kafka import register_subscribers
 from orders.settings import OrdersSettings
 
@@ -50,11 +48,6 @@ def build_app(settings: OrdersSettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.handlers = handlers
     app.include_router(build_router(handlers, IdempotencyKeys(runtime.db["idempotency_keys"])))
-
-    @app.exception_handler(DomainError)
-    async def on_domain_error(_: Request, error: DomainError) -> JSONResponse:
-        translated = api_error(error)
-        return error_response(translated.status, translated.code, translated.message)
 
     return app
 

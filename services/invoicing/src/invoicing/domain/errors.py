@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
+from juniper_shared.errors import DomainError, InvalidState, NotFound
 
-class DomainError(Exception):
-    """A rule of invoicing was broken; `code` is machine-readable."""
-
-    code = "domain_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFound(DomainError):
-    code = "not_found"
+__all__ = ["DomainError", "InvalidState", "NotFound"]
 
 
 class NotInvoiceable(DomainError):
     """The order is not approved, or already has an issued invoice."""
 
     code = "order_not_invoiceable"
-
-
-class InvalidState(DomainError):
-    code = "invalid_state"
 
 
 class InvalidShipping(DomainError):

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from juniper_shared.auth import SellerId
-from juniper_shared.errors import ApiError
 from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
 
 from invoicing.adapters.rendering import render_html, render_pdf
-from invoicing.application.handlers import Contention, InvoicingHandlers, ShippingDetails
-from invoicing.domain.errors import DomainError
+from invoicing.application.handlers import InvoicingHandlers, ShippingDetails
 from invoicing.domain.invoice import Invoice
 from invoicing.entrypoints.schemas import (
     ConfirmedView,
@@ -24,13 +21,6 @@ from invoicing.entrypoints.schemas import (
     invoice_view,
 )
 
-DOMAIN_STATUS = {
-    "not_found": 404,
-    "order_not_invoiceable": 409,
-    "invalid_state": 409,
-    "validation_error": 422,
-}
-
 WRITE_RESPONSES = {
     **ERROR_RESPONSES,
     409: {
@@ -39,24 +29,6 @@ WRITE_RESPONSES = {
     },
     503: {"description": "The seller's numbering is busy; retry (`numbering_busy`)"},
 }
-
-
-def api_error(error: DomainError) -> ApiError:
-    return ApiError(DOMAIN_STATUS.get(error.code, 409), error.code, error.message)
-
-
-def translated(act: Callable[[], Awaitable[Response]]) -> Callable[[], Awaitable[Response]]:
-    """Domain errors become contract errors inside the idempotent call, so they are replayed too."""
-
-    async def run() -> Response:
-        try:
-            return await act()
-        except DomainError as error:
-            raise api_error(error) from error
-        except Contention as error:
-            raise ApiError(503, "numbering_busy", str(error)) from error
-
-    return run
 
 
 def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> APIRouter:
@@ -85,7 +57,7 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
             invoice = await handlers.preview(seller_id, order_id, details)
             return JSONResponse(view(invoice).model_dump(mode="json"))
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.post(
         "/invoices/{invoice_id}/confirm",
@@ -105,7 +77,7 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
             )
             return JSONResponse(confirmed.model_dump(mode="json"))
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.get("/invoices/{invoice_id}", response_model=InvoiceView, summary="One invoice")
     async def get_invoice(seller_id: SellerId, invoice_id: str) -> InvoiceView:
@@ -141,7 +113,4 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
 
 
 async def _read(handlers: InvoicingHandlers, seller_id: str, invoice_id: str) -> Invoice:
-    try:
-        return await handlers.invoice(seller_id, invoice_id)
-    except DomainError as error:
-        raise api_error(error) from error
+    return await handlers.invoice(seller_id, invoice_id)

@@ -40,13 +40,9 @@ from orders.application.ports import (
     VersionConflict,
 )
 from orders.domain.customer import Customer, buyer_admitted
-from orders.domain.errors import CustomerRequired, DomainError
+from orders.domain.errors import CustomerRequired, DomainError, NotFound
 from orders.domain.order import InvoiceLink, Order, PaymentStatus, Status
 from orders.domain.placing import place_order
-
-
-class NotFound(DomainError):
-    code = "not_found"
 
 
 class PreconditionFailed(DomainError):

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
+from juniper_shared.errors import DomainError, InvalidState, NotFound
 
-class DomainError(Exception):
-    """A rule of the order life cycle was broken; `code` is machine-readable."""
-
-    code = "domain_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidState(DomainError):
-    code = "invalid_state"
+__all__ = ["DomainError", "InvalidState", "NotFound"]
 
 
 class InvalidEdit(DomainError):

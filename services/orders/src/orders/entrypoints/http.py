@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -15,7 +14,6 @@ from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
 
 from orders.application.handlers import CustomerChoice, NewCustomer, OrdersHandlers
-from orders.domain.errors import DomainError
 from orders.domain.order import Order, Status
 from orders.entrypoints.schemas import (
     AcceptBody,
@@ -59,31 +57,6 @@ def parse_if_match(value: str | None) -> int | None:
     if match is None:
         raise ApiError(422, "validation_error", 'If-Match must be an order version such as "3"')
     return int(match.group(1))
-
-
-DOMAIN_STATUS = {
-    "invalid_state": 409,
-    "customer_required": 409,
-    "validation_error": 422,
-    "not_found": 404,
-    "version_conflict": 412,
-}
-
-
-def api_error(error: DomainError) -> ApiError:
-    return ApiError(DOMAIN_STATUS.get(error.code, 409), error.code, error.message)
-
-
-def translated(act: Callable[[], Awaitable[Response]]) -> Callable[[], Awaitable[Response]]:
-    """Domain errors become contract errors inside the idempotent call, so they are replayed too."""
-
-    async def run() -> Response:
-        try:
-            return await act()
-        except DomainError as error:
-            raise api_error(error) from error
-
-    return run
 
 
 def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIRouter:
@@ -149,7 +122,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.post(
         "/orders/{order_id}/reject",
@@ -175,7 +148,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.post(
         "/orders/{order_id}/split",
@@ -200,7 +173,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             response.headers["Location"] = f"/v1/orders/{child.order_id}"
             return response
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.patch(
         "/orders/{order_id}/items",
@@ -226,7 +199,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.post(
         "/orders/{order_id}/items/remove",
@@ -248,7 +221,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.post(
         "/orders/{order_id}/cancel",
@@ -273,7 +246,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.get("/seller/settings", response_model=SellerSettingsBody, tags=["seller"])
     async def get_settings(seller_id: SellerId) -> SellerSettingsBody:
@@ -312,7 +285,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return JSONResponse(customer_view(customer).model_dump(), status_code=201)
 
-        return await idempotency.run(request, seller_id, translated(act))
+        return await idempotency.run(request, seller_id, act)
 
     @router.get("/customers/{customer_id}", response_model=CustomerView, tags=["customers"])
     async def get_customer(seller_id: SellerId, customer_id: str) -> CustomerView:

@@ -2,20 +2,6 @@
 
 from __future__ import annotations
 
+from juniper_shared.errors import DomainError, InvalidState, NotFound
 
-class DomainError(Exception):
-    """A payment rule was broken; `code` is machine-readable."""
-
-    code = "domain_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidState(DomainError):
-    code = "invalid_state"
-
-
-class NotFound(DomainError):
-    code = "not_found"
+__all__ = ["DomainError", "InvalidState", "NotFound"]

@@ -8,19 +8,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from juniper_shared.auth import SellerId
 from juniper_shared.contracts.money import from_minor
-from juniper_shared.errors import ApiError
 from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
 
 from payments.application.handlers import PaymentsHandlers
-from payments.domain.errors import DomainError
 from payments.entrypoints.schemas import PaymentView, RetryAccepted, attempt_view, payment_view
-
-DOMAIN_STATUS = {"invalid_state": 409, "not_found": 404}
-
-
-def api_error(error: DomainError) -> ApiError:
-    return ApiError(DOMAIN_STATUS.get(error.code, 409), error.code, error.message)
 
 
 def build_router(handlers: PaymentsHandlers, idempotency: IdempotencyKeys) -> APIRouter:
@@ -33,10 +25,7 @@ def build_router(handlers: PaymentsHandlers, idempotency: IdempotencyKeys) -> AP
         seller_id: SellerId,
         invoice_id: Annotated[str, Query(min_length=1, max_length=200)],
     ) -> PaymentView:
-        try:
-            payment = await handlers.payment(seller_id, invoice_id)
-        except DomainError as error:
-            raise api_error(error) from error
+        payment = await handlers.payment(seller_id, invoice_id)
         return payment_view(payment, amount=str(from_minor(payment.amount, payment.currency)))
 
     @router.post(
@@ -48,10 +37,7 @@ def build_router(handlers: PaymentsHandlers, idempotency: IdempotencyKeys) -> AP
     )
     async def retry_payment(request: Request, seller_id: SellerId, invoice_id: str) -> Response:
         async def act() -> Response:
-            try:
-                attempt = await handlers.retry(seller_id, invoice_id)
-            except DomainError as error:
-                raise api_error(error) from error
+            attempt = await handlers.retry(seller_id, invoice_id)
             body = RetryAccepted(invoice_id=invoice_id, **attempt_view(attempt).model_dump())
             return JSONResponse(body.model_dump(mode="json"), status_code=202)
 
