@@ -5,10 +5,10 @@ UV := uv
 export UV_LINK_MODE ?= copy
 
 # Benchmarks need the infrastructure: make infra-up first.
-.PHONY: bench bench-orders help install lint format test test-unit up down status infra-up infra-down infra-status asyncapi
+.PHONY: bench bench-orders help install lint format test test-unit up down status demo infra-up infra-down infra-status asyncapi k8s-validate
 
 help: ## List the tasks
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: ## Install every service and shared/ from the workspace lock
 	@bash scripts/ensure-uv.sh
@@ -17,7 +17,7 @@ install: ## Install every service and shared/ from the workspace lock
 lint: install ## ruff, mypy --strict, import rules
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy -p juniper_shared -p orders -p payments -p notifications -p invoicing
+	$(UV) run --frozen mypy -p juniper_shared -p orders -p payments -p notifications -p invoicing -p juniper_ops
 	$(UV) run --frozen lint-imports
 
 format: install ## Apply ruff's fixes and formatting
@@ -39,6 +39,9 @@ down: ## Stop the services and the infrastructure that `make up` started
 status: ## What runs
 	@bash scripts/stack.sh status
 
+demo: install ## Walk the help article's flows against the stack `make up` started (prints each step)
+	@$(UV) run --frozen python scripts/demo.py
+
 infra-up: ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
 	@bash deploy/local/infra.sh up
 
@@ -47,6 +50,9 @@ infra-down: ## Stop the local infrastructure
 
 infra-status: ## Show what runs
 	@bash deploy/local/infra.sh status
+
+k8s-validate: ## Render deploy/k8s overlays with kustomize, validate offline against Kubernetes schemas
+	@bash deploy/k8s/validate.sh
 
 asyncapi: install ## Generate the AsyncAPI documents from the contracts into docs/asyncapi/
 	$(UV) run --frozen python -m juniper_shared.contracts.asyncapi docs/asyncapi

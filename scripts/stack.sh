@@ -56,6 +56,7 @@ up() {
     wait_ready "$name" "$probe"
     echo "$name: started on http://127.0.0.1:$port"
   done
+  uv run --frozen python scripts/seed_demo.py || echo "stack: seeding the demo data failed" >&2
   echo
   echo "Seller APIs (OpenAPI):  orders http://127.0.0.1:8001/docs   invoicing http://127.0.0.1:8002/docs"
   echo "                        payments http://127.0.0.1:8003/docs notifications http://127.0.0.1:8004/docs"

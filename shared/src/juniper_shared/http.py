@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -228,10 +230,25 @@ def _add_error_schema(app: FastAPI) -> None:
 
 
 async def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Run the app until SIGTERM/SIGINT; the lifespan drains consumers and the outbox."""
+    """Run the app until SIGTERM/SIGINT; the lifespan drains consumers and the outbox, and the
+    process then exits 0 (a drained stop is a clean stop, for Kubernetes and for make down)."""
     import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the caught signal after shutdown, which turns a finished drain
+            # into exit code 143; keep its handlers but not that last step.
+            original = {
+                sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
 
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=20
     )
-    await uvicorn.Server(config).serve()
+    await DrainingServer(config).serve()

@@ -56,7 +56,8 @@ def subscribe_batch(
     """
     return broker.subscriber(
         settings.kafka_topic_prefix + topic.name,
-        group_id=group_id,
+        # Prefixed too: runs that share a broker must not share (and rebalance) groups.
+        group_id=settings.kafka_topic_prefix + group_id,
         batch=True,
         max_records=settings.consumer_batch_size,
         batch_timeout_ms=50,

@@ -21,6 +21,11 @@ BATCH_SECONDS = Histogram(
 BATCH_FAILURES = Counter(
     "jm_consumer_batch_failures_total", "Batches that failed and will be redelivered", ["topic"]
 )
+CONSUMER_LAG = Gauge(
+    "jm_consumer_lag",
+    "Messages between the group's committed offset and the partition end",
+    ["group", "topic", "partition"],
+)
 OUTBOX_BACKLOG = Gauge("jm_outbox_backlog", "Events stored but not yet published")
 OUTBOX_OLDEST_SECONDS = Gauge(
     "jm_outbox_oldest_age_seconds", "Age of the oldest unpublished event seen by the poller"

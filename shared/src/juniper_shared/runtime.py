@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from juniper_shared.kafka import DeadLetters, EventPublisher, make_broker
+from juniper_shared.lag import LagMonitor
 from juniper_shared.mongo import make_mongo_client
 from juniper_shared.outbox import OutboxRelay
 from juniper_shared.settings import ServiceSettings
@@ -34,6 +35,7 @@ class Runtime:
     publisher: EventPublisher
     dead_letters: DeadLetters
     relay: OutboxRelay
+    lag: LagMonitor
 
     @classmethod
     def create(
@@ -57,6 +59,12 @@ class Runtime:
             publisher=publisher,
             dead_letters=DeadLetters(broker, topic_prefix=settings.kafka_topic_prefix),
             relay=relay,
+            lag=LagMonitor(
+                broker,
+                bootstrap=settings.kafka_bootstrap_servers,
+                prefix=settings.kafka_topic_prefix,
+                interval=settings.lag_interval_seconds,
+            ),
         )
 
     def lifespan(
@@ -71,10 +79,12 @@ class Runtime:
                 await on_start()
             await self.broker.start()
             self.relay.start()
+            self.lag.start()
             log.info("%s started", self.service)
             try:
                 yield
             finally:
+                await self.lag.stop()
                 await asyncio.gather(*(subscriber.stop() for subscriber in self.broker.subscribers))
                 try:
                     await self.relay.stop()

@@ -25,6 +25,8 @@ class ServiceSettings(BaseSettings):
     """Prepended to every topic name; lets test runs share one broker without crosstalk."""
     consumer_batch_size: int = Field(default=500, ge=1, le=5000)
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
+    lag_interval_seconds: float = Field(default=15.0, gt=0)
+    """How often consumer lag is measured for /metrics."""
     log_level: str = "INFO"
     public_base_url: str = ""
     """Where this service is reached from outside, for links (defaults to http://host:port)."""

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from juniper_shared.contracts.events import Envelope
-from juniper_shared.inbox import DUPLICATE_KEY
+from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import OutgoingMessage
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from invoicing.adapters.documents import (
     counter_from_document,
@@ -50,27 +50,26 @@ class MongoOrderBook:
         return order_from_document(document) if document else None
 
     async def apply(self, orders: Sequence[InvoiceableOrder]) -> int:
-        # Replace only an older version; when a newer one is stored the filter misses, the
-        # upsert tries to insert the same _id and gets a duplicate key: a stale event, ignored.
+        """Store each snapshot unless a newer version is stored: events out of order or twice
+        do no harm. Two round trips a batch: insert the unknown orders, then replace older
+        versions of the known ones (a guarded replace that misses is a stale event)."""
+        newest: dict[str, InvoiceableOrder] = {}
+        for order in orders:
+            if order.order_id not in newest or newest[order.order_id].version < order.version:
+                newest[order.order_id] = order
+        documents = [order_to_document(order) for order in newest.values()]
+        inserted = {document["_id"] for document in await insert_new(self._orders, documents)}
         writes = [
-            ReplaceOne(
-                {"_id": order.order_id, "version": {"$lt": order.version}},
-                order_to_document(order),
-                upsert=True,
-            )
-            for order in orders
+            ReplaceOne({"_id": document["_id"], "version": {"$lt": document["version"]}}, document)
+            for document in documents
+            if document["_id"] not in inserted
         ]
-        stored = 0
+        stored = len(inserted)
         for start in range(0, len(writes), WRITE_CHUNK):
-            chunk = writes[start : start + WRITE_CHUNK]
-            try:
-                result = await self._orders.bulk_write(chunk, ordered=False)
-                stored += result.modified_count + result.upserted_count
-            except BulkWriteError as error:
-                details = error.details
-                if any(e.get("code") != DUPLICATE_KEY for e in details.get("writeErrors", [])):
-                    raise
-                stored += details.get("nModified", 0) + len(details.get("upserted", []))
+            result = await self._orders.bulk_write(
+                writes[start : start + WRITE_CHUNK], ordered=False
+            )
+            stored += result.modified_count
         return stored
 
 

@@ -1,0 +1,1 @@
+"""Operator tools for JuniperMarket: `python -m juniper_ops --help`."""

@@ -1,0 +1,7 @@
+"""`python -m juniper_ops` runs the operator CLI."""
+
+import sys
+
+from juniper_ops.cli import main
+
+sys.exit(main())

@@ -1,0 +1,19 @@
+"""Where the CLI finds Kafka and the database: the services' own environment variables."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret"  # noqa: S105 -- the documented local-only secret
+
+
+class OpsSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_url: str = "mongodb://127.0.0.1:27017"
+    mongodb_database: str = ""
+    """Overrides the database name (default: the service's name, as the services do)."""
+    kafka_topic_prefix: str = ""
+    auth_jwt_secret: SecretStr | None = None

@@ -1,0 +1,161 @@
+"""Demo data for a fresh `make up`: two sellers, known and unknown buyers, a handful of orders.
+
+- `juniper-pottery` (Buyer Access Requires Approval ON): customer Maple & Co with buyers Ada and
+  Ben; pending orders to accept, invoice, split and edit (one card declines once, one is on
+  net terms); an order from the unknown buyer Sam, rejected on arrival (`buyer_not_approved`).
+- `harbour-goods` (approval OFF): a pending order from Sam, who is nobody's customer yet, so
+  accepting it asks for a new or an existing customer.
+
+Safe to run again: order ids are fixed, orders already stored are not placed again, and
+customers are only created when missing. Prints a token per seller for the OpenAPI pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import warnings
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from juniper_shared.auth import issue_token
+from juniper_shared.contracts.registry import ORDERS_PLACED, encode
+from juniper_shared.testing import placed_order, wait_until
+
+ORDERS = os.environ.get("ORDERS_URL", "http://127.0.0.1:8001")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+TOPIC = os.environ.get("KAFKA_TOPIC_PREFIX", "") + ORDERS_PLACED.name
+SECRET = os.environ.get("AUTH_JWT_SECRET", "dev-only-secret")
+
+ADA = {"id": "buyer-ada", "name": "Ada Buyer", "email": "ada@example.com", "company": "Maple & Co"}
+BEN = {
+    "id": "buyer-ben",
+    "name": "Ben Colleague",
+    "email": "ben@example.com",
+    "company": "Maple & Co",
+}
+SAM = {
+    "id": "buyer-sam",
+    "name": "Sam Stranger",
+    "email": "sam@example.com",
+    "company": "Unknown Traders",
+}
+
+MUG = {"sku": "MUG-1", "name": "Stoneware mug", "unit_price": "12.50", "quantity": 4}
+TEA = {"sku": "TEA-2", "name": "Green tea tin", "unit_price": "8.00", "quantity": 2}
+VASE = {"sku": "VASE-3", "name": "Tall vase", "unit_price": "45.00", "quantity": 1}
+BOWL = {"sku": "BOWL-4", "name": "Serving bowl", "unit_price": "19.99", "quantity": 3}
+
+
+# `make up` signs with the short development secret; the warning about it is noise here.
+warnings.filterwarnings("ignore", message="The HMAC key is")
+
+
+def card(token: str, last4: str) -> dict[str, str]:
+    return {"type": "credit_card", "card_token": token, "brand": "visa", "last4": last4}
+
+
+SELLERS: dict[str, dict[str, Any]] = {
+    "juniper-pottery": {
+        "name": "Juniper Pottery",
+        "gated": True,
+        "customers": [
+            {
+                "name": "Maple & Co",
+                "email": "purchasing@maple.example",
+                "buyer_ids": ["buyer-ada", "buyer-ben"],
+            }
+        ],
+        "orders": [
+            ("ord-seed-0001", ADA, [MUG, TEA], card("tok_visa", "4242"), "pending"),
+            ("ord-seed-0002", ADA, [MUG, TEA, VASE, BOWL], card("tok_visa", "4242"), "pending"),
+            ("ord-seed-0003", BEN, [BOWL], card("tok_decline_once", "0341"), "pending"),
+            ("ord-seed-0004", BEN, [VASE, TEA], {"type": "net_terms", "days": 30}, "pending"),
+            ("ord-seed-0005", SAM, [MUG], card("tok_visa", "4242"), "rejected"),
+        ],
+    },
+    "harbour-goods": {
+        "name": "Harbour Goods",
+        "gated": False,
+        "customers": [],
+        "orders": [("ord-seed-0101", SAM, [BOWL, TEA], card("tok_visa", "4242"), "pending")],
+    },
+}
+
+
+async def seed_seller(
+    http: httpx.AsyncClient, producer: AIOKafkaProducer, seller_id: str, spec: dict[str, Any]
+) -> None:
+    headers = {"Authorization": f"Bearer {issue_token(seller_id, SECRET)}"}
+    response = await http.put(
+        f"{ORDERS}/v1/seller/settings",
+        json={"buyer_access_requires_approval": spec["gated"]},
+        headers=headers,
+    )
+    response.raise_for_status()
+    existing = (await http.get(f"{ORDERS}/v1/customers", headers=headers)).json()["items"]
+    known = {customer["email"] for customer in existing}
+    for customer in spec["customers"]:
+        if customer["email"] not in known:
+            (
+                await http.post(f"{ORDERS}/v1/customers", json=customer, headers=headers)
+            ).raise_for_status()
+
+    placed_at = datetime.now(UTC) - timedelta(hours=len(spec["orders"]))
+    for number, (order_id, buyer, items, payment_method, _) in enumerate(spec["orders"]):
+        # Placing a stored order again is harmless to orders, but its repeated `order.received`
+        # currently wedges invoicing's read model (see the e2e redelivery story): skip it.
+        if (await http.get(f"{ORDERS}/v1/orders/{order_id}", headers=headers)).status_code == 200:
+            continue
+        order = placed_order(
+            order_id=order_id,
+            seller_id=seller_id,
+            seller_name=spec["name"],
+            buyer=buyer,
+            items=items,
+            payment_method=payment_method,
+            placed_at=(placed_at + timedelta(hours=number)).isoformat(),
+        )
+        await producer.send_and_wait(
+            TOPIC, encode(order), key=order.key().encode(), headers=[("type", order.type.encode())]
+        )
+
+    async def arrived() -> int:
+        listing = (
+            await http.get(f"{ORDERS}/v1/orders", params={"page_size": 100}, headers=headers)
+        ).json()
+        ids = {row["order_id"] for row in listing["items"]}
+        return sum(order_id in ids for order_id, *_ in spec["orders"])
+
+    await wait_until(arrived, equals=len(spec["orders"]), timeout=30, interval=0.3)
+    print(f"{spec['name']} ({seller_id}), approval {'ON' if spec['gated'] else 'OFF'}:")
+    for order_id, buyer, _, _, expected in spec["orders"]:
+        order = (await http.get(f"{ORDERS}/v1/orders/{order_id}", headers=headers)).json()
+        note = "" if order["status"] == expected else f" (seeded as {expected})"
+        print(
+            f"  {order_id}  {buyer['name']:<14} {order['status']:<9} {order['total']:>7} {order['currency']}{note}"
+        )
+    token = issue_token(seller_id, SECRET, ttl_seconds=7 * 24 * 3600)
+    print(f"  token: {token}")
+
+
+async def main() -> int:
+    async with httpx.AsyncClient(timeout=10) as http:
+        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True)
+        await producer.start()
+        try:
+            for seller_id, spec in SELLERS.items():
+                await seed_seller(http, producer, seller_id, spec)
+        except (httpx.HTTPError, AssertionError) as error:
+            print(f"seeding the demo data failed: {error}", file=sys.stderr)
+            return 1
+        finally:
+            await producer.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

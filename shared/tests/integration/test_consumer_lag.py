@@ -1,0 +1,45 @@
+"""Consumer lag on /metrics: the gap between a group's committed offset and the partition end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from faststream.kafka import KafkaBroker
+from juniper_shared.lag import LagMonitor
+from juniper_shared.testing import publish_raw
+from prometheus_client import REGISTRY
+
+pytestmark = pytest.mark.integration
+
+
+async def test_unconsumed_messages_show_as_lag(infra: Any, unique: str) -> None:
+    prefix = f"t{unique}."
+    topic = prefix + "lagging"
+    await publish_raw(infra.kafka_bootstrap, topic, [(b"k", b"x")] * 7)
+    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+
+    @broker.subscriber(topic, group_id=prefix + "slow-group", batch=True)
+    async def never_started(body: Any) -> None:  # registered, never run: nothing is committed
+        pass
+
+    monitor = LagMonitor(broker, bootstrap=infra.kafka_bootstrap, prefix=prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    ends = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    await ends.start()
+    try:
+        await monitor.measure_once(admin, ends)
+    finally:
+        await ends.stop()
+        await admin.close()
+    lag = sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "jm_consumer_lag"
+        for sample in metric.samples
+        if sample.labels.get("topic") == "lagging" and sample.labels.get("group") == "slow-group"
+    )
+    assert lag == 7
