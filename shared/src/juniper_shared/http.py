@@ -45,7 +45,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 _STATUS_CODES = {
-    400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -170,6 +169,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's "error parsing the body" (not UTF-8...): invalid input, like any other.
+            return error_response(422, "validation_error", f"request body: {error.detail}")
         code = _STATUS_CODES.get(error.status_code, "http_error")
         return error_response(error.status_code, code, str(error.detail))
 

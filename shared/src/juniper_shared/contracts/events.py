@@ -233,6 +233,27 @@ class InvoicePaymentFailed(Envelope):
     key_field: ClassVar[str] = "invoice_id"
 
 
+class InvoiceVoidedData(Contract):
+    """An issued invoice is cancelled (its order was cancelled); it keeps its number."""
+
+    invoice_id: str
+    number: str | None = None
+    order_id: str
+    buyer: Buyer
+    seller_name: str | None = None
+    url: str
+    amount: Amount
+    currency: Currency
+    reason: Literal["order_cancelled"] = "order_cancelled"
+    voided_at: datetime
+
+
+class InvoiceVoided(Envelope):
+    type: Literal["invoice.voided"] = "invoice.voided"
+    data: InvoiceVoidedData
+    key_field: ClassVar[str] = "invoice_id"
+
+
 # --- payments.events ----------------------------------------------------------------------
 
 
@@ -269,14 +290,35 @@ class PaymentFailed(Envelope):
     key_field: ClassVar[str] = "invoice_id"
 
 
+class PaymentRefundedData(Contract):
+    """A successful charge was given back (its invoice was voided)."""
+
+    invoice_id: str
+    order_id: str
+    attempt: int
+    amount: Amount
+    currency: Currency
+    processor_ref: str
+    refund_ref: str
+    reason: str
+
+
+class PaymentRefunded(Envelope):
+    type: Literal["payment.refunded"] = "payment.refunded"
+    data: PaymentRefundedData
+    key_field: ClassVar[str] = "invoice_id"
+
+
 OrderEvent = Annotated[
     OrderReceived | OrderAccepted | OrderRejected | OrderSplit | OrderUpdated | OrderCancelled,
     Field(discriminator="type"),
 ]
 InvoiceEvent = Annotated[
-    InvoiceIssued | InvoicePaid | InvoicePaymentFailed, Field(discriminator="type")
+    InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided, Field(discriminator="type")
 ]
-PaymentEvent = Annotated[PaymentSucceeded | PaymentFailed, Field(discriminator="type")]
+PaymentEvent = Annotated[
+    PaymentSucceeded | PaymentFailed | PaymentRefunded, Field(discriminator="type")
+]
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
     model.model_fields["type"].default: model
@@ -291,7 +333,9 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
         InvoiceIssued,
         InvoicePaid,
         InvoicePaymentFailed,
+        InvoiceVoided,
         PaymentSucceeded,
         PaymentFailed,
+        PaymentRefunded,
     )
 }

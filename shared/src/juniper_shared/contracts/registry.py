@@ -14,6 +14,7 @@ from juniper_shared.contracts.events import (
     InvoiceIssued,
     InvoicePaid,
     InvoicePaymentFailed,
+    InvoiceVoided,
     OrderAccepted,
     OrderCancelled,
     OrderPlaced,
@@ -22,6 +23,7 @@ from juniper_shared.contracts.events import (
     OrderSplit,
     OrderUpdated,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
 )
 
@@ -143,7 +145,7 @@ INVOICES_EVENTS = Topic(
     name="invoices.events",
     key="invoice id",
     writer="invoicing",
-    events=(InvoiceIssued, InvoicePaid, InvoicePaymentFailed),
+    events=(InvoiceIssued, InvoicePaid, InvoicePaymentFailed, InvoiceVoided),
     readers=("orders", "payments", "notifications"),
     description="Invoices issued to buyers and their payment outcome.",
 )
@@ -151,7 +153,7 @@ PAYMENTS_EVENTS = Topic(
     name="payments.events",
     key="invoice id",
     writer="payments",
-    events=(PaymentSucceeded, PaymentFailed),
+    events=(PaymentSucceeded, PaymentFailed, PaymentRefunded),
     readers=("invoicing",),
     description="Outcome of each card charge attempt.",
 )
