@@ -31,7 +31,7 @@ alive() { [[ -f $RUN_DIR/$1.pid ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/
 
 wait_ready() {
   local name=$1 url=$2 deadline=$((SECONDS + 60))
-  until curl -fsS -o /dev/null "$url"; do
+  until curl -fs -o /dev/null "$url"; do
     if ! alive "$name"; then echo "stack: $name exited during start-up; see $LOG_DIR/$name.log" >&2; return 1; fi
     if ((SECONDS > deadline)); then echo "stack: $name not ready after 60 s; see $LOG_DIR/$name.log" >&2; return 1; fi
     sleep 0.3
