@@ -80,7 +80,8 @@ async def test_dead_letters_are_listed_then_replayed_once_after_a_fix(
         listed = rows(out)
         assert [row[2] for row in listed] == [rescued_id, "garbage-key"]
         assert listed[0][3:6] == [f"{placed}/0@41", "no", "boom"]
-        assert listed[1][3].startswith(f"{placed}/0@")
+        # The service may have created the topic with several partitions: any one will do.
+        assert listed[1][3].startswith(f"{placed}/")
         assert listed[1][4] == "no"
         assert "not JSON" in out
 

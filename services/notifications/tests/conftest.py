@@ -16,6 +16,8 @@ from juniper_shared.contracts.events import (
     InvoicePaidData,
     InvoicePaymentFailed,
     InvoicePaymentFailedData,
+    InvoiceVoided,
+    InvoiceVoidedData,
     OrderAccepted,
     OrderAcceptedData,
     OrderCancelled,
@@ -185,6 +187,20 @@ class Events:
                     "amount": order.total,
                     "paid_at": datetime(2026, 11, 27, 9, tzinfo=UTC),
                     "processor_ref": "ch_123",
+                }
+            ),
+        )
+
+    def voided(self, order: OrderSnapshot, *, number: str = "INV-000001") -> InvoiceVoided:
+        return InvoiceVoided(
+            producer="invoicing",
+            occurred_at=self._next(),
+            seller_id=order.seller_id,
+            data=InvoiceVoidedData.model_validate(
+                {
+                    **self._invoice(order, number),
+                    "amount": order.total,
+                    "voided_at": datetime(2026, 11, 27, 10, tzinfo=UTC),
                 }
             ),
         )

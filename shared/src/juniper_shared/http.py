@@ -184,7 +184,19 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: Kafka and database reachable")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: Kafka and database reachable",
+        responses={
+            503: {
+                "description": "Kafka or the database does not answer (`not_ready`)",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            }
+        },
+    )
     async def readyz() -> JSONResponse:
         try:
             await asyncio.wait_for(asyncio.gather(*(check() for check in readiness)), timeout=3)

@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from juniper_shared.kafka import DeadLetters, EventPublisher, make_broker
+from juniper_shared.kafka import DeadLetters, EventPublisher, Producer, make_broker
 from juniper_shared.lag import LagMonitor
 from juniper_shared.mongo import make_mongo_client
 from juniper_shared.outbox import OutboxRelay
@@ -32,6 +32,7 @@ class Runtime:
     client: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
     broker: KafkaBroker
+    producer: Producer
     publisher: EventPublisher
     dead_letters: DeadLetters
     relay: OutboxRelay
@@ -44,7 +45,8 @@ class Runtime:
         client = make_mongo_client(settings, app_name=service)
         db = client[settings.mongodb_database or service]
         broker = make_broker(settings, service=service)
-        publisher = EventPublisher(broker, topic_prefix=settings.kafka_topic_prefix)
+        producer = Producer(settings, client_id=service)
+        publisher = EventPublisher(producer, topic_prefix=settings.kafka_topic_prefix)
         relay = OutboxRelay(
             publisher,
             {name: db[name] for name in outbox_collections},
@@ -57,7 +59,8 @@ class Runtime:
             db=db,
             broker=broker,
             publisher=publisher,
-            dead_letters=DeadLetters(broker, topic_prefix=settings.kafka_topic_prefix),
+            producer=producer,
+            dead_letters=DeadLetters(producer, topic_prefix=settings.kafka_topic_prefix),
             relay=relay,
             lag=LagMonitor(
                 broker,
@@ -77,6 +80,7 @@ class Runtime:
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             if on_start is not None:
                 await on_start()
+            await self.producer.start()
             await self.broker.start()
             self.relay.start()
             self.lag.start()
@@ -90,6 +94,7 @@ class Runtime:
                     await self.relay.stop()
                 finally:
                     await self.broker.stop()
+                    await self.producer.stop()
                     await self.client.close()
                 log.info("%s stopped", self.service)
 
@@ -100,7 +105,6 @@ class Runtime:
             await self.client.admin.command("ping")
 
         async def kafka() -> None:
-            if not await self.broker.ping(timeout=2.0):
-                raise ConnectionError("Kafka does not answer")
+            await self.producer.ping()
 
         return [database, kafka]

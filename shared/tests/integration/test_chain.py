@@ -14,7 +14,7 @@ from faststream.kafka.annotations import KafkaMessage
 from juniper_shared.contracts.events import OrderPlaced
 from juniper_shared.contracts.registry import Topic, encode
 from juniper_shared.inbox import insert_new
-from juniper_shared.kafka import DeadLetters, batch_records, decode_batch, subscribe_batch
+from juniper_shared.kafka import DeadLetters, Producer, batch_records, decode_batch, subscribe_batch
 from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import placed_order, placed_order_data, wait_until
 from pymongo import AsyncMongoClient
@@ -41,14 +41,26 @@ def topic(unique: str) -> Topic:
     return Topic(name=f"test.placed.{unique}", key="order id", writer="test", events=(OrderPlaced,))
 
 
+class StoringConsumer:
+    def __init__(self, broker: KafkaBroker, producer: Producer) -> None:
+        self._broker = broker
+        self._producer = producer
+
+    async def stop(self) -> None:
+        await self._broker.stop()
+        await self._producer.stop()
+
+
 async def run_storing_consumer(
     infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
-) -> tuple[KafkaBroker, list[int]]:
+) -> tuple[StoringConsumer, list[int]]:
     settings = ServiceSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
     )
-    broker = KafkaBroker(infra.kafka_bootstrap, enable_idempotence=True, logger=None)
-    dead_letters = DeadLetters(broker)
+    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    producer = Producer(settings, client_id="test")
+    await producer.start()
+    dead_letters = DeadLetters(producer)
     collection = mongo_client[database_name]["orders"]
     batch_sizes: list[int] = []
 
@@ -66,7 +78,7 @@ async def run_storing_consumer(
         )
 
     await broker.start()
-    return broker, batch_sizes
+    return StoringConsumer(broker, producer), batch_sizes
 
 
 async def produce(infra: Any, topic: str, values: list[bytes]) -> None:

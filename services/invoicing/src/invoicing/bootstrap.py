@@ -50,7 +50,13 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
         if settings.invoicing_crash_after
         else no_faults,
     )
-    register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
+    register_subscribers(
+        runtime.broker,
+        handlers,
+        runtime.dead_letters,
+        settings,
+        orders_events_lag=settings.invoicing_orders_events_lag_seconds,
+    )
 
     async def on_start() -> None:
         await create_indexes(runtime.db)

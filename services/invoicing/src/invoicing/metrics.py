@@ -16,3 +16,8 @@ NUMBERS_RETURNED = Counter(
     "jm_invoice_numbers_returned_total",
     "Reserved numbers given back because their invoice was numbered by another confirm",
 )
+INVOICES_VOIDED = Counter(
+    "jm_invoices_voided_total",
+    "Invoices voided because their order was cancelled, by what they were (draft or issued)",
+    ["was"],
+)

@@ -44,6 +44,7 @@ EVENTS: dict[str, Callable[[Any, Any], Envelope]] = {
     "invoice_issued": lambda events, order: events.invoice_issued(order),
     "invoice_payment_failed": lambda events, order: events.payment_failed(order),
     "invoice_paid": lambda events, order: events.paid(order),
+    "invoice_voided": lambda events, order: events.voided(order),
 }
 
 SUBJECTS = {
@@ -56,6 +57,7 @@ SUBJECTS = {
     "invoice_issued": "Invoice INV-000001 from Juniper Pottery",
     "invoice_payment_failed": "Payment for invoice INV-000001 from Juniper Pottery did not go through",
     "invoice_paid": "Receipt: invoice INV-000001 from Juniper Pottery is paid",
+    "invoice_voided": "Invoice INV-000001 from Juniper Pottery was cancelled",
 }
 
 
@@ -200,3 +202,15 @@ def test_a_receipt_shows_the_amount_paid_and_when(events: Any, snapshot: Any) ->
 
 def test_a_received_order_sends_nothing(events: Any, snapshot: Any) -> None:
     assert notice_for(events.received(snapshot())) is None
+
+
+def test_a_voided_invoice_tells_the_buyer_nothing_is_owed_and_a_charge_is_refunded(
+    events: Any, snapshot: Any
+) -> None:
+    order = snapshot(status="cancelled")
+    text, html = parts(delivered(events.voided(order)))
+    for part in (text, html):
+        assert f"for order {order.order_id} was cancelled on November 27, 2026" in part
+        assert "You owe nothing on it." in part
+        assert "If your card was charged for this invoice, the amount is refunded to it." in part
+        assert f"{order.total} USD" in part

@@ -15,3 +15,11 @@ PROCESSOR_RETRIES = Counter(
     ["cause"],
 )
 CHARGES_IN_FLIGHT = Gauge("jm_charges_in_flight", "Charges running or queued in this process")
+PAYMENTS_VOIDED = Counter(
+    "jm_payments_voided_total", "Payments whose invoice was voided (order cancelled)"
+)
+REFUND_OUTCOMES = Counter(
+    "jm_refund_outcomes_total",
+    "Refunds of voided invoices' charges that ended, by status",
+    ["status"],
+)

@@ -13,6 +13,8 @@ from payments.application.ports import (
     ChargeResult,
     Job,
     PlacedCard,
+    RefundRequest,
+    RefundResult,
     StoredCard,
     VersionConflict,
 )
@@ -47,7 +49,7 @@ class FakePayments:
         return [
             p.invoice_id
             for p in self.stored.values()
-            if p.pending_attempt() and p.last_attempt.at < since_before
+            if (p.pending_attempt() or p.refund_due()) and p.updated_at < since_before
         ][:limit]
 
 
@@ -83,6 +85,9 @@ class Processor:
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         self.requests.append(request)
         return ChargeResult(approved=True, processor_ref=f"ch-{request.idempotency_key}")
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        raise AssertionError(f"nothing here is voided, yet {request} was sent")
 
 
 class Jobs:

@@ -100,6 +100,9 @@ def invoice_to_document(invoice: Invoice) -> Document:
             if failure
             else None
         ),
+        "voided_at": invoice.voided_at,
+        "refunded_at": invoice.refunded_at,
+        "refund_ref": invoice.refund_ref,
         "version": invoice.version,
         PROCESSED_FIELD: list(invoice.processed_events),
     }
@@ -133,6 +136,9 @@ def invoice_from_document(document: Document) -> Invoice:
         paid_at=document.get("paid_at"),
         processor_ref=document.get("processor_ref"),
         failure=PaymentFailure(**failure) if failure else None,
+        voided_at=document.get("voided_at"),
+        refunded_at=document.get("refunded_at"),
+        refund_ref=document.get("refund_ref"),
         version=document["version"],
         processed_events=list(document.get(PROCESSED_FIELD) or []),
     )

@@ -13,6 +13,8 @@ from juniper_shared.contracts.events import (
     InvoicePaidData,
     InvoicePaymentFailed,
     InvoicePaymentFailedData,
+    InvoiceVoided,
+    InvoiceVoidedData,
 )
 from juniper_shared.contracts.money import from_minor, to_minor
 from juniper_shared.logs import correlation_id
@@ -140,3 +142,16 @@ def payment_failed_event(invoice: Invoice, *, url: str, cause: Envelope) -> Invo
     )
     failed: InvoicePaymentFailed = _envelope(InvoicePaymentFailed, invoice, data, cause)
     return failed
+
+
+def voided_event(invoice: Invoice, *, url: str, cause: Envelope) -> InvoiceVoided:
+    assert invoice.voided_at is not None
+    data = InvoiceVoidedData.model_validate(
+        {
+            **_outcome_fields(invoice, url),
+            "reason": "order_cancelled",
+            "voided_at": invoice.voided_at,
+        }
+    )
+    voided: InvoiceVoided = _envelope(InvoiceVoided, invoice, data, cause)
+    return voided

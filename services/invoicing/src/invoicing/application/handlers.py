@@ -6,13 +6,20 @@ import asyncio
 import logging
 import random
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from juniper_shared.contracts.common import OrderSnapshot
-from juniper_shared.contracts.events import Envelope, PaymentFailed, PaymentSucceeded
+from juniper_shared.contracts.events import (
+    Envelope,
+    OrderCancelled,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 from juniper_shared.contracts.money import to_minor
 from juniper_shared.inbox import KEEP
 
@@ -22,9 +29,10 @@ from invoicing.application.events import (
     order_from_snapshot,
     paid_event,
     payment_failed_event,
+    voided_event,
 )
 from invoicing.application.ports import CounterRepository, InvoiceRepository, OrderBook
-from invoicing.domain.errors import InvalidShipping, InvalidState, NotFound
+from invoicing.domain.errors import InvalidShipping, NotFound, NotInvoiceable
 from invoicing.domain.invoice import (
     Invoice,
     InvoiceStatus,
@@ -45,6 +53,7 @@ from invoicing.domain.order import newest
 from invoicing.metrics import (
     INVOICE_PAYMENTS,
     INVOICES_ISSUED,
+    INVOICES_VOIDED,
     NUMBERING_CONTENTION,
     NUMBERS_RETURNED,
 )
@@ -59,6 +68,10 @@ WRITE_RETRIES = 5
 NUMBERING_ATTEMPTS = 200
 """Bounded wait for a seller's counter when many confirms of that seller race."""
 LOCK_STRIPES = 64
+PARALLEL_WRITES = 16
+"""Invoices of one batch written at once (FerretDB holds a connection per statement)."""
+
+PaymentEvent = PaymentSucceeded | PaymentFailed | PaymentRefunded
 
 
 def utc_now() -> datetime:
@@ -146,11 +159,14 @@ class InvoicingHandlers:
         """Issue the draft with the seller's next number; confirming again changes nothing."""
         invoice = await self.invoice(seller_id, invoice_id)
         if invoice.status is InvoiceStatus.VOID:
-            raise InvalidState(f"invoice {invoice_id} is void")
+            raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         if invoice.sequence is None:
             invoice.ensure_confirmable(await self.orders.get(invoice.order_id))
             await self._number(seller_id, invoice_id)
             invoice = await self.invoice(seller_id, invoice_id)
+            if invoice.sequence is None:
+                # Voided while being numbered (the cancel arrived): its number was given back.
+                raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         return invoice
 
     async def _number(self, seller_id: str, invoice_id: str) -> None:
@@ -228,21 +244,46 @@ class InvoicingHandlers:
         """Keep the read model of invoiceable orders current; stale snapshots change nothing."""
         return await self.orders.apply(newest(order_from_snapshot(s) for s in snapshots))
 
-    async def on_payment_events(self, events: Sequence[PaymentSucceeded | PaymentFailed]) -> None:
-        """Mark invoices paid or failed, once per event; one invoice's events in order."""
-        by_invoice: dict[str, list[PaymentSucceeded | PaymentFailed]] = {}
+    async def on_orders_cancelled(self, cancelled: Sequence[OrderCancelled]) -> None:
+        """Void the invoice of each cancelled order (compensation for a confirm that won the
+        race with the cancel); an issued one tells the buyer and payments, a draft nobody."""
+        unique = {event.data.order.order_id: event for event in cancelled}
+        await _in_chunks([self._void(event) for event in unique.values()])
+
+    async def _void(self, event: OrderCancelled) -> None:
+        event_id = str(event.event_id)
+        invoice_id = invoice_id_for(event.data.order.order_id)
+        for _ in range(WRITE_RETRIES):
+            invoice = await self.invoices.get(invoice_id)
+            if invoice is None or invoice.seller_id != event.seller_id:
+                return  # never previewed: nothing to void
+            if event_id in invoice.processed_events or not invoice.void(now=self.clock()):
+                return  # already void (a redelivered cancel does nothing more)
+            outgoing: list[Envelope] = []
+            if invoice.buyer_was_told:
+                outgoing.append(voided_event(invoice, url=self.url(invoice_id), cause=event))
+            invoice.processed_events = [*invoice.processed_events, event_id][-KEEP:]
+            previous = invoice.version
+            invoice.version += 1
+            if await self.invoices.save(invoice, outgoing, previous_version=previous):
+                INVOICES_VOIDED.labels("issued" if outgoing else "draft").inc()
+                log.info("voided invoice %s (%s): order cancelled", invoice_id, invoice.number)
+                return
+        raise RuntimeError(f"invoice {invoice_id} kept changing; batch will be retried")
+
+    async def on_payment_events(self, events: Sequence[PaymentEvent]) -> None:
+        """Mark invoices paid, failed or refunded, once per event; one invoice's events in order."""
+        by_invoice: dict[str, list[PaymentEvent]] = {}
         for event in events:
             by_invoice.setdefault(event.data.invoice_id, []).append(event)
 
-        async def apply_all(group: list[PaymentSucceeded | PaymentFailed]) -> None:
+        async def apply_all(group: list[PaymentEvent]) -> None:
             for event in group:
                 await self._on_payment(event)
 
-        groups = list(by_invoice.values())
-        for start in range(0, len(groups), 16):
-            await asyncio.gather(*(apply_all(group) for group in groups[start : start + 16]))
+        await _in_chunks([apply_all(group) for group in by_invoice.values()])
 
-    async def _on_payment(self, event: PaymentSucceeded | PaymentFailed) -> None:
+    async def _on_payment(self, event: PaymentEvent) -> None:
         event_id = str(event.event_id)
         for _ in range(WRITE_RETRIES):
             invoice = await self.invoices.get(event.data.invoice_id)
@@ -258,6 +299,8 @@ class InvoicingHandlers:
                     at=event.occurred_at, processor_ref=event.data.processor_ref
                 ):
                     outgoing.append(paid_event(invoice, url=url, cause=event))
+            elif isinstance(event, PaymentRefunded):
+                invoice.record_refund(at=event.occurred_at, refund_ref=event.data.refund_ref)
             else:
                 failure = PaymentFailure(
                     reason=event.data.reason,
@@ -274,6 +317,12 @@ class InvoicingHandlers:
                     INVOICE_PAYMENTS.labels(sent.type).inc()
                 return
         raise RuntimeError(f"invoice {event.data.invoice_id} kept changing; batch will be retried")
+
+
+async def _in_chunks(writes: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the writes of one batch, a bounded number at a time."""
+    for start in range(0, len(writes), PARALLEL_WRITES):
+        await asyncio.gather(*writes[start : start + PARALLEL_WRITES])
 
 
 def _backoff(attempt: int) -> float:

@@ -25,7 +25,13 @@ class PaymentStatus(StrEnum):
     PENDING = "pending"
     PAID = "paid"
     FAILED = "failed"
+    REFUNDED = "refunded"
 
+
+VOIDABLE = frozenset(
+    {InvoiceStatus.DRAFT, InvoiceStatus.ISSUED, InvoiceStatus.PAYMENT_FAILED, InvoiceStatus.PAID}
+)
+"""An invoice whose order is cancelled becomes void from any of these."""
 
 NUMBER_PREFIX = "INV-"
 
@@ -85,6 +91,9 @@ class Invoice:
     paid_at: datetime | None = None
     processor_ref: str | None = None
     failure: PaymentFailure | None = None
+    voided_at: datetime | None = None
+    refunded_at: datetime | None = None
+    refund_ref: str | None = None
     version: int = 0
     processed_events: list[str] = field(default_factory=list)
 
@@ -110,6 +119,11 @@ class Invoice:
 
     @property
     def payment_status(self) -> PaymentStatus:
+        if self.refunded_at is not None:
+            return PaymentStatus.REFUNDED
+        if self.status is InvoiceStatus.VOID:
+            # A charge that got through before (or after) the void stays "paid" until refunded.
+            return PaymentStatus.PAID if self.paid_at is not None else PaymentStatus.NONE
         return {
             InvoiceStatus.DRAFT: PaymentStatus.NONE,
             InvoiceStatus.VOID: PaymentStatus.NONE,
@@ -122,6 +136,8 @@ class Invoice:
 
     def redraft(self, order: InvoiceableOrder, shipping: Shipping, *, now: datetime) -> None:
         """Previewing again replaces the draft with the order as it stands now."""
+        if self.status is InvoiceStatus.VOID:
+            raise NotInvoiceable(f"order {self.order_id} was cancelled; its invoice is void")
         if self.status is not InvoiceStatus.DRAFT:
             raise NotInvoiceable(
                 f"order {self.order_id} already has invoice {self.number} ({self.status.value})"
@@ -133,6 +149,8 @@ class Invoice:
 
     def ensure_confirmable(self, order: InvoiceableOrder | None) -> None:
         """A draft is issued only for the approved order exactly as it was previewed."""
+        if self.status is InvoiceStatus.VOID:
+            raise NotInvoiceable(f"order {self.order_id} was cancelled; invoice is void")
         if self.status is not InvoiceStatus.DRAFT:
             raise InvalidState(f"invoice {self.invoice_id} is {self.status.value}")
         if order is None or not order.invoiceable:
@@ -153,8 +171,40 @@ class Invoice:
 
     # --- payment outcome ------------------------------------------------------------------
 
+    # --- the order is cancelled -----------------------------------------------------------
+
+    def void(self, *, now: datetime) -> bool:
+        """The order was cancelled: the invoice is void, keeping its number (numbers stay
+        gapless; a voided invoice is an accounting record). Returns whether it changed."""
+        if self.status not in VOIDABLE:
+            return False
+        self.status = InvoiceStatus.VOID
+        self.voided_at = now
+        return True
+
+    @property
+    def buyer_was_told(self) -> bool:
+        """An issued invoice reached the buyer (and payments); a voided draft never did."""
+        return self.number is not None
+
+    def record_refund(self, *, at: datetime, refund_ref: str) -> bool:
+        """The charge was given back (after a void); returns whether anything changed."""
+        if self.refunded_at is not None:
+            return False
+        self.refunded_at = at
+        self.refund_ref = refund_ref
+        return True
+
     def record_payment_succeeded(self, *, at: datetime, processor_ref: str | None) -> bool:
-        """Paid from issued or after a failure; returns whether anything changed."""
+        """Paid from issued or after a failure; returns whether it became paid.
+
+        A charge that lands on a void invoice is kept as a fact (it will be refunded) but
+        never makes the invoice paid."""
+        if self.status is InvoiceStatus.VOID:
+            if self.paid_at is None:
+                self.paid_at = at
+                self.processor_ref = processor_ref
+            return False
         if self.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAYMENT_FAILED):
             return False
         self.status = InvoiceStatus.PAID

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from juniper_shared.auth import SellerId
 from juniper_shared.http import ERROR_RESPONSES
@@ -84,7 +84,9 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
         return view(await _read(handlers, seller_id, invoice_id))
 
     @router.get("/invoices", response_model=InvoiceList, summary="The invoices of an order")
-    async def list_invoices(seller_id: SellerId, order_id: str) -> InvoiceList:
+    async def list_invoices(
+        seller_id: SellerId, order_id: Annotated[str, Query(min_length=1, max_length=64)]
+    ) -> InvoiceList:
         invoices = await handlers.invoices_for_order(seller_id, order_id)
         return InvoiceList(items=[view(invoice) for invoice in invoices])
 

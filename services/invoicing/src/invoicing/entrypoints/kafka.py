@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from faststream.kafka import KafkaBroker
 from juniper_shared.contracts.common import OrderSnapshot
 from juniper_shared.contracts.events import (
     Envelope,
+    OrderCancelled,
     OrderEventData,
     OrderSplit,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
 )
 from juniper_shared.contracts.registry import ORDERS_EVENTS, PAYMENTS_EVENTS
@@ -18,7 +22,7 @@ from juniper_shared.settings import ServiceSettings
 from invoicing.application.handlers import InvoicingHandlers
 
 GROUP_ID = "invoicing"
-PAYMENT_TYPES = frozenset({"payment.succeeded", "payment.failed"})
+PAYMENT_TYPES = frozenset({"payment.succeeded", "payment.failed", "payment.refunded"})
 
 
 def snapshots_of(events: list[Envelope]) -> list[OrderSnapshot]:
@@ -37,13 +41,24 @@ def register_subscribers(
     handlers: InvoicingHandlers,
     dead_letters: DeadLetters,
     settings: ServiceSettings,
+    *,
+    orders_events_lag: float = 0.0,
 ) -> None:
     async def on_orders_events(events: list[Envelope]) -> None:
+        if orders_events_lag:
+            await asyncio.sleep(orders_events_lag)  # test-only: a lagging consumer
+        # The read model first: a confirm after this sees the order cancelled and is refused;
+        # then the invoice of a cancelled order is voided (a confirm that got in before it).
         await handlers.on_order_snapshots(snapshots_of(events))
+        await handlers.on_orders_cancelled([e for e in events if isinstance(e, OrderCancelled)])
 
     async def on_payments_events(events: list[Envelope]) -> None:
         await handlers.on_payment_events(
-            [event for event in events if isinstance(event, PaymentSucceeded | PaymentFailed)]
+            [
+                event
+                for event in events
+                if isinstance(event, PaymentSucceeded | PaymentFailed | PaymentRefunded)
+            ]
         )
 
     common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}

@@ -42,7 +42,7 @@ class PaymentFailureView(BaseModel):
 class InvoiceView(BaseModel):
     invoice_id: str
     status: Literal["draft", "issued", "paid", "payment_failed", "void"]
-    payment_status: Literal["none", "pending", "paid", "failed"]
+    payment_status: Literal["none", "pending", "paid", "failed", "refunded"]
     order_id: str
     number: str | None
     lines: list[InvoiceLineView]
@@ -61,6 +61,10 @@ class InvoiceView(BaseModel):
     issued_at: datetime | None
     paid_at: datetime | None
     payment_failure: PaymentFailureView | None
+    voided_at: datetime | None
+    """Set once the order was cancelled and the invoice voided (it keeps its number)."""
+    refunded_at: datetime | None
+    """Set once a charge made for a voided invoice was given back."""
     url: str | None
     """The printable document; set once the invoice is issued."""
 
@@ -126,6 +130,8 @@ def invoice_view(invoice: Invoice, *, url: str) -> InvoiceView:
                 if failure
                 else None
             ),
+            "voided_at": invoice.voided_at,
+            "refunded_at": invoice.refunded_at,
             "url": url if invoice.number else None,
         }
     )

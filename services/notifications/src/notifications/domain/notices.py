@@ -14,6 +14,7 @@ from juniper_shared.contracts.events import (
     InvoiceIssued,
     InvoicePaid,
     InvoicePaymentFailed,
+    InvoiceVoided,
     OrderAccepted,
     OrderCancelled,
     OrderRejected,
@@ -42,6 +43,7 @@ EMAILED_TYPES = frozenset(
         "invoice.issued",
         "invoice.paid",
         "invoice.payment_failed",
+        "invoice.voided",
     }
 )
 """Event types that send the buyer an email; `order.received` and `order.updated` send none."""
@@ -109,6 +111,8 @@ def notice_for(event: Envelope) -> Notice | None:
             return _payment_failed(event)
         case InvoicePaid():
             return _invoice_paid(event)
+        case InvoiceVoided():
+            return _invoice_voided(event)
     return None
 
 
@@ -217,6 +221,23 @@ def _invoice_paid(event: InvoicePaid) -> Notice:
         url=web_link(data.url),
         paid_on=_day(data.paid_at.date()),
         processor_ref=data.processor_ref or "",
+    )
+
+
+def _invoice_voided(event: InvoiceVoided) -> Notice:
+    data = event.data
+    seller = _name(data.seller_name, event.seller_id)
+    return _invoice_notice(
+        event,
+        data.buyer,
+        template="invoice_voided",
+        subject=f"Invoice {data.number} from {seller} was cancelled",
+        invoice_id=data.invoice_id,
+        order_id=data.order_id,
+        seller_name=seller,
+        number=data.number,
+        total=money(data.amount, data.currency),
+        voided_on=_day(data.voided_at.date()),
     )
 
 

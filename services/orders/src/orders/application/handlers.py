@@ -14,6 +14,7 @@ from juniper_shared.contracts.events import (
     InvoiceIssued,
     InvoicePaid,
     InvoicePaymentFailed,
+    InvoiceVoided,
     OrderAccepted,
     OrderAcceptedData,
     OrderCancelled,
@@ -258,7 +259,7 @@ class OrdersHandlers:
     # --- what invoicing tells us ----------------------------------------------------------
 
     async def on_invoice_event(
-        self, event: InvoiceIssued | InvoicePaid | InvoicePaymentFailed
+        self, event: InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided
     ) -> None:
         """Keep the All Orders row's invoice link and payment status current (idempotent)."""
         for _ in range(UNGUARDED_RETRIES + 2):
@@ -274,6 +275,14 @@ class OrdersHandlers:
                     url=event.data.url,
                 )
                 order.link_invoice(link, now=now)
+            elif isinstance(event, InvoiceVoided):
+                link = InvoiceLink(
+                    invoice_id=event.data.invoice_id,
+                    number=event.data.number or "",
+                    status="void",
+                    url=event.data.url,
+                )
+                order.void_invoice(link, now=now)
             elif isinstance(event, InvoicePaid):
                 order.record_payment(PaymentStatus.PAID, now=now)
             else:

@@ -43,6 +43,10 @@ class Line:
         return self.unit_price * self.quantity
 
 
+VOID = "void"
+"""The invoice status of an order cancelled after it was invoiced."""
+
+
 @dataclass(frozen=True)
 class InvoiceLink:
     invoice_id: str
@@ -189,6 +193,13 @@ class Order:
     # --- what invoicing tells us ----------------------------------------------------------
 
     def link_invoice(self, invoice: InvoiceLink, *, now: datetime) -> None:
+        current = self.invoice
+        if (
+            current is not None
+            and current.invoice_id == invoice.invoice_id
+            and current.status == VOID
+        ):
+            return  # a late or replayed `invoice.issued` never revives a void invoice
         first = self.invoice is None or self.invoice.invoice_id != invoice.invoice_id
         self.invoice = invoice
         if self.payment_status is PaymentStatus.NONE:
@@ -196,9 +207,21 @@ class Order:
         if first:
             self._record(now, "invoiced", invoice_id=invoice.invoice_id, number=invoice.number)
 
+    def void_invoice(self, invoice: InvoiceLink, *, now: datetime) -> None:
+        """The order was cancelled after its invoice was issued, so invoicing voided it.
+
+        The row's `payment_status` is left as it was: whether a charge is refunded is told on
+        `payments.events`, which this service does not read (the invoice shows the refund)."""
+        if self.invoice is not None and self.invoice.status == VOID:
+            return
+        self.invoice = replace(invoice, status=VOID)
+        self._record(now, "invoice_voided", invoice_id=invoice.invoice_id, number=invoice.number)
+
     def record_payment(self, status: PaymentStatus, *, now: datetime, reason: str = "") -> None:
         if self.payment_status is PaymentStatus.PAID:
             return  # a late failure never undoes a payment
+        if self.invoice is not None and self.invoice.status == VOID:
+            return  # the invoice no longer asks for payment
         self.payment_status = status
         if self.invoice is not None:
             invoice_status = "paid" if status is PaymentStatus.PAID else "payment_failed"

@@ -8,6 +8,7 @@ from juniper_shared.contracts.events import (
     InvoiceIssued,
     InvoicePaid,
     InvoicePaymentFailed,
+    InvoiceVoided,
     OrderPlaced,
 )
 from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_PLACED
@@ -17,7 +18,9 @@ from juniper_shared.settings import ServiceSettings
 from orders.application.handlers import OrdersHandlers
 
 GROUP_ID = "orders"
-INVOICE_TYPES = frozenset({"invoice.issued", "invoice.paid", "invoice.payment_failed"})
+INVOICE_TYPES = frozenset(
+    {"invoice.issued", "invoice.paid", "invoice.payment_failed", "invoice.voided"}
+)
 
 
 def register_subscribers(
@@ -31,7 +34,9 @@ def register_subscribers(
 
     async def on_invoices_events(events: list[Envelope]) -> None:
         for event in events:
-            if isinstance(event, InvoiceIssued | InvoicePaid | InvoicePaymentFailed):
+            if isinstance(
+                event, InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided
+            ):
                 await handlers.on_invoice_event(event)
 
     common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}

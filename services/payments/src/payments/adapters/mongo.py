@@ -15,7 +15,14 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from payments.application.ports import PlacedCard, StoredCard, VersionConflict
-from payments.domain.payment import Attempt, AttemptStatus, Card, Payment
+from payments.domain.payment import (
+    Attempt,
+    AttemptStatus,
+    Card,
+    Payment,
+    Refund,
+    RefundStatus,
+)
 
 Document = dict[str, Any]
 
@@ -43,6 +50,10 @@ def payment_to_document(payment: Payment, *, now: datetime) -> Document:
         else None,
         "status": payment.status.value,
         "attempts": [_attempt_to_document(attempt) for attempt in payment.attempts],
+        "voided_at": payment.voided_at,
+        "refund": _refund_to_document(payment.refund) if payment.refund else None,
+        # Beside `status`, so the pending scan finds a refund still to be made.
+        "refund_status": payment.refund.status.value if payment.refund else None,
         "version": payment.version,
         "correlation_id": payment.correlation_id,
         "updated_at": now,
@@ -58,7 +69,32 @@ def _attempt_to_document(attempt: Attempt) -> Document:
         "retryable": attempt.retryable,
         "processor_ref": attempt.processor_ref,
         "at": attempt.at,
+        "sent_at": attempt.sent_at,
     }
+
+
+def _refund_to_document(refund: Refund) -> Document:
+    return {
+        "attempt": refund.attempt,
+        "idempotency_key": refund.idempotency_key,
+        "charge_ref": refund.charge_ref,
+        "status": refund.status.value,
+        "at": refund.at,
+        "refund_ref": refund.refund_ref,
+        "reason": refund.reason,
+    }
+
+
+def _refund(document: Document) -> Refund:
+    return Refund(
+        attempt=int(document["attempt"]),
+        idempotency_key=document["idempotency_key"],
+        charge_ref=document["charge_ref"],
+        status=RefundStatus(document["status"]),
+        at=document["at"],
+        refund_ref=document.get("refund_ref"),
+        reason=document.get("reason"),
+    )
 
 
 def payment_from_document(document: Document) -> Payment:
@@ -80,11 +116,14 @@ def payment_from_document(document: Document) -> Payment:
                 reason=item.get("reason"),
                 retryable=bool(item.get("retryable")),
                 processor_ref=item.get("processor_ref"),
+                sent_at=item.get("sent_at"),
             )
             for item in document["attempts"]
         ],
         version=int(document["version"]),
         correlation_id=document.get("correlation_id") or "",
+        voided_at=document.get("voided_at"),
+        refund=_refund(document["refund"]) if document.get("refund") else None,
     )
 
 
@@ -102,7 +141,7 @@ class MongoPayments:
     async def add_new(self, payments: Sequence[tuple[Payment, str]]) -> list[str]:
         documents = []
         for payment, event_id in payments:
-            document = payment_to_document(payment, now=payment.last_attempt.at)
+            document = payment_to_document(payment, now=payment.updated_at)
             document[OUTBOX_FIELD] = []
             document[PROCESSED_FIELD] = [event_id]
             documents.append(document)
@@ -110,7 +149,7 @@ class MongoPayments:
 
     async def save(self, payment: Payment, events: Sequence[Envelope]) -> None:
         """One change since the read: guarded by the version before it (`version - 1`)."""
-        document = payment_to_document(payment, now=payment.last_attempt.at)
+        document = payment_to_document(payment, now=payment.updated_at)
         invoice_id = document.pop("_id")
         messages = [OutgoingMessage.of(event) for event in events]
         update: Document = {"$set": document}
@@ -126,11 +165,17 @@ class MongoPayments:
         self._relay.notify(PAYMENTS, invoice_id, messages)
 
     async def pending(self, *, since_before: datetime, limit: int) -> list[str]:
-        cursor = self._payments.find(
-            {"status": AttemptStatus.PENDING.value, "updated_at": {"$lt": since_before}},
-            {"_id": 1},
-        ).limit(limit)
-        return [document["_id"] async for document in cursor]
+        ids: list[str] = []
+        # Two simple filters rather than one `$or`: each is what FerretDB 1.x surely serves.
+        for unfinished in (
+            {"status": AttemptStatus.PENDING.value},
+            {"refund_status": RefundStatus.PENDING.value},
+        ):
+            cursor = self._payments.find(
+                {**unfinished, "updated_at": {"$lt": since_before}}, {"_id": 1}
+            ).limit(limit)
+            ids += [document["_id"] async for document in cursor if document["_id"] not in ids]
+        return ids[:limit]
 
 
 class MongoCardVault:

@@ -3,13 +3,15 @@
 Timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter,
 bounded by a number of calls and a total time; a decline (402) is an answer, never retried.
 Every retry carries the same key, so a charge the processor made before the fault is
-returned, not made again. The card token is sent in the body and never logged.
+returned, not made again. Refunds (`POST /v1/refunds`) go the same way, with their own key.
+The card token is sent in the body and never logged.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -27,10 +29,14 @@ from payments.application.ports import (
     ChargeResult,
     ProcessorRejected,
     ProcessorUnavailable,
+    RefundRequest,
+    RefundResult,
 )
 from payments.metrics import PROCESSOR_RETRIES
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class TransientResponse(Exception):
@@ -78,6 +84,12 @@ class HttpCardProcessor:
         self._wait = wait_random_exponential(multiplier=backoff_seconds, max=backoff_max_seconds)
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
+        return await self._retried(lambda: self._post(request))
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        return await self._retried(lambda: self._post_refund(request))
+
+    async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             wait=self._wait,
@@ -88,7 +100,7 @@ class HttpCardProcessor:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._post(request)
+                    return await call()
         except (TransientResponse, httpx.TimeoutException, httpx.TransportError) as error:
             raise ProcessorUnavailable(
                 f"{_cause(error)} after {retrying.statistics.get('attempt_number', 1)} calls"
@@ -118,6 +130,20 @@ class HttpCardProcessor:
                 processor_ref=_text(answer.get("charge_id")),
                 decline_code=_text(error.get("code")) or "card_declined",
             )
+        error = answer.get("error") or {}
+        raise ProcessorRejected(f"{response.status_code} {_text(error.get('code')) or 'unknown'}")
+
+    async def _post_refund(self, request: RefundRequest) -> RefundResult:
+        response = await self._client.post(
+            "/v1/refunds",
+            json={"charge_id": request.charge_ref, "amount": request.amount},
+            headers={"Idempotency-Key": request.idempotency_key},
+        )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientResponse(response.status_code)
+        answer = _json(response)
+        if response.status_code in (200, 201) and answer.get("status") == "succeeded":
+            return RefundResult(refund_ref=str(answer["refund_id"]))
         error = answer.get("error") or {}
         raise ProcessorRejected(f"{response.status_code} {_text(error.get('code')) or 'unknown'}")
 

@@ -12,10 +12,13 @@ from juniper_shared.contracts.common import CardSummary, CreditCard
 from juniper_shared.contracts.events import (
     Envelope,
     InvoiceIssued,
+    InvoiceVoided,
     OrderPlaced,
     OrderSplit,
     PaymentFailed,
     PaymentFailedData,
+    PaymentRefunded,
+    PaymentRefundedData,
     PaymentSucceeded,
     PaymentSucceededData,
 )
@@ -30,13 +33,14 @@ from payments.application.ports import (
     PlacedCard,
     ProcessorRejected,
     ProcessorUnavailable,
+    RefundRequest,
     Scheduler,
     StoredCard,
     VersionConflict,
 )
 from payments.domain.errors import InvalidState, NotFound
-from payments.domain.payment import CREDIT_CARD, Attempt, AttemptStatus, Card, Payment
-from payments.metrics import PAYMENT_OUTCOMES
+from payments.domain.payment import CREDIT_CARD, Attempt, AttemptStatus, Card, Payment, Refund
+from payments.metrics import PAYMENT_OUTCOMES, PAYMENTS_VOIDED, REFUND_OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -130,23 +134,81 @@ class PaymentsHandlers:
     def _schedule(self, invoice_id: str) -> None:
         self.scheduler.submit(invoice_id, lambda: self.charge_pending(invoice_id))
 
+    async def on_invoices_voided(self, voided: Sequence[InvoiceVoided]) -> None:
+        """Charge nothing more for a voided invoice; refund what was charged (in the background).
+
+        An attempt not yet sent is voided; one in flight is left to end and then refunded.
+        A redelivered void changes nothing."""
+        for invoice_id in dict.fromkeys(event.data.invoice_id for event in voided):
+            payment = await self._void(invoice_id)
+            if payment is not None and payment.refund_due() is not None:
+                self._schedule(invoice_id)
+
+    async def _void(self, invoice_id: str) -> Payment | None:
+        for _ in range(SAVE_RETRIES):
+            payment = await self.payments.get(invoice_id)
+            if payment is None:
+                # `invoice.issued` precedes `invoice.voided` on the invoice's partition.
+                log.warning("void of invoice %s that has no payment", invoice_id)
+                return None
+            if not payment.void(now=self.clock()):
+                return payment
+            try:
+                await self.payments.save(payment, [])
+            except VersionConflict:
+                continue  # a charge began or ended meanwhile: void what it left
+            PAYMENTS_VOIDED.inc()
+            return payment
+        raise RuntimeError(f"payment {invoice_id} kept changing; the batch will be retried")
+
     async def charge_pending(self, invoice_id: str) -> None:
-        """Charge the pending attempt of an invoice, then store its outcome and event at once."""
+        """Charge the pending attempt of an invoice, then store its outcome and event at once;
+        then make the refund a voided invoice is owed, if any."""
         payment = await self.payments.get(invoice_id)
-        attempt = payment.pending_attempt() if payment is not None else None
-        if payment is None or attempt is None:
+        if payment is None:
             return
         token = correlation_id.set(payment.correlation_id)
         try:
-            outcome = await self._charge(payment, attempt)
-            await self._record(payment, attempt.attempt, outcome)
+            attempt = payment.pending_attempt()
+            if attempt is not None:
+                payment = await self._charge_attempt(payment, attempt.attempt)
+            if payment is not None and payment.refund_due() is not None:
+                await self._refund(payment)
         finally:
             correlation_id.reset(token)
 
-    async def _charge(self, payment: Payment, attempt: Attempt) -> Outcome:
+    async def _charge_attempt(self, payment: Payment, attempt: int) -> Payment | None:
         card = await self._card(payment)
         if card is None:
-            return Outcome(approved=False, reason="card_unavailable")
+            outcome = Outcome(approved=False, reason="card_unavailable")
+        else:
+            started = await self._begin(payment.invoice_id, attempt)
+            if started is None:
+                return None  # voided before anything was sent, or ended by another process
+            payment = started
+            sent = next(a for a in started.attempts if a.attempt == attempt)
+            outcome = await self._charge(started, sent, card)
+        return await self._record(payment, attempt, outcome)
+
+    async def _begin(self, invoice_id: str, attempt: int) -> Payment | None:
+        """The void check right before the processor call, as a guarded write."""
+        for _ in range(SAVE_RETRIES):
+            payment = await self.payments.get(invoice_id)
+            pending = payment.pending_attempt() if payment is not None else None
+            if payment is None or pending is None or pending.attempt != attempt:
+                return None
+            send = payment.begin_charge(attempt, now=self.clock())
+            try:
+                await self.payments.save(payment, [])
+            except VersionConflict:
+                continue
+            if not send:
+                log.info("attempt %d of %s not charged: invoice voided", attempt, invoice_id)
+                return None
+            return payment
+        raise RuntimeError(f"payment {invoice_id} kept changing; it stays pending")
+
+    async def _charge(self, payment: Payment, attempt: Attempt, card: StoredCard) -> Outcome:
         request = ChargeRequest(
             amount=str(from_minor(payment.amount, payment.currency)),
             currency=payment.currency,
@@ -171,6 +233,46 @@ class PaymentsHandlers:
             reason=result.decline_code or "card_declined",
         )
 
+    async def _refund(self, payment: Payment) -> None:
+        """Give back a voided invoice's charge: key stored before the call, reused after a crash."""
+        refund = payment.refund_due()
+        assert refund is not None
+        request = RefundRequest(
+            charge_ref=refund.charge_ref,
+            amount=str(from_minor(payment.amount, payment.currency)),
+            idempotency_key=refund.idempotency_key,
+        )
+        refund_ref: str | None = None
+        reason: str | None = None
+        try:
+            refund_ref = (await self.processor.refund(request)).refund_ref
+        except ProcessorUnavailable as error:
+            # Stays pending: the pending scan tries again with the same key.
+            log.warning("card processor unavailable to refund %s: %s", payment.invoice_id, error)
+            return
+        except ProcessorRejected as error:
+            log.error("card processor refused the refund of %s: %s", payment.invoice_id, error)
+            reason = "processor_error"
+        current: Payment | None = payment
+        for _ in range(SAVE_RETRIES):
+            if current is None or current.refund_due() is None:
+                return  # another process recorded it already
+            now = self.clock()
+            events: list[Envelope] = []
+            if refund_ref is not None:
+                ended = current.refund_succeeded(refund_ref=refund_ref, now=now)
+                events.append(_refunded_event(current, ended))
+            else:
+                ended = current.refund_failed(reason=reason or "processor_error", now=now)
+            try:
+                await self.payments.save(current, events)
+            except VersionConflict:
+                current = await self.payments.get(payment.invoice_id)
+                continue
+            REFUND_OUTCOMES.labels(ended.status.value).inc()
+            return
+        raise RuntimeError(f"payment {payment.invoice_id} kept changing; the refund stays pending")
+
     async def _card(self, payment: Payment) -> StoredCard | None:
         """The invoice's card, waiting a bounded while for the vault to catch up."""
         for pause in (*self.card_waits, None):
@@ -182,11 +284,14 @@ class PaymentsHandlers:
             await self.sleep(pause)
         return None
 
-    async def _record(self, payment: Payment, attempt: int, outcome: Outcome) -> None:
+    async def _record(self, payment: Payment, attempt: int, outcome: Outcome) -> Payment | None:
+        """Store the attempt's outcome and its event; returns the payment as stored."""
+        invoice_id = payment.invoice_id
         current: Payment | None = payment
         for _ in range(SAVE_RETRIES):
-            if current is None or current.pending_attempt() is None:
-                return  # another process recorded this attempt already
+            pending = current.pending_attempt() if current is not None else None
+            if current is None or pending is None or pending.attempt != attempt:
+                return current  # another process recorded this attempt already
             now = self.clock()
             if outcome.approved:
                 assert outcome.processor_ref is not None
@@ -199,18 +304,13 @@ class PaymentsHandlers:
             try:
                 await self.payments.save(current, [_outcome_event(current, ended)])
             except VersionConflict:
-                current = await self.payments.get(payment.invoice_id)
-                continue
+                current = await self.payments.get(invoice_id)
+                continue  # a void came in meanwhile: record on top of it
             PAYMENT_OUTCOMES.labels(ended.status.value, ended.reason or "").inc()
             if ended.status is AttemptStatus.FAILED:
-                log.info(
-                    "payment of %s failed (attempt %d, %s)",
-                    payment.invoice_id,
-                    attempt,
-                    ended.reason,
-                )
-            return
-        raise RuntimeError(f"payment {payment.invoice_id} kept changing; it stays pending")
+                log.info("payment of %s failed (attempt %d, %s)", invoice_id, attempt, ended.reason)
+            return current
+        raise RuntimeError(f"payment {invoice_id} kept changing; it stays pending")
 
     # --- the seller -----------------------------------------------------------------------
 
@@ -288,5 +388,24 @@ def _outcome_event(payment: Payment, attempt: Attempt) -> Envelope:
             reason=attempt.reason,
             retryable=attempt.retryable,
             processor_ref=attempt.processor_ref,
+        ),
+    )
+
+
+def _refunded_event(payment: Payment, refund: Refund) -> PaymentRefunded:
+    assert refund.refund_ref is not None
+    return PaymentRefunded(
+        producer=PRODUCER,
+        seller_id=payment.seller_id,
+        correlation_id=payment.correlation_id,
+        data=PaymentRefundedData(
+            invoice_id=payment.invoice_id,
+            order_id=payment.order_id,
+            attempt=refund.attempt,
+            amount=from_minor(payment.amount, payment.currency),
+            currency=payment.currency,
+            processor_ref=refund.charge_ref,
+            refund_ref=refund.refund_ref,
+            reason="invoice_voided",
         ),
     )

@@ -36,6 +36,19 @@ class ChargeResult:
     decline_code: str | None = None
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    charge_ref: str
+    """The processor's id of the charge to give back."""
+    amount: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_ref: str
+
+
 class ProcessorUnavailable(Exception):
     """Timeouts, connection errors, 429 or 5xx outlasted the retries."""
 
@@ -47,6 +60,10 @@ class ProcessorRejected(Exception):
 class CardProcessor(Protocol):
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key; raises ProcessorUnavailable or ProcessorRejected."""
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        """Refund a succeeded charge once per idempotency key; raises ProcessorUnavailable or
+        ProcessorRejected (the charge did not succeed, or was refunded under another key)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,7 @@ class PaymentRepository(Protocol):
         raises VersionConflict."""
 
     async def pending(self, *, since_before: datetime, limit: int) -> list[str]:
-        """Invoice ids whose last attempt is pending and was last written before `since_before`."""
+        """Invoice ids with a pending attempt or refund, last written before `since_before`."""
 
 
 Job = Callable[[], Awaitable[None]]

@@ -18,16 +18,25 @@ log = logging.getLogger(__name__)
 
 
 class ChargeRunner:
-    """At most `concurrency` jobs at once, one per key, at most `max_queued` waiting."""
+    """At most `concurrency` jobs at once, one per key, at most `max_queued` waiting.
+
+    A job submitted while one for its key runs is run once more after it (e.g. a void arrives
+    while the charge runs: the refund must not wait for the pending scan)."""
 
     def __init__(self, *, concurrency: int, max_queued: int = 1000) -> None:
         self._slots = asyncio.Semaphore(concurrency)
         self._max_queued = max_queued
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._again: dict[str, Job] = {}
         self._stopping = False
 
     def submit(self, key: str, job: Job) -> bool:
-        if self._stopping or key in self._tasks or len(self._tasks) >= self._max_queued:
+        if self._stopping:
+            return False
+        if key in self._tasks:
+            self._again[key] = job
+            return True
+        if len(self._tasks) >= self._max_queued:
             return False
         task = asyncio.create_task(self._run(job), name=f"charge {key}")
         self._tasks[key] = task
@@ -50,6 +59,9 @@ class ChargeRunner:
     def _done(self, key: str) -> None:
         self._tasks.pop(key, None)
         CHARGES_IN_FLIGHT.set(len(self._tasks))
+        again = self._again.pop(key, None)
+        if again is not None:
+            self.submit(key, again)
 
     async def stop(self, *, grace_seconds: float) -> None:
         """Let running charges finish for a while, then cancel the rest (they stay pending)."""

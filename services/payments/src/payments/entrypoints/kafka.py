@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
-from juniper_shared.contracts.events import Envelope, InvoiceIssued, OrderPlaced, OrderSplit
+from juniper_shared.contracts.events import (
+    Envelope,
+    InvoiceIssued,
+    InvoiceVoided,
+    OrderPlaced,
+    OrderSplit,
+)
 from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_EVENTS, ORDERS_PLACED
 from juniper_shared.kafka import DeadLetters, consume_batches
 from juniper_shared.settings import ServiceSettings
@@ -11,6 +17,7 @@ from juniper_shared.settings import ServiceSettings
 from payments.application.handlers import PaymentsHandlers
 
 GROUP_ID = "payments"
+INVOICE_TYPES = frozenset({"invoice.issued", "invoice.voided"})
 
 
 def register_subscribers(
@@ -25,8 +32,10 @@ def register_subscribers(
     async def on_order_split(events: list[Envelope]) -> None:
         await handlers.record_splits([e for e in events if isinstance(e, OrderSplit)])
 
-    async def on_invoice_issued(events: list[Envelope]) -> None:
+    async def on_invoices_events(events: list[Envelope]) -> None:
+        # Issued before voided: one invoice's events come in order on its partition.
         await handlers.on_invoices_issued([e for e in events if isinstance(e, InvoiceIssued)])
+        await handlers.on_invoices_voided([e for e in events if isinstance(e, InvoiceVoided)])
 
     common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
     consume_batches(broker, ORDERS_PLACED, on_orders_placed, **common)  # type: ignore[arg-type]
@@ -40,7 +49,7 @@ def register_subscribers(
     consume_batches(
         broker,
         INVOICES_EVENTS,
-        on_invoice_issued,
-        handles=frozenset({"invoice.issued"}),
+        on_invoices_events,
+        handles=INVOICE_TYPES,
         **common,  # type: ignore[arg-type]
     )

@@ -23,15 +23,28 @@ class CardView(BaseModel):
     last4: str
 
 
+class RefundView(BaseModel):
+    attempt: int
+    status: str
+    """pending, succeeded or failed."""
+    charge_ref: str
+    refund_ref: str | None
+    at: datetime
+
+
 class PaymentView(BaseModel):
     invoice_id: str
     order_id: str
     status: str
-    """The last attempt's status: pending, succeeded, failed or not_applicable."""
+    """The last attempt's status: pending, succeeded, failed, not_applicable or voided."""
     amount: str
     currency: str
     card: CardView | None
     attempts: list[AttemptView]
+    voided_at: datetime | None = None
+    """Set once the invoice was voided (its order cancelled): nothing more is charged."""
+    refund: RefundView | None = None
+    """The refund of a charge made for an invoice that was voided."""
 
 
 class RetryAccepted(AttemptView):
@@ -58,4 +71,14 @@ def payment_view(payment: Payment, *, amount: str) -> PaymentView:
         currency=payment.currency,
         card=CardView(brand=payment.card.brand, last4=payment.card.last4) if payment.card else None,
         attempts=[attempt_view(attempt) for attempt in payment.attempts],
+        voided_at=payment.voided_at,
+        refund=RefundView(
+            attempt=refund.attempt,
+            status=refund.status.value,
+            charge_ref=refund.charge_ref,
+            refund_ref=refund.refund_ref,
+            at=refund.at,
+        )
+        if (refund := payment.refund)
+        else None,
     )

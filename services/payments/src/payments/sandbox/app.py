@@ -6,6 +6,10 @@ Tokens (CONTRACT.md): `tok_visa` approves; `tok_declined` and `tok_insufficient_
 `tok_slow` approves after a delay (the charge is made when the request arrives); unknown
 tokens decline with `invalid_card`. One more for tests: `tok_unavailable` always answers 503.
 
+Refunds (`POST /v1/refunds` `{charge_id, amount?}`, with an Idempotency-Key) give back a
+succeeded charge once: the charge then lists as `refunded` with its `refunded_amount`; a charge
+that did not succeed, or was refunded under another key, is refused (409).
+
 Like Stripe, a request replayed with the same Idempotency-Key gets the first response and
 charges nothing more, even while the first is still running; the same key with another
 body is refused (422 `idempotency_key_reused`). Bodies are never echoed in errors.
@@ -17,6 +21,7 @@ import asyncio
 import hashlib
 import uuid
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -56,6 +61,12 @@ class ChargeBody(BaseModel):
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
+class RefundBody(BaseModel):
+    charge_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    amount: Amount | None = None
+    """Defaults to the whole charge."""
+
+
 @dataclass
 class Charge:
     charge_id: str
@@ -63,6 +74,7 @@ class Charge:
     amount: str
     currency: str
     status: str
+    refunded_amount: str | None = None
 
 
 Answer = tuple[int, dict[str, Any]]
@@ -83,6 +95,43 @@ class Sandbox:
     _keys: dict[str, _Key] = field(default_factory=dict)
     _transient_calls: dict[str, int] = field(default_factory=dict)
     _declined_once: set[str] = field(default_factory=set)
+    _refunds: dict[str, tuple[str, Answer]] = field(default_factory=dict)
+    """Idempotency-Key -> (body fingerprint, first answer)."""
+    _refunded_by: dict[str, str] = field(default_factory=dict)
+    """charge id -> the Idempotency-Key that refunded it."""
+
+    def refund(self, key: str, body: RefundBody) -> tuple[Answer, bool]:
+        """Refund a succeeded charge once; the answer, and whether it is a replay."""
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        known = self._refunds.get(key)
+        if known is not None:
+            if known[0] != fingerprint:
+                return _error(422, "idempotency_key_reused", "key used with another body"), False
+            return known[1], True
+        charge = self.charges.get(body.charge_id)
+        if charge is None:
+            return _error(404, "charge_not_found", "No such charge."), False
+        if body.charge_id in self._refunded_by:
+            return _error(409, "charge_already_refunded", "The charge was refunded."), False
+        if charge.status != "succeeded":
+            return _error(409, "charge_not_refundable", "Only a succeeded charge."), False
+        amount = body.amount if body.amount is not None else Decimal(charge.amount)
+        if amount <= 0 or amount > Decimal(charge.amount):
+            return _error(422, "invalid_amount", "At most the charged amount."), False
+        charge.status = "refunded"
+        charge.refunded_amount = str(amount)
+        answer: Answer = (
+            201,
+            {
+                "refund_id": f"re_{uuid.uuid4().hex[:24]}",
+                "charge_id": charge.charge_id,
+                "amount": str(amount),
+                "status": "succeeded",
+            },
+        )
+        self._refunds[key] = (fingerprint, answer)
+        self._refunded_by[body.charge_id] = key
+        return answer, False
 
     async def charge(self, key: str, body: ChargeBody) -> tuple[Answer, bool]:
         """The answer for this key, and whether it is a replay of an earlier one."""
@@ -190,6 +239,23 @@ def create_sandbox_app(sandbox: Sandbox | None = None) -> FastAPI:
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         if status == 503:
             headers["Retry-After"] = "1"
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.post("/v1/refunds", status_code=201)
+    async def create_refund(request: Request) -> JSONResponse:
+        key = request.headers.get("idempotency-key", "")
+        if not key or len(key) > 255:
+            status, body = _error(
+                400, "idempotency_key_required", "send an Idempotency-Key header (1-255 chars)"
+            )
+            return JSONResponse(body, status_code=status)
+        try:
+            refund = RefundBody.model_validate_json(await request.body())
+        except ValidationError as error:
+            status, body = _error(422, "validation_error", _validation_message(error))
+            return JSONResponse(body, status_code=status)
+        (status, body), replayed = state.refund(key, refund)
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.get("/v1/charges")
