@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -46,6 +46,7 @@ class OutboxRelay:
         self._publisher = publisher
         self._collections = collections
         self._poll_seconds = poll_seconds
+        self._grace_seconds = max(1.0, poll_seconds)
         self._poll_limit = poll_limit
         self._pending: list[tuple[str, Any, OutgoingMessage]] = []
         self._wake = asyncio.Event()
@@ -95,6 +96,9 @@ class OutboxRelay:
         """
         async with self._lock:
             queued = {message.event_id for _, _, message in self._pending}
+            # A write lands before its writer calls notify(); entries younger than this are
+            # left to the fast path so the poller does not race it into a duplicate.
+            settled_before = datetime.now(UTC) - timedelta(seconds=self._grace_seconds)
             found: list[tuple[str, Any, OutgoingMessage]] = []
             oldest: datetime | None = None
             for name, collection in self._collections.items():
@@ -105,8 +109,10 @@ class OutboxRelay:
                     for entry in document.get(OUTBOX_FIELD) or ():
                         if entry.get("event_id") in queued:
                             continue
-                        found.append((name, document["_id"], OutgoingMessage.from_document(entry)))
                         occurred_at = _occurred_at(entry)
+                        if occurred_at is not None and occurred_at > settled_before:
+                            continue
+                        found.append((name, document["_id"], OutgoingMessage.from_document(entry)))
                         if occurred_at is not None and (oldest is None or occurred_at < oldest):
                             oldest = occurred_at
             OUTBOX_OLDEST_SECONDS.set(

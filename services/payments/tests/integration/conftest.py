@@ -107,12 +107,20 @@ class PaymentsUnderTest:
         return listed
 
     async def outcomes(self, invoice_id: str, count: int) -> list[dict[str, Any]]:
-        """The first `count` payment events published for the invoice (read from the start)."""
+        """The payment events published for the invoice (read from the start), once each.
+
+        Publishing is at-least-once: the same event (same `event_id`) may be on the topic twice,
+        and consumers ignore the repeat, so the repeat is dropped here too. A second event with
+        its own id would still show.
+        """
 
         def mine(records: list[Any]) -> list[dict[str, Any]]:
-            return [
-                json.loads(record.value) for record in records if record.key == invoice_id.encode()
-            ]
+            events: dict[str, dict[str, Any]] = {}
+            for record in records:
+                if record.key == invoice_id.encode():
+                    event = json.loads(record.value)
+                    events.setdefault(event["event_id"], event)
+            return list(events.values())
 
         records = await read_topic(
             self.settings.kafka_bootstrap_servers,

@@ -1,0 +1,144 @@
+"""Hypothesis strategies for hostile Kafka messages, built from a good event of the topic."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from .support import Record
+
+OVERSIZED = 1_000_001 + 64
+"""Just above what `decode` accepts (1,000,000 bytes), under Kafka's default 1 MiB limit."""
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A hostile message and what a consumer must do with it."""
+
+    kind: str
+    key: bytes | None
+    value: bytes | None
+    header_type: str | None
+    poison: bool
+    """True: dead-lettered. False: a well-formed unknown type, skipped and counted."""
+
+    def record(self) -> Record:
+        headers = [("type", self.header_type.encode())] if self.header_type is not None else []
+        return (self.key, self.value, headers)
+
+
+json_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _wrong_type(value: Any) -> st.SearchStrategy[Any]:
+    """A value of another JSON type than `value`, one no field of that type accepts."""
+    if isinstance(value, dict):
+        return st.lists(json_scalars, max_size=3) | st.text(max_size=10) | st.integers()
+    return st.dictionaries(st.text(min_size=1, max_size=5), json_scalars, min_size=0, max_size=3)
+
+
+def hostile(
+    good: dict[str, Any], *, key: bytes, event_type: str
+) -> dict[str, st.SearchStrategy[Bad]]:
+    """Malformed, truncated, oversized, wrong-type, unknown-version and unknown-type variants."""
+    raw = json.dumps(good).encode()
+    header = st.sampled_from([event_type, None])
+
+    def bad(kind: str, value: Any, *, poison: bool = True) -> st.SearchStrategy[Bad]:
+        return st.builds(Bad, st.just(kind), st.just(key), value, header, st.just(poison))
+
+    def encoded(document: Any) -> bytes:
+        return json.dumps(document).encode()
+
+    not_json = st.binary(max_size=200).filter(lambda data: not _is_json_object(data))
+    truncated = st.integers(min_value=0, max_value=len(raw) - 1).map(lambda cut: raw[:cut])
+    not_object = json_values.filter(lambda value: not isinstance(value, dict)).map(encoded)
+    fields = sorted(good) + [f"data.{name}" for name in sorted(good["data"])]
+
+    @st.composite
+    def wrong_field(draw: st.DrawFn) -> bytes:
+        path = draw(st.sampled_from([name for name in fields if name != "type"]))
+        document = json.loads(raw)
+        holder = document["data"] if path.startswith("data.") else document
+        name = path.removeprefix("data.")
+        holder[name] = draw(_wrong_type(holder[name]))
+        return encoded(document)
+
+    versions = (
+        st.integers(min_value=2, max_value=10**9)
+        | st.integers(max_value=0)
+        | st.sampled_from(["1", 1.5, True, None, [1]])
+    )
+    unknown_version = versions.map(lambda version: encoded({**good, "version": version}))
+    no_type = st.sampled_from([None, "", 7, ["order.placed"]]).map(
+        lambda kind: encoded({**good, "type": kind})
+    )
+    oversized = st.just(encoded({**good, "padding": "x" * OVERSIZED}))
+    unknown_names = st.from_regex(r"\A[a-z]{1,12}\.[a-z_]{1,12}\Z").filter(
+        lambda name: not name.startswith(("order.", "invoice.", "payment."))
+    )
+
+    @st.composite
+    def unknown_type(draw: st.DrawFn) -> Bad:
+        name = draw(unknown_names)
+        value = encoded({**good, "type": name, "data": draw(json_values)})
+        return Bad("unknown_type", key, value, name, poison=False)
+
+    return {
+        "not_json": bad("not_json", not_json),
+        "truncated": bad("truncated", truncated),
+        "not_an_object": bad("not_an_object", not_object),
+        "wrong_type": bad("wrong_type", wrong_field()),
+        "unknown_version": bad("unknown_version", unknown_version),
+        "no_type": bad("no_type", no_type),
+        "oversized": bad("oversized", oversized),
+        "null_value": bad("null_value", st.none()),
+        "unknown_type": unknown_type(),
+    }
+
+
+def _is_json_object(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
+
+
+def generate(strategies: dict[str, st.SearchStrategy[Bad]], count: int) -> list[Bad]:
+    """Up to `count` examples of each kind, the same ones on every run (derandomized)."""
+    found: list[Bad] = []
+    for strategy in strategies.values():
+        found += _examples(strategy, count)
+    return found
+
+
+def _examples(strategy: st.SearchStrategy[Bad], count: int) -> list[Bad]:
+    found: list[Bad] = []
+
+    @settings(
+        max_examples=count,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(message: Bad) -> None:
+        found.append(message)
+
+    collect()
+    return found
