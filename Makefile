@@ -5,7 +5,7 @@ UV := uv
 export UV_LINK_MODE ?= copy
 
 # Benchmarks need the infrastructure: make infra-up first.
-.PHONY: bench bench-orders help install lint format test test-unit up down status demo infra-up infra-down infra-status asyncapi k8s-validate
+.PHONY: bench bench-orders bench-chain test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate
 
 help: ## List the tasks
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ format: install ## Apply ruff's fixes and formatting
 
 test: install ## Start Kafka + FerretDB on PostgreSQL, run all tests, stop what was started
 	@bash scripts/test.sh
+
+test-faults: install ## Kill/restart every service and a private Kafka under a stream of orders; nothing lost or doubled (stops within 8 min)
+	@timeout --signal=INT --kill-after=30 480 bash scripts/test.sh tests/faults/fault_suite.py -s
+
+fuzz: install ## Deeper fuzzing (HTTP, messages, limits, tenancy) on Kafka + FerretDB; FUZZ_EXAMPLES=200 by default
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} bash scripts/test.sh tests/fuzz tests/tenancy
 
 test-unit: install ## Fast tests with no infrastructure
 	$(UV) run --frozen pytest -m "not integration"
@@ -61,4 +67,8 @@ bench-orders: install ## Orders ingestion rate and accept latency beside their c
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/orders_bench.py
 
-bench: bench-orders ## Every benchmark
+bench-chain: install ## Orders through the whole chain (ingest..email): throughput, stage latencies, ceilings, cost per order
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
+		$(UV) run --frozen python bench/chain_bench.py
+
+bench: bench-orders bench-chain ## Every benchmark

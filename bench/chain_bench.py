@@ -1,0 +1,600 @@
+"""Full-chain benchmark: orders through every service, as separate processes, end to end.
+
+Per order: checkout places it on Kafka -> orders stores it -> the seller accepts it, changes one
+quantity and removes one line (HTTP) -> previews and confirms the invoice (HTTP) -> payments
+charges the card at the sandbox -> the invoice is paid -> the All Orders row shows it paid ->
+the buyer's receipt email arrives (an aiosmtpd inbox in this process).
+
+Reports throughput (orders/s), per-stage latency p50/p95/p99, the ceilings measured in the
+same run on the same broker and database (a FastStream no-op batch consumer's msg/s, a bare
+`update_one` rate) as ratios, and the cost per order: CPU ms over every process of the stack
+(services, sandbox, Kafka's JVM, FerretDB, PostgreSQL), database round trips and Kafka messages
+produced. BENCH_ROUNDS rounds (default 3) on one running stack; medians. JSON and a PNG chart
+go to bench/results/. The LAST line printed contains `orders_per_s=`.
+
+Run with `make bench-chain` (or `make bench`); the infrastructure must be up (`make infra-up`).
+Other runs on this machine share the CPUs, the broker and the database: the load average is
+reported beside the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests/support: the process harness the e2e suite uses
+
+from juniper_shared.contracts.registry import (  # noqa: E402
+    INVOICES_EVENTS,
+    ORDERS_EVENTS,
+    ORDERS_PLACED,
+    encode,
+)
+from juniper_shared.testing import bearer, placed_order  # noqa: E402
+from orders_bench import bare_update_latencies, noop_consumer_rate, percentile  # noqa: E402
+
+from tests.support.stack import JWT_SECRET, SERVICES, Email, Inbox, Stack  # noqa: E402
+
+# The benchmark signs its tokens with the services' development secret.
+warnings.filterwarnings("ignore", message="The HMAC key is")
+
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
+ORDERS = int(os.environ.get("BENCH_ORDERS", "500"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+STATE_DIR = Path(os.environ.get("JM_STATE_DIR", REPO / ".local"))
+ORDERS_PER_SELLER = 10
+"""Sellers are many and small, so an order's All Orders row is on the first page."""
+BARE_UPDATES = 300
+STEP_TIMEOUT = 120.0
+"""Bound on any one wait of one order (a stuck order fails the run instead of hanging it)."""
+STAGES = ("placed_to_stored", "accept", "preview", "confirm_to_paid", "paid_to_email")
+SHIPPING = {
+    "carrier": "UPS",
+    "tracking_number": "1Z999AA10123456784",
+    "shipped_at": datetime.now(UTC).date().isoformat(),
+    "shipping_cost": "15.00",
+}
+ITEMS = [
+    {"sku": "MUG-1", "name": "Stoneware mug", "unit_price": "12.50", "quantity": 4},
+    {"sku": "TEA-2", "name": "Green tea tin", "unit_price": "8.00", "quantity": 2},
+    {"sku": "BWL-3", "name": "Serving bowl", "unit_price": "21.00", "quantity": 1},
+]
+
+
+# --- what happened when: Kafka events and emails, seen as they come -------------------------
+
+
+class Signals:
+    """Times of named happenings (`("stored", order_id)`, ...), awaitable by the order's flow."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._seen: dict[tuple[str, str], float] = {}
+        self._waiting: dict[tuple[str, str], asyncio.Future[float]] = {}
+
+    def mark(self, what: str, key: str, at: float) -> None:
+        self._seen.setdefault((what, key), at)
+        waiter = self._waiting.pop((what, key), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._seen[(what, key)])
+
+    def mark_threadsafe(self, what: str, key: str, at: float) -> None:
+        self._loop.call_soon_threadsafe(self.mark, what, key, at)
+
+    async def wait(self, what: str, key: str) -> float:
+        if (what, key) in self._seen:
+            return self._seen[(what, key)]
+        waiter = self._waiting.setdefault((what, key), self._loop.create_future())
+        return await asyncio.wait_for(asyncio.shield(waiter), timeout=STEP_TIMEOUT)
+
+
+async def listen(stack: Stack, signals: Signals, ready: asyncio.Event) -> None:
+    """order.received and invoice.paid, timed by the broker's record timestamp (the moment the
+    service produced them), read from the end of the topics onwards."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(stack.topic_prefix + topic.name, p)
+            for topic in (ORDERS_EVENTS, INVOICES_EVENTS)
+            for p in range(stack.partitions)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
+        ready.set()
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+            for records in batches.values():
+                for record in records:
+                    kind = dict(record.headers or ()).get("type", b"").decode()
+                    if kind == "order.received":
+                        data = json.loads(record.value)["data"]
+                        signals.mark("stored", data["order"]["order_id"], record.timestamp / 1000)
+                    elif kind == "invoice.paid":
+                        data = json.loads(record.value)["data"]
+                        signals.mark("paid", data["order_id"], record.timestamp / 1000)
+    finally:
+        await consumer.stop()
+
+
+RECEIPT = re.compile(r"^Receipt: ")
+
+
+# --- the cost of the stack ------------------------------------------------------------------
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[str, int, float, float] | None:
+    """(command, parent pid, own CPU seconds, reaped children's CPU seconds)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    command = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return command, int(fields[1]), (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _pid_file(name: str) -> int | None:
+    try:
+        return int((STATE_DIR / "run" / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stack_cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of every process the chain runs on, by component."""
+    cpu: dict[str, float] = {}
+    for name, process in stack.processes.items():
+        found = _stat(process.pid) if process.pid else None
+        cpu[name] = found[2] if found else 0.0
+    for name in ("kafka", "ferretdb"):
+        pid = _pid_file(name)
+        found = _stat(pid) if pid else None
+        cpu[name] = found[2] if found else 0.0
+    # PostgreSQL: the postmaster (its reaped backends included) and every live backend.
+    postgres = 0.0
+    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    stats = {pid: s for pid in pids if (s := _stat(pid)) is not None}
+    for _pid, (command, parent, own, reaped) in stats.items():
+        if command != "postgres":
+            continue
+        postgres += own
+        if stats.get(parent, ("",))[0] != "postgres":
+            postgres += reaped
+    cpu["postgres"] = postgres
+    return cpu
+
+
+METRIC_LINE = re.compile(r"^(jm_[a-z_]+_total)(?:\{[^}]*\})? ([0-9.e+]+)$", re.MULTILINE)
+
+
+async def service_counters(stack: Stack, http: httpx.AsyncClient) -> dict[str, float]:
+    """Sums over the four services: database round trips, events published, dead letters."""
+    totals = {"db": 0.0, "published": 0.0, "dead_letters": 0.0}
+    wanted = {
+        "jm_db_commands_total": "db",
+        "jm_messages_published_total": "published",
+        "jm_dead_letters_total": "dead_letters",
+    }
+    for name in SERVICES:
+        text = (await http.get(stack.url(name) + "/metrics")).text
+        for metric, value in METRIC_LINE.findall(text):
+            if metric in wanted:
+                totals[wanted[metric]] += float(value)
+    return totals
+
+
+# --- one order, one round -------------------------------------------------------------------
+
+
+@dataclass
+class Timings:
+    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    stale_previews: int = 0
+    """Orders whose first previews showed the lines from before the seller's edits (invoicing
+    had not yet consumed `order.updated`); the seller pressed again until they matched."""
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One request; sent again (same Idempotency-Key) when a pooled keep-alive connection was
+    closed by the server just as it was reused (uvicorn closes idle ones after 5 s)."""
+    headers = dict(kwargs.pop("headers", {}))
+    if method in ("POST", "PATCH"):
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+    for attempt in range(3):
+        try:
+            return await http.request(method, url, headers=headers, **kwargs)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def retry_until(
+    attempt: Callable[[], Awaitable[httpx.Response]], accept: Callable[[httpx.Response], bool]
+) -> httpx.Response:
+    give_up = time.monotonic() + STEP_TIMEOUT
+    while True:
+        response = await attempt()
+        if accept(response):
+            return response
+        if time.monotonic() > give_up:
+            raise RuntimeError(f"gave up: {response.status_code} {response.text[:300]}")
+        await asyncio.sleep(0.05)
+
+
+async def one_order(
+    stack: Stack,
+    http: httpx.AsyncClient,
+    producer: AIOKafkaProducer,
+    signals: Signals,
+    seller_id: str,
+    timings: Timings,
+) -> None:
+    headers = bearer(seller_id, JWT_SECRET)
+    orders, invoicing = stack.url("orders"), stack.url("invoicing")
+    buyer = f"buyer-{uuid.uuid4().hex[:12]}"
+    order = placed_order(
+        seller_id=seller_id,
+        seller_name="Juniper Pottery",
+        buyer={
+            "id": buyer,
+            "name": "Ada Buyer",
+            "email": f"{buyer}@example.com",
+            "company": "Maple & Co",
+        },
+        items=ITEMS,
+    )
+    order_id = order.data.order_id
+    placed = time.time()
+    await producer.send_and_wait(
+        stack.topic_prefix + ORDERS_PLACED.name,
+        encode(order),
+        key=order.key().encode(),
+        headers=[("type", order.type.encode())],
+    )
+    stored = await signals.wait("stored", order_id)
+    timings.stages["placed_to_stored"].append(stored - placed)
+
+    def post(path: str, body: dict[str, Any] | None = None) -> Awaitable[httpx.Response]:
+        return send(http, "POST", path, json=body, headers=headers)
+
+    started = time.perf_counter()
+    # A buyer new to the seller: accepting creates the customer, as the portal's dialog does.
+    customer = {"create": {"name": "Maple & Co", "email": f"{buyer}@example.com"}}
+    accepted = await post(f"{orders}/v1/orders/{order_id}/accept", {"customer": customer})
+    timings.stages["accept"].append(time.perf_counter() - started)
+    assert accepted.status_code == 200, accepted.text
+    lines = [item["line_id"] for item in accepted.json()["items"]]
+    changed = await send(
+        http,
+        "PATCH",
+        f"{orders}/v1/orders/{order_id}/items",
+        json={"items": [{"line_id": lines[0], "quantity": 6}]},
+        headers=headers,
+    )
+    assert changed.status_code == 200, changed.text
+    removed = await post(f"{orders}/v1/orders/{order_id}/items/remove", {"line_ids": [lines[2]]})
+    assert removed.status_code == 200, removed.text
+    subtotal = removed.json()["subtotal"]  # 6 x 12.50 + 2 x 8.00 = 91.00
+
+    started = time.perf_counter()
+
+    stale = False
+
+    def current_draft(response: httpx.Response) -> bool:
+        nonlocal stale
+        if response.status_code != 200:
+            return False
+        if response.json()["subtotal"] != subtotal:
+            stale = True
+            return False
+        return True
+
+    draft = await retry_until(
+        lambda: post(f"{invoicing}/v1/orders/{order_id}/invoice/preview", {"shipping": SHIPPING}),
+        current_draft,
+    )
+    timings.stages["preview"].append(time.perf_counter() - started)
+    timings.stale_previews += stale
+    invoice_id = draft.json()["invoice_id"]
+
+    confirming = time.time()
+    confirmed = await post(f"{invoicing}/v1/invoices/{invoice_id}/confirm")
+    assert confirmed.status_code == 200, confirmed.text
+    paid = await signals.wait("paid", order_id)
+    timings.stages["confirm_to_paid"].append(paid - confirming)
+
+    def row_paid(response: httpx.Response) -> bool:
+        rows = [r for r in response.json()["items"] if r["order_id"] == order_id]
+        return bool(rows) and rows[0]["payment_status"] == "paid"
+
+    await retry_until(
+        lambda: send(
+            http, "GET", f"{orders}/v1/orders", params={"page_size": 100}, headers=headers
+        ),
+        row_paid,
+    )
+    emailed = await signals.wait("receipt", f"{buyer}@example.com")
+    timings.stages["paid_to_email"].append(emailed - paid)
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": 1000 * percentile(values, 0.50),
+        "p95_ms": 1000 * percentile(values, 0.95),
+        "p99_ms": 1000 * percentile(values, 0.99),
+    }
+
+
+async def one_round(stack: Stack, signals: Signals, number: int) -> dict[str, Any]:
+    timings = Timings()
+    sellers = [
+        f"seller-bench-{number}-{uuid.uuid4().hex[:6]}"
+        for _ in range(max(1, -(-ORDERS // ORDERS_PER_SELLER)))
+    ]
+    gate = asyncio.Semaphore(CONCURRENCY)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    async with httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY * 2)
+    ) as http:
+        for seller in sellers:  # not gated: an order from a new buyer waits for the seller
+            response = await http.put(
+                stack.url("orders") + "/v1/seller/settings",
+                json={"buyer_access_requires_approval": False},
+                headers=bearer(seller, JWT_SECRET),
+            )
+            assert response.status_code == 200, response.text
+        counters_before = await service_counters(stack, http)
+        cpu_before = stack_cpu_seconds(stack)
+        driver_before = time.process_time()
+        started = time.perf_counter()
+
+        async def flow(n: int) -> None:
+            async with gate:
+                await one_order(stack, http, producer, signals, sellers[n % len(sellers)], timings)
+
+        await asyncio.gather(*(flow(n) for n in range(ORDERS)))
+        elapsed = time.perf_counter() - started
+        # Cost of the chain itself: read once the last receipt went out.
+        cpu_after = stack_cpu_seconds(stack)
+        driver_cpu = time.process_time() - driver_before
+        counters_after = await service_counters(stack, http)
+    await producer.stop()
+    cpu_ms = {name: 1000 * (cpu_after[name] - cpu_before[name]) / ORDERS for name in cpu_after}
+    payloads = [
+        (event.key().encode(), encode(event))
+        for event in (placed_order(seller_id="seller-noop") for _ in range(ORDERS * 10))
+    ]
+    noop = await noop_consumer_rate(payloads)
+    bare = await bare_update_latencies(BARE_UPDATES)
+    load1, load5, _ = os.getloadavg()
+    return {
+        "orders_per_s": ORDERS / elapsed,
+        "elapsed_s": elapsed,
+        "stages": {stage: summarise(timings.stages[stage]) for stage in STAGES},
+        "stale_previews": timings.stale_previews,
+        "noop_consumer_msgs_per_s": noop,
+        "bare_update_per_s": len(bare) / sum(bare),
+        "bare_update_p50_ms": 1000 * statistics.median(bare),
+        "cpu_ms_per_order": cpu_ms,
+        "cpu_ms_per_order_total": sum(cpu_ms.values()),
+        "driver_cpu_ms_per_order": 1000 * driver_cpu / ORDERS,
+        "db_round_trips_per_order": (counters_after["db"] - counters_before["db"]) / ORDERS,
+        "kafka_messages_per_order": 1  # the placed order itself
+        + (
+            counters_after["published"]
+            + counters_after["dead_letters"]
+            - counters_before["published"]
+            - counters_before["dead_letters"]
+        )
+        / ORDERS,
+        "load_average_1m_5m": [load1, load5],
+    }
+
+
+def chart(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    median = result["median"]
+    fig, (latency, rate) = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.27
+    for i, pct in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+        values = [median["stages"][stage][pct] for stage in STAGES]
+        latency.bar([x + (i - 1) * width for x in range(len(STAGES))], values, width, label=pct)
+    latency.set_xticks(range(len(STAGES)), [s.replace("_", " ") for s in STAGES], fontsize=8)
+    latency.set_ylabel("ms")
+    latency.set_title(f"Stage latency (median of {len(result['rounds'])} rounds)")
+    latency.legend()
+    names = ["chain\norders/s", "no-op consumer\nmsg/s", "bare update_one\n/s"]
+    values = [
+        median["orders_per_s"],
+        median["noop_consumer_msgs_per_s"],
+        median["bare_update_per_s"],
+    ]
+    rate.bar(names, values, color=["tab:green", "tab:gray", "tab:gray"])
+    rate.set_yscale("log")
+    for x, value in enumerate(values):
+        rate.text(x, value, f"{value:.3g}", ha="center", va="bottom")
+    rate.set_title(
+        f"Throughput vs ceilings ({result['orders']} orders, concurrency {result['concurrency']})"
+    )
+    fig.suptitle(
+        f"cost per order: {median['cpu_ms_per_order_total']:.0f} CPU ms, "
+        f"{median['db_round_trips_per_order']:.1f} DB round trips, "
+        f"{median['kafka_messages_per_order']:.1f} Kafka messages; "
+        f"load avg {median['load_average_1m']:.1f} on {os.cpu_count()} CPUs"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    signals = Signals(loop)
+
+    def on_email(mail: Email) -> None:
+        if RECEIPT.search(mail.subject):
+            for to in mail.to:
+                signals.mark_threadsafe("receipt", to, mail.received_at)
+
+    inbox = Inbox(on_email=on_email)
+    inbox.start()
+    log_dir = Path(tempfile.mkdtemp(prefix="jm-chain-bench-"))
+    stack = Stack.plan(
+        kafka_bootstrap=BOOTSTRAP,
+        mongodb_url=MONGODB_URL,
+        inbox=inbox,
+        log_dir=log_dir,
+        label="bench",
+        # As deployed: INFO logs off the hot path, the outbox poller at its default pace.
+        extra_env={"LOG_LEVEL": "WARNING", "OUTBOX_POLL_SECONDS": "5"},
+    )
+    rounds: list[dict[str, Any]] = []
+    try:
+        await stack.start()
+        ready = asyncio.Event()
+        listener = asyncio.create_task(listen(stack, signals, ready))
+        await asyncio.wait_for(ready.wait(), timeout=30)
+        for number in range(ROUNDS):
+            rounds.append(await one_round(stack, signals, number))
+            r = rounds[-1]
+            print(
+                f"round {number + 1}/{ROUNDS}: {r['orders_per_s']:.1f} orders/s "
+                f"({r['elapsed_s']:.1f} s), {r['cpu_ms_per_order_total']:.0f} CPU ms/order, "
+                f"load {r['load_average_1m_5m'][0]:.1f}",
+                flush=True,
+            )
+        listener.cancel()
+    except BaseException:
+        print(stack.log_tails(20), file=sys.stderr)
+        raise
+    finally:
+        await stack.stop()
+        inbox.stop()
+
+    stages = {
+        stage: {
+            pct: statistics.median(r["stages"][stage][pct] for r in rounds)
+            for pct in ("p50_ms", "p95_ms", "p99_ms")
+        }
+        for stage in STAGES
+    }
+    scalar = (
+        "orders_per_s",
+        "noop_consumer_msgs_per_s",
+        "bare_update_per_s",
+        "bare_update_p50_ms",
+        "cpu_ms_per_order_total",
+        "driver_cpu_ms_per_order",
+        "db_round_trips_per_order",
+        "kafka_messages_per_order",
+        "stale_previews",
+    )
+    median: dict[str, Any] = {key: statistics.median(r[key] for r in rounds) for key in scalar}
+    median["stages"] = stages
+    median["cpu_ms_per_order"] = {
+        name: statistics.median(r["cpu_ms_per_order"][name] for r in rounds)
+        for name in rounds[0]["cpu_ms_per_order"]
+    }
+    median["load_average_1m"] = statistics.median(r["load_average_1m_5m"][0] for r in rounds)
+    ratios = {
+        "orders_per_s_vs_noop_consumer_msgs_per_s": median["orders_per_s"]
+        / median["noop_consumer_msgs_per_s"],
+        "orders_per_s_vs_bare_update_per_s": median["orders_per_s"] / median["bare_update_per_s"],
+        # Kafka messages the chain moved per second against what a no-op consumer takes.
+        "chain_msgs_per_s_vs_noop_consumer": median["orders_per_s"]
+        * median["kafka_messages_per_order"]
+        / median["noop_consumer_msgs_per_s"],
+        # Round trips the chain made per second against one client's serial update rate.
+        "chain_db_round_trips_per_s_vs_bare_update_per_s": median["orders_per_s"]
+        * median["db_round_trips_per_order"]
+        / median["bare_update_per_s"],
+    }
+    result = {
+        "at": datetime.now(UTC).isoformat(),
+        "orders": ORDERS,
+        "concurrency": CONCURRENCY,
+        "cpus": os.cpu_count(),
+        "rounds": rounds,
+        "median": median,
+        "ratios": ratios,
+    }
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chain.json").write_text(json.dumps(result, indent=2))
+    chart(result, out / "chain.png")
+
+    m = median
+    print(f"chain: {ORDERS} orders x {ROUNDS} rounds, concurrency {CONCURRENCY} (medians)")
+    print("stage latency ms          p50      p95      p99")
+    for stage in STAGES:
+        s = stages[stage]
+        print(f"  {stage:<20} {s['p50_ms']:8.1f} {s['p95_ms']:8.1f} {s['p99_ms']:8.1f}")
+    print(
+        f"ceilings: no-op FastStream consumer {m['noop_consumer_msgs_per_s']:.0f} msg/s; "
+        f"bare update_one {m['bare_update_per_s']:.0f}/s (p50 {m['bare_update_p50_ms']:.2f} ms)"
+    )
+    print("ratios: " + ", ".join(f"{name} {value:.4f}" for name, value in ratios.items()))
+    cpu = ", ".join(f"{name} {ms:.1f}" for name, ms in m["cpu_ms_per_order"].items())
+    print(
+        f"cost per order: CPU {m['cpu_ms_per_order_total']:.1f} ms ({cpu}; driver "
+        f"{m['driver_cpu_ms_per_order']:.1f} ms not counted), "
+        f"DB round trips {m['db_round_trips_per_order']:.1f}, "
+        f"Kafka messages {m['kafka_messages_per_order']:.1f}"
+    )
+    print(
+        f"orders whose first preview missed the edits: {m['stale_previews']:.0f} of {ORDERS} "
+        "per round (median)"
+    )
+    print(
+        f"load average (1 min) {m['load_average_1m']:.2f} on {os.cpu_count()} CPUs; "
+        f"JSON and PNG in {out.relative_to(REPO)}/"
+    )
+    print(
+        f"orders_per_s={m['orders_per_s']:.2f} cpu_ms_per_order={m['cpu_ms_per_order_total']:.0f} "
+        f"db_round_trips_per_order={m['db_round_trips_per_order']:.1f} "
+        f"kafka_messages_per_order={m['kafka_messages_per_order']:.1f} "
+        f"rounds={ROUNDS} orders={ORDERS} concurrency={CONCURRENCY}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
