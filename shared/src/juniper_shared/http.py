@@ -62,6 +62,7 @@ DOMAIN_STATUS: dict[str, int] = {
     "invalid_state": 409,
     "customer_required": 409,
     "order_not_invoiceable": 409,
+    "order_not_current": 409,
     "version_conflict": 412,
     "numbering_busy": 503,
 }

@@ -8,7 +8,7 @@ import pytest
 from juniper_shared.testing import bearer
 from pypdf import PdfReader
 
-from .support import Invoicing, accepted, snapshot
+from .support import SHIPPING, Invoicing, accepted, snapshot, updated
 
 pytestmark = pytest.mark.integration
 
@@ -192,3 +192,33 @@ async def test_the_invoice_document_prints_as_html_and_as_a_real_pdf(
     ):
         assert expected in text, expected
     assert (await service.http.get(url, headers=bearer("seller-2"))).status_code == 404
+
+
+async def test_a_preview_naming_the_order_version_never_drafts_an_older_one(
+    service: Invoicing, unique: str
+) -> None:
+    """The seller changed a quantity (version 3) a moment ago; invoicing has only heard of 2."""
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id, version=2))])
+    await service.until_previewable(order_id)
+
+    def preview_at(version: int) -> dict[str, object]:
+        return {"shipping": {**SHIPPING}, "order_version": version}
+
+    ahead = await service.http.post(
+        f"/v1/orders/{order_id}/invoice/preview", json=preview_at(3), headers=bearer("seller-1")
+    )
+    assert (ahead.status_code, ahead.json()["error"]["code"]) == (409, "order_not_current")
+
+    edited = snapshot(order_id, version=3, items=[("MUG-1", "Stoneware mug", "12.50", 1)])
+    await service.publish_orders([updated(edited)])
+    caught_up = await service.http.post(
+        f"/v1/orders/{order_id}/invoice/preview", json=preview_at(3), headers=bearer("seller-1")
+    )
+    # Invoicing waits briefly for the update to arrive, so the draft has the edit.
+    if caught_up.status_code == 409:  # the update was still on its way: the portal retries
+        caught_up = await service.http.post(
+            f"/v1/orders/{order_id}/invoice/preview", json=preview_at(3), headers=bearer("seller-1")
+        )
+    assert caught_up.status_code == 200, caught_up.text
+    assert caught_up.json()["subtotal"] == "12.50"

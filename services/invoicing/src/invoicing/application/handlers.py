@@ -32,7 +32,7 @@ from invoicing.application.events import (
     voided_event,
 )
 from invoicing.application.ports import CounterRepository, InvoiceRepository, OrderBook
-from invoicing.domain.errors import InvalidShipping, NotFound, NotInvoiceable
+from invoicing.domain.errors import InvalidShipping, NotFound, NotInvoiceable, OrderNotCurrent
 from invoicing.domain.invoice import (
     Invoice,
     InvoiceStatus,
@@ -49,7 +49,7 @@ from invoicing.domain.numbering import (
     next_step,
     settlement,
 )
-from invoicing.domain.order import newest
+from invoicing.domain.order import InvoiceableOrder, newest
 from invoicing.metrics import (
     INVOICE_PAYMENTS,
     INVOICES_ISSUED,
@@ -64,6 +64,8 @@ Clock = Callable[[], datetime]
 FaultPoint = Callable[[str], None]
 
 WRITE_RETRIES = 5
+CATCH_UP_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
+"""Waits for the read model to reach the order version a preview names (1.55 s in all)."""
 """A write that lost a race is retried on fresh state this many times."""
 NUMBERING_ATTEMPTS = 200
 """Bounded wait for a seller's counter when many confirms of that seller race."""
@@ -123,11 +125,23 @@ class InvoicingHandlers:
 
     # --- preview --------------------------------------------------------------------------
 
-    async def preview(self, seller_id: str, order_id: str, details: ShippingDetails) -> Invoice:
-        """Draft (or re-draft) the invoice of an approved order with its shipping details."""
+    async def preview(
+        self,
+        seller_id: str,
+        order_id: str,
+        details: ShippingDetails,
+        *,
+        order_version: int | None = None,
+    ) -> Invoice:
+        """Draft (or re-draft) the invoice of an approved order with its shipping details.
+
+        With `order_version` (what the seller saw), never draft from an older version: wait a
+        little for `orders.events` to catch up, then refuse with `order_not_current`.
+        """
         for _ in range(WRITE_RETRIES):
             order, existing = await asyncio.gather(
-                self.orders.get(order_id), self.invoices.get(invoice_id_for(order_id))
+                self._order_at_least(order_id, order_version),
+                self.invoices.get(invoice_id_for(order_id)),
             )
             if order is None or order.seller_id != seller_id:
                 raise NotFound(f"order {order_id} not found")
@@ -152,6 +166,20 @@ class InvoicingHandlers:
             if await self.invoices.save(invoice, [], previous_version=previous):
                 return invoice
         raise Contention(f"invoice of order {order_id} kept changing; try again")
+
+    async def _order_at_least(self, order_id: str, version: int | None) -> InvoiceableOrder | None:
+        order = await self.orders.get(order_id)
+        for pause in CATCH_UP_PAUSES if version is not None else ():
+            if order is None or version is None or order.version >= version:
+                break
+            await asyncio.sleep(pause)
+            order = await self.orders.get(order_id)
+        if order is not None and version is not None and order.version < version:
+            raise OrderNotCurrent(
+                f"invoicing has order {order_id} at version {order.version}, not yet {version}; "
+                "retry in a moment"
+            )
+        return order
 
     # --- confirm: gapless numbering -------------------------------------------------------
 

@@ -15,3 +15,9 @@ class NotInvoiceable(DomainError):
 
 class InvalidShipping(DomainError):
     code = "validation_error"
+
+
+class OrderNotCurrent(DomainError):
+    """Invoicing has not yet heard of the order version the seller is looking at."""
+
+    code = "order_not_current"

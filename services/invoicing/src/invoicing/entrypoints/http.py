@@ -42,6 +42,9 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
         response_model=InvoiceView,
         responses=WRITE_RESPONSES,
         summary="Draft the invoice of an approved order with its shipping details",
+        description="With `order_version`, a preview is never drafted from an older version of "
+        "the order than the seller saw: it waits briefly for invoicing to catch up, then answers "
+        "409 `order_not_current` (retry).",
     )
     async def preview_invoice(
         request: Request, seller_id: SellerId, order_id: str, body: PreviewBody
@@ -54,7 +57,9 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
         )
 
         async def act() -> Response:
-            invoice = await handlers.preview(seller_id, order_id, details)
+            invoice = await handlers.preview(
+                seller_id, order_id, details, order_version=body.order_version
+            )
             return JSONResponse(view(invoice).model_dump(mode="json"))
 
         return await idempotency.run(request, seller_id, act)

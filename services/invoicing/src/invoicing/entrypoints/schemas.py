@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from juniper_shared.contracts.common import Address, Buyer, PaymentMethodSummary, Shipping
 from juniper_shared.contracts.money import Amount, from_minor
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from invoicing.domain.invoice import Invoice
 
@@ -16,6 +16,9 @@ class PreviewBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shipping: Shipping
+    order_version: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    """The order version the seller is looking at (the orders service's ETag). Invoicing learns
+    of order changes over Kafka; with this, a preview never drafts from an older version."""
 
 
 class InvoiceLineView(BaseModel):
