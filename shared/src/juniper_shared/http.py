@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.logs import correlation_id
 from juniper_shared.metrics import HTTP_REQUESTS
+from juniper_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -267,3 +268,13 @@ async def serve(app: FastAPI, *, host: str, port: int) -> None:
         app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=20
     )
     await DrainingServer(config).serve()
+
+
+def run_service(
+    service: str, settings: ServiceSettings, build_app: Callable[[Any], FastAPI]
+) -> None:
+    """`python -m <service>`: JSON logs, then the app on real HTTP until SIGTERM."""
+    from juniper_shared.logs import configure_logging
+
+    configure_logging(service, settings.log_level)
+    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))

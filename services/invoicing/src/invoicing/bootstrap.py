@@ -6,9 +6,8 @@ import logging
 import os
 
 from fastapi import FastAPI
-from juniper_shared.http import create_app
+from juniper_shared.http import create_app, run_service
 from juniper_shared.idempotency import IdempotencyKeys
-from juniper_shared.logs import configure_logging
 from juniper_shared.runtime import Runtime
 
 from invoicing.adapters.mongo import (
@@ -79,10 +78,4 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
 
 
 def main() -> None:
-    import asyncio
-
-    from juniper_shared.http import serve
-
-    settings = InvoicingSettings()
-    configure_logging(SERVICE, settings.log_level)
-    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))
+    run_service(SERVICE, InvoicingSettings(), build_app)

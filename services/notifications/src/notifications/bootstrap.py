@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from juniper_shared.http import create_app
-from juniper_shared.logs import configure_logging
+from juniper_shared.http import create_app, run_service
 from juniper_shared.runtime import Runtime
 
 from notifications.adapters.mongo import MongoDeliveryLog, create_indexes
@@ -47,10 +46,4 @@ def build_app(settings: NotificationsSettings) -> FastAPI:
 
 
 def main() -> None:
-    import asyncio
-
-    from juniper_shared.http import serve
-
-    settings = NotificationsSettings()
-    configure_logging(SERVICE, settings.log_level)
-    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))
+    run_service(SERVICE, NotificationsSettings(), build_app)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from juniper_shared.http import create_app
+from juniper_shared.http import create_app, run_service
 from juniper_shared.idempotency import IdempotencyKeys
-from juniper_shared.logs import configure_logging
 from juniper_shared.runtime import Runtime
 
 from orders.adapters.mongo import (
@@ -53,10 +52,4 @@ def build_app(settings: OrdersSettings) -> FastAPI:
 
 
 def main() -> None:
-    import asyncio
-
-    from juniper_shared.http import serve
-
-    settings = OrdersSettings()
-    configure_logging(SERVICE, settings.log_level)
-    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))
+    run_service(SERVICE, OrdersSettings(), build_app)

@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import FastAPI
-from juniper_shared.http import create_app
+from juniper_shared.http import create_app, run_service
 from juniper_shared.idempotency import IdempotencyKeys
-from juniper_shared.logs import configure_logging
 from juniper_shared.runtime import Runtime
 
 from payments.adapters.mongo import PAYMENTS, MongoCardVault, MongoPayments, create_indexes
@@ -85,8 +84,4 @@ def build_app(settings: PaymentsSettings) -> FastAPI:
 
 
 def main() -> None:
-    from juniper_shared.http import serve
-
-    settings = PaymentsSettings()
-    configure_logging(SERVICE, settings.log_level)
-    asyncio.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))
+    run_service(SERVICE, PaymentsSettings(), build_app)
