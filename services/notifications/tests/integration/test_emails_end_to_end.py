@@ -67,6 +67,12 @@ async def test_the_buyer_is_emailed_through_the_order_and_invoice_story(
     issued_text, _ = text_and_html(smtp.by_message_id(story[5])[0].message)
     assert f"View the invoice: {story[5].data.url}" in issued_text
 
+    # The mail server has the emails; the log records "sent" right after it accepted them.
+    async def all_sent() -> bool:
+        found = await service.notifications(SELLER, order.order_id)
+        return len(found) == 5 and all(item["status"] == "sent" for item in found)
+
+    await wait_until(all_sent, equals=True)
     listed = await service.notifications(SELLER, order.order_id)
     assert [(item["template"], item["status"], item["attempts"]) for item in listed] == [
         ("order_accepted", "sent", 1),
