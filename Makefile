@@ -71,4 +71,5 @@ bench-chain: install ## Orders through the whole chain (ingest..email): throughp
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/chain_bench.py
 
-bench: bench-orders bench-chain ## Every benchmark
+bench: bench-orders bench-chain ## Every benchmark; the last line holds every figure (key=value)
+	@$(UV) run --frozen python bench/summary.py

@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pymongo import AsyncMongoClient
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/support: the process harness the e2e suite uses
@@ -57,16 +58,29 @@ warnings.filterwarnings("ignore", message="The HMAC key is")
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
-ORDERS = int(os.environ.get("BENCH_ORDERS", "500"))
+ORDERS = int(os.environ.get("BENCH_ORDERS", "200"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+OFFERED_PER_S = float(os.environ.get("BENCH_OFFERED_PER_S", "0"))
+"""Above 0: open loop, orders start at this rate (latency under a given load) instead of
+CONCURRENCY sellers working flat out (throughput)."""
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 STATE_DIR = Path(os.environ.get("JM_STATE_DIR", REPO / ".local"))
+DATABASE_SIZES = [int(size) for size in os.environ.get("BENCH_DB_SIZES", "1000,20000").split(",")]
+"""Orders the database holds before each series of rounds (growth: the same rounds at each)."""
+FILLER_SELLER = "seller-bench-filler"
 ORDERS_PER_SELLER = 10
 """Sellers are many and small, so an order's All Orders row is on the first page."""
 BARE_UPDATES = 300
 STEP_TIMEOUT = 120.0
 """Bound on any one wait of one order (a stuck order fails the run instead of hanging it)."""
-STAGES = ("placed_to_stored", "accept", "preview", "confirm_to_paid", "paid_to_email")
+STAGES = (
+    "placed_to_stored",
+    "accept",
+    "preview",
+    "confirm_to_paid",
+    "paid_to_email",
+    "accept_to_paid",
+)
 SHIPPING = {
     "carrier": "UPS",
     "tracking_number": "1Z999AA10123456784",
@@ -197,11 +211,13 @@ def stack_cpu_seconds(stack: Stack) -> dict[str, float]:
     return cpu
 
 
-METRIC_LINE = re.compile(r"^(jm_[a-z_]+_total)(?:\{[^}]*\})? ([0-9.e+]+)$", re.MULTILINE)
+METRIC_LINE = re.compile(r"^(jm_[a-z_]+_total)(?:\{([^}]*)\})? ([0-9.e+]+)$", re.MULTILINE)
+LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 
 
 async def service_counters(stack: Stack, http: httpx.AsyncClient) -> dict[str, float]:
-    """Sums over the four services: database round trips, events published, dead letters."""
+    """Sums over the four services: database round trips, events published, dead letters; and
+    round trips per `service:command:collection`, to see where they go."""
     totals = {"db": 0.0, "published": 0.0, "dead_letters": 0.0}
     wanted = {
         "jm_db_commands_total": "db",
@@ -210,9 +226,13 @@ async def service_counters(stack: Stack, http: httpx.AsyncClient) -> dict[str, f
     }
     for name in SERVICES:
         text = (await http.get(stack.url(name) + "/metrics")).text
-        for metric, value in METRIC_LINE.findall(text):
+        for metric, labels, value in METRIC_LINE.findall(text):
             if metric in wanted:
                 totals[wanted[metric]] += float(value)
+            if metric == "jm_db_commands_total":
+                label = dict(LABEL.findall(labels))
+                key = f"db:{name}:{label.get('command')}:{label.get('collection')}"
+                totals[key] = totals.get(key, 0.0) + float(value)
     return totals
 
 
@@ -245,14 +265,17 @@ async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) ->
 async def retry_until(
     attempt: Callable[[], Awaitable[httpx.Response]], accept: Callable[[httpx.Response], bool]
 ) -> httpx.Response:
+    """Tries again, waiting 50 ms, then longer (up to 400 ms), as a person's page would."""
     give_up = time.monotonic() + STEP_TIMEOUT
+    pause = 0.05
     while True:
         response = await attempt()
         if accept(response):
             return response
         if time.monotonic() > give_up:
             raise RuntimeError(f"gave up: {response.status_code} {response.text[:300]}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(pause)
+        pause = min(0.4, pause * 2)
 
 
 async def one_order(
@@ -291,6 +314,7 @@ async def one_order(
     def post(path: str, body: dict[str, Any] | None = None) -> Awaitable[httpx.Response]:
         return send(http, "POST", path, json=body, headers=headers)
 
+    accepting = time.time()
     started = time.perf_counter()
     # A buyer new to the seller: accepting creates the customer, as the portal's dialog does.
     customer = {"create": {"name": "Maple & Co", "email": f"{buyer}@example.com"}}
@@ -323,8 +347,14 @@ async def one_order(
             return False
         return True
 
+    # As the portal does: name the order version the seller saw, so invoicing waits for its
+    # read model to catch up instead of drafting from the lines before the edits.
+    version = removed.json()["version"]
     draft = await retry_until(
-        lambda: post(f"{invoicing}/v1/orders/{order_id}/invoice/preview", {"shipping": SHIPPING}),
+        lambda: post(
+            f"{invoicing}/v1/orders/{order_id}/invoice/preview",
+            {"shipping": SHIPPING, "order_version": version},
+        ),
         current_draft,
     )
     timings.stages["preview"].append(time.perf_counter() - started)
@@ -336,6 +366,7 @@ async def one_order(
     assert confirmed.status_code == 200, confirmed.text
     paid = await signals.wait("paid", order_id)
     timings.stages["confirm_to_paid"].append(paid - confirming)
+    timings.stages["accept_to_paid"].append(paid - accepting)
 
     def row_paid(response: httpx.Response) -> bool:
         rows = [r for r in response.json()["items"] if r["order_id"] == order_id]
@@ -349,6 +380,45 @@ async def one_order(
     )
     emailed = await signals.wait("receipt", f"{buyer}@example.com")
     timings.stages["paid_to_email"].append(emailed - paid)
+
+
+async def fill_to(stack: Stack, size: int) -> float:
+    """Brings the database to `size` orders through the real path (filler orders placed on
+    Kafka for an ungated seller: stored pending, no email), and waits until the orders service
+    and invoicing's read model hold them all. Returns the seconds it took."""
+    started = time.perf_counter()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URL)
+    orders = client[stack.databases[SERVICES.index("orders")]]["orders"]
+    read_model = client[stack.databases[SERVICES.index("invoicing")]]["orders"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.put(
+            stack.url("orders") + "/v1/seller/settings",
+            json={"buyer_access_requires_approval": False},
+            headers=bearer(FILLER_SELLER, JWT_SECRET),
+        )
+        assert response.status_code == 200, response.text
+    missing = size - await orders.estimated_document_count()
+    if missing > 0:
+        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20)
+        await producer.start()
+        for _ in range(missing):
+            order = placed_order(seller_id=FILLER_SELLER, items=ITEMS)
+            await producer.send(
+                stack.topic_prefix + ORDERS_PLACED.name,
+                encode(order),
+                key=order.key().encode(),
+                headers=[("type", order.type.encode())],
+            )
+        await producer.flush()
+        await producer.stop()
+    give_up = time.monotonic() + 600
+    for collection in (orders, read_model):
+        while await collection.estimated_document_count() < size:
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"database not filled to {size} orders in 600 s")
+            await asyncio.sleep(0.5)
+    await client.close()
+    return time.perf_counter() - started
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -384,6 +454,10 @@ async def one_round(stack: Stack, signals: Signals, number: int) -> dict[str, An
         started = time.perf_counter()
 
         async def flow(n: int) -> None:
+            if OFFERED_PER_S > 0:  # open loop: order n arrives at n / rate, whatever is pending
+                await asyncio.sleep(started + n / OFFERED_PER_S - time.perf_counter())
+                await one_order(stack, http, producer, signals, sellers[n % len(sellers)], timings)
+                return
             async with gate:
                 await one_order(stack, http, producer, signals, sellers[n % len(sellers)], timings)
 
@@ -414,6 +488,13 @@ async def one_round(stack: Stack, signals: Signals, number: int) -> dict[str, An
         "cpu_ms_per_order_total": sum(cpu_ms.values()),
         "driver_cpu_ms_per_order": 1000 * driver_cpu / ORDERS,
         "db_round_trips_per_order": (counters_after["db"] - counters_before["db"]) / ORDERS,
+        "db_round_trips_per_order_by_command": {
+            key.removeprefix("db:"): round(
+                (counters_after[key] - counters_before.get(key, 0.0)) / ORDERS, 2
+            )
+            for key in sorted(counters_after)
+            if key.startswith("db:") and counters_after[key] > counters_before.get(key, 0.0)
+        },
         "kafka_messages_per_order": 1  # the placed order itself
         + (
             counters_after["published"]
@@ -487,21 +568,27 @@ async def main() -> None:
         # As deployed: INFO logs off the hot path, the outbox poller at its default pace.
         extra_env={"LOG_LEVEL": "WARNING", "OUTBOX_POLL_SECONDS": "5"},
     )
-    rounds: list[dict[str, Any]] = []
+    series: dict[int, list[dict[str, Any]]] = {}
+    fill_seconds: dict[int, float] = {}
     try:
         await stack.start()
         ready = asyncio.Event()
         listener = asyncio.create_task(listen(stack, signals, ready))
         await asyncio.wait_for(ready.wait(), timeout=30)
-        for number in range(ROUNDS):
-            rounds.append(await one_round(stack, signals, number))
-            r = rounds[-1]
-            print(
-                f"round {number + 1}/{ROUNDS}: {r['orders_per_s']:.1f} orders/s "
-                f"({r['elapsed_s']:.1f} s), {r['cpu_ms_per_order_total']:.0f} CPU ms/order, "
-                f"load {r['load_average_1m_5m'][0]:.1f}",
-                flush=True,
-            )
+        for size in DATABASE_SIZES:
+            fill_seconds[size] = await fill_to(stack, size)
+            print(f"database holds {size} orders (filled in {fill_seconds[size]:.0f} s)")
+            series[size] = []
+            for number in range(ROUNDS):
+                series[size].append(await one_round(stack, signals, number))
+                r = series[size][-1]
+                print(
+                    f"  round {number + 1}/{ROUNDS}: {r['orders_per_s']:.2f} orders/s "
+                    f"({r['elapsed_s']:.1f} s), {r['cpu_ms_per_order_total']:.0f} CPU ms/order, "
+                    f"{r['db_round_trips_per_order']:.1f} DB round trips/order, "
+                    f"load {r['load_average_1m_5m'][0]:.1f}",
+                    flush=True,
+                )
         listener.cancel()
     except BaseException:
         print(stack.log_tails(20), file=sys.stderr)
@@ -510,6 +597,8 @@ async def main() -> None:
         await stack.stop()
         inbox.stop()
 
+    rounds = series[DATABASE_SIZES[0]]
+    """The headline figures come from the smallest database; the others show growth."""
     stages = {
         stage: {
             pct: statistics.median(r["stages"][stage][pct] for r in rounds)
@@ -548,14 +637,48 @@ async def main() -> None:
         * median["db_round_trips_per_order"]
         / median["bare_update_per_s"],
     }
+    spread = {
+        key: {
+            "median": statistics.median(r[key] for r in rounds),
+            "min": min(r[key] for r in rounds),
+            "max": max(r[key] for r in rounds),
+        }
+        for key in scalar
+    }
+    p99 = [r["stages"]["accept_to_paid"]["p99_ms"] for r in rounds]
+    spread["accept_to_paid_p99_ms"] = {
+        "median": statistics.median(p99),
+        "min": min(p99),
+        "max": max(p99),
+    }
+    growth = {
+        str(size): {
+            "orders_per_s": statistics.median(r["orders_per_s"] for r in size_rounds),
+            "orders_per_s_min": min(r["orders_per_s"] for r in size_rounds),
+            "orders_per_s_max": max(r["orders_per_s"] for r in size_rounds),
+            "cpu_ms_per_order": statistics.median(r["cpu_ms_per_order_total"] for r in size_rounds),
+            "db_round_trips_per_order": statistics.median(
+                r["db_round_trips_per_order"] for r in size_rounds
+            ),
+        }
+        for size, size_rounds in series.items()
+    }
+    smallest, largest = str(DATABASE_SIZES[0]), str(DATABASE_SIZES[-1])
+    growth_ratio = growth[largest]["orders_per_s"] / growth[smallest]["orders_per_s"]
     result = {
         "at": datetime.now(UTC).isoformat(),
         "orders": ORDERS,
         "concurrency": CONCURRENCY,
+        "offered_orders_per_s": OFFERED_PER_S or None,
         "cpus": os.cpu_count(),
+        "database_sizes": DATABASE_SIZES,
         "rounds": rounds,
         "median": median,
+        "spread": spread,
         "ratios": ratios,
+        "growth": growth,
+        "growth_ratio": growth_ratio,
+        "series": {str(size): size_rounds for size, size_rounds in series.items()},
     }
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -563,7 +686,10 @@ async def main() -> None:
     chart(result, out / "chain.png")
 
     m = median
-    print(f"chain: {ORDERS} orders x {ROUNDS} rounds, concurrency {CONCURRENCY} (medians)")
+    print(
+        f"chain: {ORDERS} orders x {ROUNDS} rounds, concurrency {CONCURRENCY}, database of "
+        f"{DATABASE_SIZES[0]} orders (medians)"
+    )
     print("stage latency ms          p50      p95      p99")
     for stage in STAGES:
         s = stages[stage]
@@ -588,6 +714,14 @@ async def main() -> None:
         f"load average (1 min) {m['load_average_1m']:.2f} on {os.cpu_count()} CPUs; "
         f"JSON and PNG in {out.relative_to(REPO)}/"
     )
+    for size, figures in growth.items():
+        print(
+            f"growth: database of {size} orders: {figures['orders_per_s']:.2f} orders/s "
+            f"({figures['orders_per_s_min']:.2f}-{figures['orders_per_s_max']:.2f}), "
+            f"{figures['cpu_ms_per_order']:.0f} CPU ms/order, "
+            f"{figures['db_round_trips_per_order']:.1f} DB round trips/order"
+        )
+    print(f"growth: throughput at {largest} vs {smallest} orders: {growth_ratio:.2f}")
     print(
         f"orders_per_s={m['orders_per_s']:.2f} cpu_ms_per_order={m['cpu_ms_per_order_total']:.0f} "
         f"db_round_trips_per_order={m['db_round_trips_per_order']:.1f} "

@@ -17,7 +17,8 @@
 # About the FerretDB patch: FerretDB 1.24 pushes `{_id: x}` down to PostgreSQL as
 # `_jsonb->$1 @> $2`, which the unique btree index on `(_jsonb->'_id')` cannot serve, so
 # without the patch every `_id` lookup is a sequential scan whose cost grows with the
-# collection. The patch emits `_jsonb->'_id' = $n` instead (see the patch file's header).
+# collection. The patch emits `_jsonb->'_id' = $n` instead, and `_jsonb->'_id' = ANY($n)` for
+# `{_id: {$in: [strings]}}` (see the patch file's header).
 #
 # Environment:
 #   JM_STATE_DIR      data dirs, pid files, logs (default <repo>/.local; logs in logs/<component>.log)

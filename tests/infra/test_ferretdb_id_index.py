@@ -165,3 +165,48 @@ def test_find_one_by_string_id_uses_the_id_index() -> None:
     finally:
         client.drop_database(database)
         client.close()
+
+
+def test_find_by_id_in_a_list_uses_the_id_index_and_finds_exactly_those() -> None:
+    """Grouped lookups (`{_id: {$in: [...]}}`, see juniper_shared.batching) are one index scan
+    each, with the same answers as one find_one per id; non-string lists still work."""
+    database = f"infra_id_in_{uuid.uuid4().hex[:12]}"
+    collection = "docs"
+    client: MongoClient[dict[str, Any]] = MongoClient(MONGODB_URL, serverSelectionTimeoutMS=10_000)
+    try:
+        coll = client[database][collection]
+        coll.insert_many(
+            [{"_id": f"doc-{i:05d}", "n": i, "pad": "x" * 200} for i in range(DOCS)]
+            + [{"_id": 7, "n": -7}],
+            ordered=False,
+        )
+        table = _table_of(database, collection)
+        deadline = time.monotonic() + STATS_WAIT_S
+        seq_before, idx_before, inserted = _stats(database, table)
+        while (inserted < DOCS + 1 or seq_before < 1) and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seq_before, idx_before, inserted = _stats(database, table)
+
+        groups = 50
+        for g in range(groups):
+            wanted = [f"doc-{(g * 37 + k * 11) % DOCS:05d}" for k in range(8)] + ["doc-missing"]
+            found = {doc["_id"]: doc["n"] for doc in coll.find({"_id": {"$in": wanted}})}
+            assert found == {i: int(i[4:]) for i in wanted if i != "doc-missing"}
+
+        deadline = time.monotonic() + STATS_WAIT_S
+        seq_after, idx_after, _ = _stats(database, table)
+        while idx_after - idx_before < groups and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seq_after, idx_after, _ = _stats(database, table)
+        assert idx_after - idx_before >= groups, (
+            f"idx_scan grew by {idx_after - idx_before} after {groups} finds with $in on _id "
+            "(is FerretDB built with deploy/local/ferretdb/id-index-lookup.patch?)"
+        )
+        assert seq_after == seq_before, f"seq_scan grew by {seq_after - seq_before}"
+
+        # Not pushed down (a number in the list), still answered correctly.
+        mixed = {doc["_id"] for doc in coll.find({"_id": {"$in": [7, "doc-00003"]}})}
+        assert mixed == {7, "doc-00003"}
+    finally:
+        client.drop_database(database)
+        client.close()

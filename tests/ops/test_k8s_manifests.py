@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from invoicing.settings import InvoicingSettings
+from juniper_shared import tracing
 from juniper_shared.contracts.registry import TOPICS
 from juniper_shared.settings import ServiceSettings
 from notifications.settings import NotificationsSettings
@@ -132,7 +133,8 @@ def test_every_variable_given_to_a_service_is_one_it_reads(path: str) -> None:
         [config_ref] = main["envFrom"]
         config = config_maps[config_ref["configMapRef"]["name"]]["data"]
         names = set(config) | {variable["name"] for variable in main["env"]}
-        fields = {name.upper() for name in settings.model_fields}
+        # The OTEL_* variables are read by the OpenTelemetry SDK (juniper_shared.tracing).
+        fields = {name.upper() for name in settings.model_fields} | tracing.VARIABLES
         assert names <= fields, f"{service}: {sorted(names - fields)} are read by nobody"
         assert {"KAFKA_BOOTSTRAP_SERVERS", "HTTP_PORT", "HTTP_HOST"} <= set(config)
         assert config["HTTP_HOST"] == "0.0.0.0"  # noqa: S104 -- pods must listen on their IP

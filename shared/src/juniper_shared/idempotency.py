@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
+from juniper_shared.batching import GroupInserts, GroupUpdates
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.http import api_error
 
@@ -28,6 +28,10 @@ class IdempotencyKeys:
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
+        # Concurrent requests share round trips: reservations go as one bulk insert, first
+        # responses as one bulk update (group commit; each request still waits for its own).
+        self._reservations = GroupInserts(collection)
+        self._responses = GroupUpdates(collection)
 
     async def run(
         self,
@@ -63,7 +67,7 @@ class IdempotencyKeys:
         if response.status_code >= 500:
             await self._collection.delete_one({"_id": document_id})
             return response
-        await self._collection.update_one(
+        await self._responses.update(
             {"_id": document_id},
             {
                 "$set": {
@@ -82,13 +86,10 @@ class IdempotencyKeys:
 
     async def _reserve(self, document_id: str, fingerprint: str) -> Response | None:
         now = datetime.now(UTC)
-        try:
-            await self._collection.insert_one(
-                {"_id": document_id, "state": "running", "fingerprint": fingerprint, "at": now}
-            )
+        if await self._reservations.insert(
+            {"_id": document_id, "state": "running", "fingerprint": fingerprint, "at": now}
+        ):
             return None
-        except DuplicateKeyError:
-            pass
         existing = await self._collection.find_one({"_id": document_id})
         if existing is None:
             return await self._reserve(document_id, fingerprint)

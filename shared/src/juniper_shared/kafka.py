@@ -14,6 +14,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from juniper_shared import tracing
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import PoisonMessage, Topic, UnknownEventType, topic_of
 from juniper_shared.metrics import (
@@ -91,11 +92,13 @@ class Producer:
     ) -> None:
         """Send (topic, key, value, headers) records; returns once Kafka acknowledged them all."""
         producer = self._started()
-        futures = [
-            await producer.send(topic, value, key=key, headers=headers)
-            for topic, key, value, headers in records
-        ]
-        await asyncio.gather(*futures)
+        # Tracing hook: a PRODUCER span per record, its context in the headers (off: untouched).
+        with tracing.publishing(records) as records:
+            futures = [
+                await producer.send(topic, value, key=key, headers=headers)
+                for topic, key, value, headers in records
+            ]
+            await asyncio.gather(*futures)
 
 
 def subscribe_batch(
@@ -139,11 +142,13 @@ def consume_batches(
     async def on_batch(body: Any, msg: KafkaMessage) -> None:
         started = time.perf_counter()
         try:
-            events = await decode_batch(
-                topic, batch_records(msg.raw_message), dead_letters, handles=handles
-            )
+            records = batch_records(msg.raw_message)
+            events = await decode_batch(topic, records, dead_letters, handles=handles)
             if events:
-                await handle(events)
+                # Tracing hook: CONSUMER spans parented on the records' headers (off: nothing).
+                prefix = settings.kafka_topic_prefix
+                with tracing.consuming(prefix + topic.name, prefix + group_id, records, events):
+                    await handle(events)
         except Exception:
             BATCH_FAILURES.labels(topic.name).inc()
             log.exception("%s batch failed; it will be redelivered", topic.name)
@@ -162,6 +167,8 @@ class OutgoingMessage:
     key: str
     type: str
     payload: str
+    trace: tracing.Carrier = ()
+    """The trace context of the change that caused the event (tracing on), for the relay."""
 
     @classmethod
     def of(cls, event: Envelope) -> OutgoingMessage:
@@ -171,21 +178,26 @@ class OutgoingMessage:
             key=event.key(),
             type=event.type,
             payload=event.model_dump_json(),
+            trace=tracing.capture(event.causation_id),  # tracing hook: () when off
         )
 
-    def as_document(self) -> dict[str, str]:
-        return {
+    def as_document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
             "event_id": self.event_id,
             "topic": self.topic,
             "key": self.key,
             "type": self.type,
             "payload": self.payload,
         }
+        if self.trace:  # tracing: absent when off, so entries stay as they were
+            document["trace"] = dict(self.trace)
+        return document
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> OutgoingMessage:
         return cls(
-            **{name: document[name] for name in ("event_id", "topic", "key", "type", "payload")}
+            **{name: document[name] for name in ("event_id", "topic", "key", "type", "payload")},
+            trace=tuple((document.get("trace") or {}).items()),
         )
 
 
@@ -202,7 +214,12 @@ class EventPublisher:
                 self._prefix + message.topic,
                 message.key.encode(),
                 message.payload.encode(),
-                [(TYPE_HEADER, message.type.encode()), ("event_id", message.event_id.encode())],
+                [
+                    (TYPE_HEADER, message.type.encode()),
+                    ("event_id", message.event_id.encode()),
+                    # Tracing hook: the stored context becomes the PRODUCER span's parent.
+                    *tracing.carrier_headers(message.trace),
+                ],
             )
             for message in messages
         )

@@ -30,7 +30,9 @@ OUTBOX_BACKLOG = Gauge("jm_outbox_backlog", "Events stored but not yet published
 OUTBOX_OLDEST_SECONDS = Gauge(
     "jm_outbox_oldest_age_seconds", "Age of the oldest unpublished event seen by the poller"
 )
-DB_COMMANDS = Counter("jm_db_commands_total", "Database round trips (commands sent)", ["command"])
+DB_COMMANDS = Counter(
+    "jm_db_commands_total", "Database round trips (commands sent)", ["command", "collection"]
+)
 HTTP_REQUESTS = Histogram(
     "jm_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
 )
@@ -40,7 +42,11 @@ class CommandCounter(monitoring.CommandListener):
     """Counts every database round trip, so cost per order can be read off /metrics."""
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        DB_COMMANDS.labels(event.command_name).inc()
+        # A command names its collection as the value of its first key ({"update": "orders"});
+        # commands without one (ping, hello) count under "".
+        target = event.command.get(event.command_name)
+        collection = target if isinstance(target, str) else ""
+        DB_COMMANDS.labels(event.command_name, collection).inc()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -160,6 +160,7 @@ def _occurred_at(entry: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def outbox_entry(message: OutgoingMessage) -> dict[str, str]:
-    """The exact element stored in (and later `$pull`ed from) a document's outbox."""
+def outbox_entry(message: OutgoingMessage) -> dict[str, Any]:
+    """The exact element stored in (and later `$pull`ed from) a document's outbox; with tracing
+    on it carries the writer's trace context, so a later publish continues that trace."""
     return message.as_document()

@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from juniper_shared import tracing
 from juniper_shared.kafka import DeadLetters, EventPublisher, Producer, make_broker
 from juniper_shared.lag import LagMonitor
 from juniper_shared.mongo import make_mongo_client
@@ -96,6 +97,8 @@ class Runtime:
                     await self.broker.stop()
                     await self.producer.stop()
                     await self.client.close()
+                    if tracing.enabled():  # tracing hook: export the spans still buffered
+                        await asyncio.to_thread(tracing.shutdown)
                 log.info("%s stopped", self.service)
 
         return lifespan

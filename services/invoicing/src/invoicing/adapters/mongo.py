@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import OutgoingMessage
@@ -44,9 +45,11 @@ async def create_indexes(db: AsyncDatabase[Document]) -> None:
 class MongoOrderBook:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._orders: AsyncCollection[Document] = db[ORDERS]
+        # Concurrent loads by _id share one `find` (group commit of reads).
+        self._reads = GroupReads(self._orders)
 
     async def get(self, order_id: str) -> InvoiceableOrder | None:
-        document = await self._orders.find_one({"_id": order_id})
+        document = await self._reads.get(order_id)
         return order_from_document(document) if document else None
 
     async def apply(self, orders: Sequence[InvoiceableOrder]) -> int:
@@ -77,9 +80,10 @@ class MongoInvoices:
     def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay) -> None:
         self._invoices: AsyncCollection[Document] = db[INVOICES]
         self._relay = relay
+        self._reads = GroupReads(self._invoices, projection={OUTBOX_FIELD: 0})
 
     async def get(self, invoice_id: str) -> Invoice | None:
-        document = await self._invoices.find_one({"_id": invoice_id}, {OUTBOX_FIELD: 0})
+        document = await self._reads.get(invoice_id)
         return invoice_from_document(document) if document else None
 
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
@@ -119,9 +123,10 @@ class MongoInvoices:
 class MongoCounters:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._counters: AsyncCollection[Document] = db[COUNTERS]
+        self._reads = GroupReads(self._counters)
 
     async def get(self, seller_id: str) -> NumberCounter | None:
-        document = await self._counters.find_one({"_id": seller_id})
+        document = await self._reads.get(seller_id)
         return counter_from_document(document) if document else None
 
     async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:

@@ -23,6 +23,7 @@ from juniper_shared.contracts.events import (
 from juniper_shared.contracts.money import to_minor
 from juniper_shared.inbox import KEEP
 
+from invoicing.application.catch_up import OrderVersions
 from invoicing.application.events import (
     document_url,
     issued_event,
@@ -64,9 +65,10 @@ Clock = Callable[[], datetime]
 FaultPoint = Callable[[str], None]
 
 WRITE_RETRIES = 5
-CATCH_UP_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
-"""Waits for the read model to reach the order version a preview names (1.55 s in all)."""
 """A write that lost a race is retried on fresh state this many times."""
+CATCH_UP_WAITS = (0.2, 0.4, 0.95)
+"""How long a preview waits for the read model to reach the order version it names (1.55 s in
+all); after each wait it reads the database again, in case another replica stored it."""
 NUMBERING_ATTEMPTS = 200
 """Bounded wait for a seller's counter when many confirms of that seller race."""
 LOCK_STRIPES = 64
@@ -105,6 +107,7 @@ class InvoicingHandlers:
     clock: Clock = utc_now
     fault: FaultPoint = no_faults
     """Test-only fault injection: called with a step name at each crash-relevant point."""
+    versions: OrderVersions = field(default_factory=OrderVersions)
     _locks: list[asyncio.Lock] = field(
         default_factory=lambda: [asyncio.Lock() for _ in range(LOCK_STRIPES)]
     )
@@ -169,11 +172,14 @@ class InvoicingHandlers:
 
     async def _order_at_least(self, order_id: str, version: int | None) -> InvoiceableOrder | None:
         order = await self.orders.get(order_id)
-        for pause in CATCH_UP_PAUSES if version is not None else ():
+        for wait in CATCH_UP_WAITS if version is not None else ():
             if order is None or version is None or order.version >= version:
                 break
-            await asyncio.sleep(pause)
-            order = await self.orders.get(order_id)
+            # Usually this process's own consumer stores it within milliseconds and hands the
+            # snapshot over; otherwise read again (another replica may have stored it).
+            order = await self.versions.wait(
+                order_id, version, timeout=wait
+            ) or await self.orders.get(order_id)
         if order is not None and version is not None and order.version < version:
             raise OrderNotCurrent(
                 f"invoicing has order {order_id} at version {order.version}, not yet {version}; "
@@ -190,14 +196,20 @@ class InvoicingHandlers:
             raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         if invoice.sequence is None:
             invoice.ensure_confirmable(await self.orders.get(invoice.order_id))
-            await self._number(seller_id, invoice_id)
-            invoice = await self.invoice(seller_id, invoice_id)
+            issued = await self._number(seller_id, invoice)
+            invoice = issued or await self.invoice(seller_id, invoice_id)
             if invoice.sequence is None:
                 # Voided while being numbered (the cancel arrived): its number was given back.
                 raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         return invoice
 
-    async def _number(self, seller_id: str, invoice_id: str) -> None:
+    async def _number(self, seller_id: str, draft: Invoice) -> Invoice | None:
+        """Give the draft the seller's next number; returns it issued, or None when someone
+        else settled it (then the caller reads it again)."""
+        invoice_id = draft.invoice_id
+        # The caller's copy serves the first attempt: if it is stale, the guarded write in
+        # _settle misses, reads again and gives the number back, so no number is lost.
+        known: Invoice | None = draft
         # In-process confirms of one seller queue here; other processes race on the counter.
         lock = self._locks[zlib.crc32(seller_id.encode()) % LOCK_STRIPES]
         async with lock:
@@ -207,11 +219,13 @@ class InvoicingHandlers:
                 if isinstance(step, Settle):
                     await self._settle(counter, step.reservation)
                     if step.reservation.invoice_id == invoice_id:
-                        return
+                        return None
+                    known = None
                     continue
-                invoice = await self.invoices.get(invoice_id)
+                invoice = known or await self.invoices.get(invoice_id)
+                known = None
                 if invoice is None or invoice.status is not InvoiceStatus.DRAFT:
-                    return  # numbered meanwhile by another process
+                    return None  # numbered meanwhile by another process
                 previous = counter.version
                 reservation = counter.reserve(invoice_id)
                 if not await self.counters.save(counter, previous_version=previous):
@@ -219,14 +233,18 @@ class InvoicingHandlers:
                     await asyncio.sleep(_backoff(attempt))
                     continue
                 self.fault("number_reserved")
-                await self._settle(counter, reservation)
-                return
+                return await self._settle(counter, reservation, invoice)
         raise Contention(f"numbering for seller {seller_id} is busy; try again")
 
-    async def _settle(self, counter: NumberCounter, reservation: Reservation) -> None:
-        """Bring a pending reservation to its end: number written into the invoice, released."""
+    async def _settle(
+        self, counter: NumberCounter, reservation: Reservation, known: Invoice | None = None
+    ) -> Invoice | None:
+        """Bring a pending reservation to its end: number written into the invoice, released.
+        Returns the invoice when this call issued it. `known`: the invoice as just read."""
+        issued: Invoice | None = None
         for _ in range(WRITE_RETRIES):
-            invoice = await self.invoices.get(reservation.invoice_id)
+            invoice = known or await self.invoices.get(reservation.invoice_id)
+            known = None
             decision = settlement(
                 reservation,
                 status=invoice.status if invoice else None,
@@ -243,6 +261,7 @@ class InvoicingHandlers:
                 self.fault("invoice_numbered")
                 INVOICES_ISSUED.inc()
                 log.info("issued invoice %s as %s", invoice.invoice_id, invoice.number)
+                issued = invoice
                 decision = Settlement.RELEASE
             previous = counter.version
             if decision is Settlement.RELEASE:
@@ -253,7 +272,7 @@ class InvoicingHandlers:
                 counter.give_back(reservation)
             # A miss means someone else settled it first; that is as good.
             await self.counters.save(counter, previous_version=previous)
-            return
+            return issued
         raise Contention(f"invoice {reservation.invoice_id} kept changing while numbered")
 
     async def recover_numbering(self) -> int:
@@ -270,7 +289,10 @@ class InvoicingHandlers:
 
     async def on_order_snapshots(self, snapshots: Sequence[OrderSnapshot]) -> int:
         """Keep the read model of invoiceable orders current; stale snapshots change nothing."""
-        return await self.orders.apply(newest(order_from_snapshot(s) for s in snapshots))
+        orders = newest(order_from_snapshot(s) for s in snapshots)
+        stored = await self.orders.apply(orders)
+        self.versions.seen(orders)
+        return stored
 
     async def on_orders_cancelled(self, cancelled: Sequence[OrderCancelled]) -> None:
         """Void the invoice of each cancelled order (compensation for a confirm that won the

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from juniper_shared.batching import GroupUpdates
 from juniper_shared.inbox import insert_new
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -50,6 +51,8 @@ def pending_document(notice: Notice, *, now: datetime) -> Document:
 class MongoDeliveryLog:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._deliveries: AsyncCollection[Document] = db[DELIVERIES]
+        # The batch's mail workers record outcomes concurrently: one bulk update carries them.
+        self._outcomes = GroupUpdates(self._deliveries)
 
     async def open(self, notices: Sequence[Notice], *, now: datetime) -> list[Notice]:
         inserted = await insert_new(
@@ -68,7 +71,7 @@ class MongoDeliveryLog:
         changes: Document = {"status": result.status.value, "last_error": result.error or None}
         if result.outcome is Outcome.SENT:
             changes["sent_at"] = now
-        await self._deliveries.update_one(
+        await self._outcomes.update(
             {"_id": notice.event_id},
             {"$set": changes, "$inc": {"attempts": result.attempts}},
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import EventPublisher, OutgoingMessage
@@ -41,9 +42,11 @@ class MongoOrders:
     def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay) -> None:
         self._orders: AsyncCollection[Document] = db[ORDERS]
         self._relay = relay
+        # Concurrent requests' loads by _id share one `find` (group commit of reads).
+        self._reads = GroupReads(self._orders)
 
     async def get(self, order_id: str) -> Order | None:
-        document = await self._orders.find_one({"_id": order_id})
+        document = await self._reads.get(order_id)
         if document is None:
             return None
         if document.get(HIDDEN):
@@ -126,11 +129,13 @@ class MongoCustomers:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._customers: AsyncCollection[Document] = db["customers"]
         self._links: AsyncCollection[Document] = db["buyer_links"]
+        self._customer_reads = GroupReads(self._customers)
+        self._link_reads = GroupReads(self._links)
         # Links are never removed, so a link seen once can be trusted for the process's life.
         self._known_links: dict[tuple[str, str], str] = {}
 
     async def get(self, customer_id: str) -> Customer | None:
-        document = await self._customers.find_one({"_id": customer_id})
+        document = await self._customer_reads.get(customer_id)
         return customer_from_document(document) if document else None
 
     async def save(self, customer: Customer, *, new: bool) -> None:
@@ -158,7 +163,7 @@ class MongoCustomers:
         cached = self._known_links.get((seller_id, buyer_id))
         if cached is not None:
             return cached
-        document = await self._links.find_one({"_id": _link_id(seller_id, buyer_id)})
+        document = await self._link_reads.get(_link_id(seller_id, buyer_id))
         if document is None:
             return None
         self._known_links[(seller_id, buyer_id)] = document["customer_id"]
@@ -180,9 +185,10 @@ def _link_id(seller_id: str, buyer_id: str) -> str:
 class MongoSellerSettings:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._settings: AsyncCollection[Document] = db["seller_settings"]
+        self._reads = GroupReads(self._settings)
 
     async def requires_approval(self, seller_id: str) -> bool:
-        document = await self._settings.find_one({"_id": seller_id})
+        document = await self._reads.get(seller_id)
         return True if document is None else bool(document["buyer_access_requires_approval"])
 
     async def set_requires_approval(self, seller_id: str, value: bool) -> None:

@@ -33,11 +33,15 @@ def register_subscribers(
         await handlers.ingest_placed([event for event in events if isinstance(event, OrderPlaced)])
 
     async def on_invoices_events(events: list[Envelope]) -> None:
-        for event in events:
-            if isinstance(
-                event, InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided
-            ):
-                await handlers.on_invoice_event(event)
+        await handlers.on_invoice_events(
+            [
+                event
+                for event in events
+                if isinstance(
+                    event, InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided
+                )
+            ]
+        )
 
     common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
     consume_batches(broker, ORDERS_PLACED, on_orders_placed, **common)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import OutgoingMessage
@@ -131,11 +132,11 @@ class MongoPayments:
     def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay) -> None:
         self._payments: AsyncCollection[Document] = db[PAYMENTS]
         self._relay = relay
+        # Concurrent loads by _id share one `find` (group commit of reads).
+        self._reads = GroupReads(self._payments, projection={OUTBOX_FIELD: 0, PROCESSED_FIELD: 0})
 
     async def get(self, invoice_id: str) -> Payment | None:
-        document = await self._payments.find_one(
-            {"_id": invoice_id}, {OUTBOX_FIELD: 0, PROCESSED_FIELD: 0}
-        )
+        document = await self._reads.get(invoice_id)
         return payment_from_document(document) if document else None
 
     async def add_new(self, payments: Sequence[tuple[Payment, str]]) -> list[str]:
@@ -184,6 +185,7 @@ class MongoCardVault:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._cards: AsyncCollection[Document] = db[CARD_VAULT]
+        self._reads = GroupReads(self._cards)
 
     async def add_placed(self, cards: Sequence[PlacedCard]) -> None:
         await insert_new(
@@ -213,7 +215,7 @@ class MongoCardVault:
         """Follows split links up to the placed order; None while any link is still missing."""
         current: str | None = order_id
         for _ in range(MAX_SPLIT_DEPTH):
-            document = await self._cards.find_one({"_id": current})
+            document = await self._reads.get(current)
             if document is None:
                 return None
             if document.get("card_token"):

@@ -1,0 +1,56 @@
+"""The last word of `make bench`: every figure of both benchmarks, median (min-max) of their
+rounds, one per line, then one line with all of them as key=value pairs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def figure(spread: dict[str, Any], key: str, fmt: str) -> str:
+    value = spread[key]
+    return f"{value['median']:{fmt}} ({value['min']:{fmt}}-{value['max']:{fmt}})"
+
+
+def main() -> None:
+    try:
+        chain = json.loads((RESULTS / "chain.json").read_text())
+        ingest = json.loads((RESULTS / "orders.json").read_text())
+    except FileNotFoundError as missing:
+        sys.exit(f"run both benchmarks first (make bench): {missing.filename} is missing")
+    c, i = chain["spread"], ingest["spread"]
+    sizes = chain["database_sizes"]
+    growth = chain["growth"]
+    print(f"summary: medians of {len(chain['rounds'])} rounds (min-max)")
+    print(f"  full chain              {figure(c, 'orders_per_s', '.2f')} orders/s")
+    print(f"  accept->paid p99        {figure(c, 'accept_to_paid_p99_ms', '.0f')} ms")
+    print(
+        f"  CPU per order           {figure(c, 'cpu_ms_per_order_total', '.0f')} ms (whole stack)"
+    )
+    print(f"  DB round trips / order  {figure(c, 'db_round_trips_per_order', '.1f')}")
+    print(f"  Kafka messages / order  {figure(c, 'kafka_messages_per_order', '.1f')}")
+    print(f"  ingest                  {figure(i, 'ingest_orders_per_s', '.0f')} orders/s")
+    print(f"  ingest / ceiling        {figure(i, 'ingest_ratio', '.2f')}")
+    print(
+        f"  growth                  {growth[str(sizes[-1])]['orders_per_s']:.2f} orders/s at "
+        f"{sizes[-1]} orders vs {growth[str(sizes[0])]['orders_per_s']:.2f} at {sizes[0]}: "
+        f"ratio {chain['growth_ratio']:.2f}"
+    )
+    print(
+        f"orders_per_s={c['orders_per_s']['median']:.2f} "
+        f"cpu_ms_per_order={c['cpu_ms_per_order_total']['median']:.0f} "
+        f"db_round_trips_per_order={c['db_round_trips_per_order']['median']:.1f} "
+        f"kafka_messages_per_order={c['kafka_messages_per_order']['median']:.1f} "
+        f"ingest_orders_per_s={i['ingest_orders_per_s']['median']:.0f} "
+        f"ingest_ratio={i['ingest_ratio']['median']:.2f} "
+        f"accept_to_paid_p99_ms={c['accept_to_paid_p99_ms']['median']:.0f} "
+        f"growth_ratio={chain['growth_ratio']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

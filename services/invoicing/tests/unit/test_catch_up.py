@@ -1,0 +1,43 @@
+"""A preview waiting for the read model is handed the snapshot by the consumer, or times out."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from invoicing.application.catch_up import OrderVersions
+from invoicing.domain.order import InvoiceableOrder
+
+
+def order(version: int, order_id: str = "ord-1") -> InvoiceableOrder:
+    return InvoiceableOrder(
+        order_id=order_id,
+        seller_id="seller-1",
+        status="approved",
+        version=version,
+        currency="USD",
+        placed_at=datetime(2026, 11, 26, tzinfo=UTC),
+        buyer={},
+        lines=(),
+        shipping_address={},
+        billing_address={},
+        payment_method={},
+    )
+
+
+async def test_a_waiter_gets_the_first_snapshot_at_or_above_its_version() -> None:
+    versions = OrderVersions()
+    waiting = asyncio.create_task(versions.wait("ord-1", 3, timeout=5))
+    await asyncio.sleep(0)
+    versions.seen([order(2), order(9, "ord-other")])  # older, and another order: not yet
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    versions.seen([order(4)])
+    assert (await waiting) == order(4)
+
+
+async def test_a_waiter_nobody_wakes_gets_none_and_leaves_nothing_behind() -> None:
+    versions = OrderVersions()
+    assert await versions.wait("ord-1", 3, timeout=0.01) is None
+    versions.seen([order(5)])  # nobody waits any more: nothing to wake, nothing kept
+    assert versions._waiting == {}

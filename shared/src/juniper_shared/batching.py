@@ -1,0 +1,147 @@
+"""Group commit: independent writes that arrive while one is in flight go to the database
+together, as one bulk command.
+
+No timer and no added latency: the first write goes at once; those that arrive while it is
+in flight wait for it, then leave together in the next command. Under load the round trips
+per write fall towards 1/`max_items`; idle, nothing changes. Each caller still returns only
+once its own write is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from pymongo import InsertOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Document = dict[str, Any]
+
+DUPLICATE_KEY = 11000
+MAX_STATEMENTS = 40
+"""Statements per bulk command: FerretDB holds a PostgreSQL connection per statement."""
+
+
+class GroupCommit(Generic[T, R]):
+    """Runs `flush` on the items queued so far; one flush in flight at a time."""
+
+    def __init__(
+        self,
+        flush: Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]],
+        *,
+        max_items: int = MAX_STATEMENTS,
+    ) -> None:
+        self._flush = flush
+        self._max_items = max_items
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
+            try:
+                results = await self._flush([item for item, _ in batch])
+            except Exception as error:  # every caller of this batch learns why
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)  # this item alone failed
+                else:
+                    future.set_result(result)
+
+
+class GroupInserts:
+    """`insert_one` calls of one collection, grouped; returns False for a duplicate `_id`."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+        self._group: GroupCommit[Document, bool] = GroupCommit(self._insert)
+
+    async def insert(self, document: Document) -> bool:
+        return await self._group.submit(document)
+
+    async def _insert(self, documents: Sequence[Document]) -> list[bool | Exception]:
+        try:
+            await self._collection.bulk_write([InsertOne(d) for d in documents], ordered=False)
+        except BulkWriteError as error:
+            # ordered=False: every other document was inserted; answer each caller for its own.
+            results: list[bool | Exception] = [True] * len(documents)
+            for item in error.details.get("writeErrors", []):
+                results[item["index"]] = (
+                    False
+                    if item.get("code") == DUPLICATE_KEY
+                    else BulkWriteError({"writeErrors": [item]})
+                )
+            return results
+        return [True] * len(documents)
+
+
+class GroupUpdates:
+    """Unconditional `update_one` calls of one collection (no per-write result), grouped."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+        self._group: GroupCommit[UpdateOne, None] = GroupCommit(self._update)
+
+    async def update(self, filter: Document, update: Document) -> None:
+        await self._group.submit(UpdateOne(filter, update))
+
+    async def _update(self, updates: Sequence[UpdateOne]) -> list[Exception | None]:
+        await self._collection.bulk_write(list(updates), ordered=False)
+        return [None] * len(updates)
+
+
+class GroupReads:
+    """`find_one({"_id": x})` calls of one collection, grouped into one `find` with `$in`.
+
+    Each caller gets its own copy of the document (callers change what they read). A read
+    submitted after a write returned sees that write: its `find` starts after it was submitted.
+    On FerretDB this needs deploy/local/ferretdb/id-index-lookup.patch (`$in` on `_id` from
+    the index); MongoDB serves it from the `_id` index as it is.
+    """
+
+    def __init__(
+        self, collection: AsyncCollection[Document], *, projection: Document | None = None
+    ) -> None:
+        self._collection = collection
+        self._projection = projection
+        self._group: GroupCommit[Any, Document | None] = GroupCommit(self._find)
+
+    async def get(self, document_id: Any) -> Document | None:
+        return await self._group.submit(document_id)
+
+    async def _find(self, ids: Sequence[Any]) -> list[Document | Exception | None]:
+        if len(ids) == 1:
+            return [await self._collection.find_one({"_id": ids[0]}, self._projection)]
+        wanted = list(dict.fromkeys(ids))
+        found = {
+            document["_id"]: document
+            async for document in self._collection.find({"_id": {"$in": wanted}}, self._projection)
+        }
+        results: list[Document | Exception | None] = []
+        handed_out: set[Any] = set()
+        for document_id in ids:
+            document = found.get(document_id)
+            if document is not None and document_id in handed_out:
+                document = copy.deepcopy(document)  # the same id twice: one copy each
+            handed_out.add(document_id)
+            results.append(document)
+        return results

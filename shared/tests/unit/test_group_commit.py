@@ -1,0 +1,56 @@
+"""Group commit: writes arriving during a flush leave together in the next one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from juniper_shared.batching import GroupCommit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.flushes: list[list[int]] = []
+        self.release = asyncio.Event()
+
+    async def flush(self, items: Sequence[int]) -> list[int | Exception]:
+        self.flushes.append(list(items))
+        await self.release.wait()
+        return [ValueError(f"bad {item}") if item < 0 else item * 10 for item in items]
+
+
+async def test_writes_that_arrive_during_a_flush_share_the_next_one() -> None:
+    recorder = Recorder()
+    group = GroupCommit(recorder.flush, max_items=3)
+    first = asyncio.create_task(group.submit(1))
+    await asyncio.sleep(0)  # the first write goes at once, alone
+    later = [asyncio.create_task(group.submit(n)) for n in (2, 3, 4, 5)]
+    await asyncio.sleep(0)
+    recorder.release.set()
+    assert await first == 10
+    assert [await task for task in later] == [20, 30, 40, 50]
+    assert recorder.flushes == [[1], [2, 3, 4], [5]]
+
+
+async def test_each_caller_gets_its_own_failure_and_a_failed_flush_fails_only_its_batch() -> None:
+    recorder = Recorder()
+    recorder.release.set()
+    group = GroupCommit(recorder.flush)
+    good, bad = await asyncio.gather(group.submit(7), group.submit(-1), return_exceptions=True)
+    assert good == 70
+    assert isinstance(bad, ValueError)
+
+    calls = 0
+
+    async def broken_once(items: Sequence[int]) -> list[int | Exception]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database down")
+        return list(items)
+
+    flaky = GroupCommit(broken_once)
+    with pytest.raises(ConnectionError):
+        await flaky.submit(1)
+    assert await flaky.submit(2) == 2  # the next batch is not poisoned by the last one
