@@ -182,7 +182,7 @@ class PaymentsHandlers:
         if card is None:
             outcome = Outcome(approved=False, reason="card_unavailable")
         else:
-            started = await self._begin(payment.invoice_id, attempt)
+            started = await self._begin(payment.invoice_id, attempt, known=payment)
             if started is None:
                 return None  # voided before anything was sent, or ended by another process
             payment = started
@@ -190,10 +190,14 @@ class PaymentsHandlers:
             outcome = await self._charge(started, sent, card)
         return await self._record(payment, attempt, outcome)
 
-    async def _begin(self, invoice_id: str, attempt: int) -> Payment | None:
-        """The void check right before the processor call, as a guarded write."""
+    async def _begin(
+        self, invoice_id: str, attempt: int, *, known: Payment | None = None
+    ) -> Payment | None:
+        """The void check right before the processor call, as a guarded write. `known`: the
+        payment as just read (if it is stale, the guarded write misses and it is read again)."""
         for _ in range(SAVE_RETRIES):
-            payment = await self.payments.get(invoice_id)
+            payment = known or await self.payments.get(invoice_id)
+            known = None
             pending = payment.pending_attempt() if payment is not None else None
             if payment is None or pending is None or pending.attempt != attempt:
                 return None
