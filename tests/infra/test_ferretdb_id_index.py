@@ -210,3 +210,59 @@ def test_find_by_id_in_a_list_uses_the_id_index_and_finds_exactly_those() -> Non
     finally:
         client.drop_database(database)
         client.close()
+
+
+def test_equality_on_an_indexed_field_uses_its_gin_index_and_keeps_mongodb_semantics() -> None:
+    """A seller's orders (`{seller_id: x}`) and the outbox poller's `{outbox_pending: true}`
+    come from the field's index, not a scan; an array holding the value still matches."""
+    database = f"infra_field_index_{uuid.uuid4().hex[:12]}"
+    collection = "orders"
+    client: MongoClient[dict[str, Any]] = MongoClient(MONGODB_URL, serverSelectionTimeoutMS=10_000)
+    try:
+        coll = client[database][collection]
+        coll.insert_many(
+            [
+                {"_id": f"ord-{i:05d}", "seller_id": f"seller-{i % 200}", "pending": i % 500 == 0}
+                for i in range(DOCS)
+            ]
+            + [{"_id": "ord-shared", "seller_id": ["seller-7", "seller-8"], "pending": False}],
+            ordered=False,
+        )
+        coll.create_index([("seller_id", 1), ("placed_at", -1)])
+        coll.create_index([("pending", 1)])
+        table = _table_of(database, collection)
+        indexdefs = _psql(
+            f"SELECT indexdef FROM pg_indexes WHERE schemaname = {_literal(database)} "
+            f"AND tablename = {_literal(table)}"
+        )
+        assert indexdefs.count("USING gin") == 2, indexdefs
+
+        deadline = time.monotonic() + STATS_WAIT_S
+        seq_before, idx_before, inserted = _stats(database, table)
+        while inserted < DOCS + 1 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seq_before, idx_before, inserted = _stats(database, table)
+
+        lookups = 40
+        for s in range(lookups):
+            found = {doc["_id"] for doc in coll.find({"seller_id": f"seller-{s}"})}
+            expected = {f"ord-{i:05d}" for i in range(s, DOCS, 200)}
+            if s in (7, 8):
+                expected.add("ord-shared")  # MongoDB's equality matches inside arrays
+            assert found == expected
+        assert coll.count_documents({"seller_id": "seller-3"}) == DOCS // 200
+        pending = {doc["_id"] for doc in coll.find({"pending": True})}
+        assert pending == {f"ord-{i:05d}" for i in range(0, DOCS, 500)}
+
+        deadline = time.monotonic() + STATS_WAIT_S
+        seq_after, idx_after, _ = _stats(database, table)
+        while idx_after - idx_before < lookups + 2 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seq_after, idx_after, _ = _stats(database, table)
+        assert idx_after - idx_before >= lookups + 2, (
+            f"idx_scan grew by {idx_after - idx_before} after {lookups + 2} lookups by field"
+        )
+        assert seq_after == seq_before, f"seq_scan grew by {seq_after - seq_before}"
+    finally:
+        client.drop_database(database)
+        client.close()

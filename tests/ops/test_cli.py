@@ -138,9 +138,17 @@ async def test_outbox_shows_the_backlog_and_its_oldest_event(
     stale = stale.model_copy(update={"occurred_at": datetime.now(UTC) - timedelta(minutes=10)})
     await mongo_client[database_name]["orders"].insert_many(
         [
-            {"_id": "ord-stale", "outbox": [outbox_entry(OutgoingMessage.of(stale))] * 2},
-            {"_id": "ord-fresh", "outbox": [outbox_entry(OutgoingMessage.of(fresh))]},
-            {"_id": "ord-published", "outbox": []},
+            {
+                "_id": "ord-stale",
+                "outbox": [outbox_entry(OutgoingMessage.of(stale))] * 2,
+                "outbox_pending": True,
+            },
+            {
+                "_id": "ord-fresh",
+                "outbox": [outbox_entry(OutgoingMessage.of(fresh))],
+                "outbox_pending": True,
+            },
+            {"_id": "ord-published", "outbox": [], "outbox_pending": False},
         ]
     )
     code, out, _ = await ops("outbox", "orders", env=env)

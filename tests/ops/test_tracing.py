@@ -21,7 +21,7 @@ import pytest
 from juniper_shared import tracing
 from juniper_shared.contracts.registry import ORDERS_PLACED
 from juniper_shared.kafka import EventPublisher, OutgoingMessage, Producer
-from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox
 from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import free_port, placed_order, read_topic, wait_until
 from opentelemetry import trace
@@ -322,7 +322,9 @@ async def test_an_event_the_poller_publishes_later_continues_the_writers_trace(
         with tracer.start_as_current_span("POST /v1/orders") as request:
             message = OutgoingMessage.of(event)
         collection = mongo_client[database_name]["orders"]
-        await collection.insert_one({"_id": "order-1", OUTBOX_FIELD: [outbox_entry(message)]})
+        document: dict[str, Any] = {"_id": "order-1"}
+        new_outbox(document, [message])  # as a service's write stores it
+        await collection.insert_one(document)
 
         settings = ServiceSettings(
             kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from juniper_shared.outbox import OUTBOX_FIELD
+from juniper_shared.outbox import OUTBOX_FIELD, PENDING_FIELD
 from pymongo import AsyncMongoClient
 
 Document = dict[str, Any]
@@ -45,7 +45,7 @@ async def outbox_backlog(
         oldest: tuple[datetime, str] | None = None
         cursor = (
             client[database][name]
-            .find({OUTBOX_FIELD: {"$ne": []}}, {OUTBOX_FIELD: 1})
+            .find({PENDING_FIELD: True}, {OUTBOX_FIELD: 1})
             .limit(SCAN_LIMIT + 1)
         )
         seen = 0

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from juniper_shared.kafka import EventPublisher, OutgoingMessage
@@ -26,6 +26,11 @@ from juniper_shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
 log = logging.getLogger(__name__)
 
 OUTBOX_FIELD = "outbox"
+PENDING_FIELD = "outbox_pending"
+"""True from the write that adds events until the poller sees the outbox empty. The poller
+looks for it, not for a non-empty outbox: FerretDB 1.x pushes equality on a scalar down to
+PostgreSQL, but `{outbox: {$ne: []}}` made it decode every document of the collection in Go
+(measured: 9.6 s per poll at 20,000 orders; 0.12 s with the flag)."""
 CLEAR_CHUNK = 40
 """Statements per bulk write: FerretDB holds a PostgreSQL connection per statement in flight."""
 
@@ -60,6 +65,12 @@ class OutboxRelay:
         self._pending.extend((collection, document_id, message) for message in messages)
         OUTBOX_BACKLOG.set(len(self._pending))
         self._wake.set()
+
+    async def create_indexes(self) -> None:
+        """The poller's lookup by the pending flag, from an index (FerretDB with our patch:
+        GIN; MongoDB: a plain index on the flag)."""
+        for collection in self._collections.values():
+            await collection.create_index([(PENDING_FIELD, ASCENDING)])
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -101,11 +112,14 @@ class OutboxRelay:
             settled_before = datetime.now(UTC) - timedelta(seconds=self._grace_seconds)
             found: list[tuple[str, Any, OutgoingMessage]] = []
             oldest: datetime | None = None
+            published: dict[str, list[Any]] = {}
             for name, collection in self._collections.items():
-                cursor = collection.find({OUTBOX_FIELD: {"$ne": []}}, {OUTBOX_FIELD: 1}).limit(
+                cursor = collection.find({PENDING_FIELD: True}, {OUTBOX_FIELD: 1}).limit(
                     self._poll_limit
                 )
                 async for document in cursor:
+                    if not document.get(OUTBOX_FIELD):
+                        published.setdefault(name, []).append(document["_id"])
                     for entry in document.get(OUTBOX_FIELD) or ():
                         if entry.get("event_id") in queued:
                             continue
@@ -121,7 +135,24 @@ class OutboxRelay:
             if found:
                 await self._publish_and_clear(found)
                 log.info("outbox poller republished %d events", len(found))
+            await self._lower_flags(published)
             return len(found)
+
+    async def _lower_flags(self, published: Mapping[str, list[Any]]) -> None:
+        """Clear the pending flag of documents whose outbox is empty; the filter re-checks
+        emptiness in the same write, so an event added meanwhile keeps the flag up."""
+        for name, document_ids in published.items():
+            updates = [
+                UpdateOne(
+                    {"_id": document_id, PENDING_FIELD: True, OUTBOX_FIELD: []},
+                    {"$set": {PENDING_FIELD: False}},
+                )
+                for document_id in document_ids
+            ]
+            for start in range(0, len(updates), CLEAR_CHUNK):
+                await self._collections[name].bulk_write(
+                    updates[start : start + CLEAR_CHUNK], ordered=False
+                )
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -158,6 +189,21 @@ def _occurred_at(entry: Mapping[str, Any]) -> datetime | None:
         return datetime.fromisoformat(value)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def stage_events(update: dict[str, Any], messages: Sequence[OutgoingMessage]) -> None:
+    """Add to an update of a document: the messages appended to its outbox, the flag raised."""
+    if messages:
+        update.setdefault("$push", {})[OUTBOX_FIELD] = {
+            "$each": [outbox_entry(message) for message in messages]
+        }
+        update.setdefault("$set", {})[PENDING_FIELD] = True
+
+
+def new_outbox(document: dict[str, Any], messages: Sequence[OutgoingMessage] = ()) -> None:
+    """Set the outbox fields of a document about to be inserted."""
+    document[OUTBOX_FIELD] = [outbox_entry(message) for message in messages]
+    document[PENDING_FIELD] = bool(messages)
 
 
 def outbox_entry(message: OutgoingMessage) -> dict[str, Any]:

@@ -81,6 +81,7 @@ class Runtime:
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             if on_start is not None:
                 await on_start()
+            await self.relay.create_indexes()
             await self.producer.start()
             await self.broker.start()
             self.relay.start()

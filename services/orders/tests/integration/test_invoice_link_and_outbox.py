@@ -156,7 +156,10 @@ async def test_events_stored_before_a_crash_are_published_after_restart(
         orders = mongo_client[database_name]["orders"]
         await wait_until(lambda: orders.count_documents({"_id": event.data.order_id}), equals=1)
     # The service is down; simulate the crash window: an event stored but never published.
-    await orders.update_one({"_id": event.data.order_id}, {"$push": {"outbox": stranded}})
+    await orders.update_one(
+        {"_id": event.data.order_id},
+        {"$push": {"outbox": stranded}, "$set": {"outbox_pending": True}},
+    )
     async with serving(build_app(settings)):
         records = await read_topic(
             infra.kafka_bootstrap,

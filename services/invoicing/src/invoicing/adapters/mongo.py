@@ -9,7 +9,7 @@ from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import OutgoingMessage
-from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -98,7 +98,7 @@ class MongoInvoices:
         document = invoice_to_document(invoice)
         messages = [OutgoingMessage.of(event) for event in events]
         if previous_version == 0:
-            document[OUTBOX_FIELD] = [outbox_entry(message) for message in messages]
+            new_outbox(document, messages)
             try:
                 await self._invoices.insert_one(document)
             except DuplicateKeyError:
@@ -106,10 +106,7 @@ class MongoInvoices:
         else:
             invoice_id = document.pop("_id")
             update: Document = {"$set": document}
-            if messages:
-                update["$push"] = {
-                    OUTBOX_FIELD: {"$each": [outbox_entry(message) for message in messages]}
-                }
+            stage_events(update, messages)
             result = await self._invoices.update_one(
                 {"_id": invoice_id, "version": previous_version}, update
             )

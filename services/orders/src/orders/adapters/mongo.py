@@ -9,7 +9,13 @@ from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import EventPublisher, OutgoingMessage
-from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from juniper_shared.outbox import (
+    OUTBOX_FIELD,
+    PENDING_FIELD,
+    OutboxRelay,
+    new_outbox,
+    stage_events,
+)
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -71,14 +77,10 @@ class MongoOrders:
         guard: Document = {"_id": order_id, "version": order.version - 1}
         messages = [OutgoingMessage.of(event) for event in events]
         update: Document = {"$set": document}
-        pushes: Document = {}
-        if messages:
-            pushes[OUTBOX_FIELD] = {"$each": [outbox_entry(message) for message in messages]}
         if processed_event_id is not None:
             guard[PROCESSED_FIELD] = {"$ne": processed_event_id}
-            pushes[PROCESSED_FIELD] = processed_event_id
-        if pushes:
-            update["$push"] = pushes
+            update["$push"] = {PROCESSED_FIELD: processed_event_id}
+        stage_events(update, messages)
         result = await self._orders.update_one(guard, update)
         if result.matched_count == 0:
             current = await self._orders.find_one(
@@ -93,7 +95,7 @@ class MongoOrders:
         documents = []
         for order in orders:
             document = order_to_document(order)
-            document[OUTBOX_FIELD] = []
+            new_outbox(document)
             document[PROCESSED_FIELD] = []
             documents.append(document)
         inserted = await insert_new(self._orders, documents)
@@ -102,7 +104,7 @@ class MongoOrders:
     async def add_split(self, child: Order) -> None:
         document = order_to_document(child)
         document[HIDDEN] = True
-        document[OUTBOX_FIELD] = []
+        new_outbox(document)
         document[PROCESSED_FIELD] = []
         # Replace, not insert: a split retried after a crash rewrites the same hidden order.
         await self._orders.replace_one({"_id": child.order_id}, document, upsert=True)
@@ -115,7 +117,9 @@ class MongoOrders:
         if status is not None:
             query["status"] = status
         cursor = (
-            self._orders.find(query, {"history": 0, OUTBOX_FIELD: 0, PROCESSED_FIELD: 0})
+            self._orders.find(
+                query, {"history": 0, OUTBOX_FIELD: 0, PENDING_FIELD: 0, PROCESSED_FIELD: 0}
+            )
             .sort([("placed_at", DESCENDING), ("_id", DESCENDING)])
             .skip((page - 1) * page_size)
             .limit(page_size)

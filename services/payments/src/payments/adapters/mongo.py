@@ -10,7 +10,7 @@ from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import OutgoingMessage
-from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -143,7 +143,7 @@ class MongoPayments:
         documents = []
         for payment, event_id in payments:
             document = payment_to_document(payment, now=payment.updated_at)
-            document[OUTBOX_FIELD] = []
+            new_outbox(document)
             document[PROCESSED_FIELD] = [event_id]
             documents.append(document)
         return [document["_id"] for document in await insert_new(self._payments, documents)]
@@ -154,10 +154,7 @@ class MongoPayments:
         invoice_id = document.pop("_id")
         messages = [OutgoingMessage.of(event) for event in events]
         update: Document = {"$set": document}
-        if messages:
-            update["$push"] = {
-                OUTBOX_FIELD: {"$each": [outbox_entry(message) for message in messages]}
-            }
+        stage_events(update, messages)
         result = await self._payments.update_one(
             {"_id": invoice_id, "version": payment.version - 1}, update
         )
