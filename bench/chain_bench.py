@@ -49,7 +49,12 @@ from juniper_shared.contracts.registry import (  # noqa: E402
     encode,
 )
 from juniper_shared.testing import bearer, placed_order  # noqa: E402
-from orders_bench import bare_update_latencies, noop_consumer_rate, percentile  # noqa: E402
+from orders_bench import (  # noqa: E402
+    bare_update_latencies,
+    median_min_max,
+    noop_consumer_rate,
+    percentile,
+)
 
 from tests.support.stack import JWT_SECRET, SERVICES, Email, Inbox, Stack  # noqa: E402
 
@@ -645,20 +650,10 @@ async def main() -> None:
         * median["db_round_trips_per_order"]
         / median["bare_update_per_s"],
     }
-    spread = {
-        key: {
-            "median": statistics.median(r[key] for r in rounds),
-            "min": min(r[key] for r in rounds),
-            "max": max(r[key] for r in rounds),
-        }
-        for key in scalar
-    }
-    p99 = [r["stages"]["accept_to_paid"]["p99_ms"] for r in rounds]
-    spread["accept_to_paid_p99_ms"] = {
-        "median": statistics.median(p99),
-        "min": min(p99),
-        "max": max(p99),
-    }
+    spread = {key: median_min_max([r[key] for r in rounds]) for key in scalar}
+    spread["accept_to_paid_p99_ms"] = median_min_max(
+        [r["stages"]["accept_to_paid"]["p99_ms"] for r in rounds]
+    )
     growth = {
         str(size): {
             "orders_per_s": statistics.median(r["orders_per_s"] for r in size_rounds),

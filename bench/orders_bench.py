@@ -296,8 +296,7 @@ async def one_round() -> dict[str, float]:
     }
 
 
-def spread(rounds: list[dict[str, float]], key: str) -> dict[str, float]:
-    values = [r[key] for r in rounds]
+def median_min_max(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
@@ -310,7 +309,7 @@ async def main() -> None:
         "accepts": ACCEPTS,
         "rounds": rounds,
         "median": median,
-        "spread": {key: spread(rounds, key) for key in rounds[0]},
+        "spread": {key: median_min_max([r[key] for r in rounds]) for key in rounds[0]},
         "ratios": {
             "ingest_vs_composed_ceiling": median["ingest_ratio"],
             "ingest_vs_noop_consumer": median["ingest_orders_per_s"]

@@ -25,10 +25,8 @@ def pytest_runtest_makereport(
 
 @pytest.fixture(scope="session")
 def inbox() -> Iterator[Inbox]:
-    server = Inbox()
-    server.start()
-    yield server
-    server.stop()
+    with Inbox() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -34,10 +34,8 @@ async def kafka() -> AsyncIterator[PrivateKafka]:
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
-    server = Inbox()
-    server.start()
-    yield server
-    server.stop()
+    with Inbox() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -169,10 +169,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
-    server = Inbox()
-    server.start()
-    yield server
-    server.stop()
+    with Inbox() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

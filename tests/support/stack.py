@@ -100,6 +100,13 @@ class Inbox:
     def stop(self) -> None:
         self._controller.stop()
 
+    def __enter__(self) -> Inbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def all(self) -> list[Email]:
         with self._lock:
             return list(self._received)

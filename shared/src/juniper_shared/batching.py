@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pymongo import InsertOne, UpdateOne
@@ -26,6 +26,43 @@ Document = dict[str, Any]
 DUPLICATE_KEY = 11000
 MAX_STATEMENTS = 40
 """Statements per bulk command: FerretDB holds a PostgreSQL connection per statement."""
+PARALLEL_KEYS = 16
+"""Keys of one consumed batch worked on at once (each holds database connections)."""
+
+
+async def bulk_write_in_chunks(
+    collection: AsyncCollection[Document], operations: Sequence[Any]
+) -> int:
+    """Unordered bulk writes of at most MAX_STATEMENTS each; returns how many were modified."""
+    modified = 0
+    for start in range(0, len(operations), MAX_STATEMENTS):
+        result = await collection.bulk_write(
+            list(operations[start : start + MAX_STATEMENTS]), ordered=False
+        )
+        modified += result.modified_count
+    return modified
+
+
+async def apply_per_key(
+    items: Iterable[T],
+    key: Callable[[T], Hashable],
+    apply: Callable[[T], Awaitable[None]],
+    *,
+    parallel: int = PARALLEL_KEYS,
+) -> None:
+    """Apply a batch: the items of one key one after another, in their order; different keys
+    at once, `parallel` at a time, so their database work shares round trips."""
+    by_key: dict[Hashable, list[T]] = {}
+    for item in items:
+        by_key.setdefault(key(item), []).append(item)
+
+    async def in_order(group: list[T]) -> None:
+        for item in group:
+            await apply(item)
+
+    groups = list(by_key.values())
+    for start in range(0, len(groups), parallel):
+        await asyncio.gather(*(in_order(group) for group in groups[start : start + parallel]))
 
 
 class GroupCommit(Generic[T, R]):

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from juniper_shared.batching import GroupCommit
+from juniper_shared.batching import GroupCommit, apply_per_key
 
 
 class Recorder:
@@ -54,3 +54,24 @@ async def test_each_caller_gets_its_own_failure_and_a_failed_flush_fails_only_it
     with pytest.raises(ConnectionError):
         await flaky.submit(1)
     assert await flaky.submit(2) == 2  # the next batch is not poisoned by the last one
+
+
+async def test_a_batch_is_applied_in_order_per_key_and_across_keys_at_once() -> None:
+    seen: list[str] = []
+    running = peak = 0
+
+    async def apply(item: str) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        seen.append(item)
+        running -= 1
+
+    items = ["a1", "b1", "a2", "c1", "b2", "a3"]
+    await apply_per_key(items, lambda item: item[0], apply, parallel=2)
+
+    assert sorted(seen) == sorted(items)
+    for key in "abc":
+        assert [i for i in seen if i[0] == key] == [i for i in items if i[0] == key]
+    assert peak == 2  # two keys at once, never more

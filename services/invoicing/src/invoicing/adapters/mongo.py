@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from juniper_shared.batching import GroupReads
+from juniper_shared.batching import GroupReads, bulk_write_in_chunks
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import OutgoingMessage
@@ -32,8 +32,6 @@ Document = dict[str, Any]
 ORDERS = "orders"
 INVOICES = "invoices"
 COUNTERS = "invoice_counters"
-WRITE_CHUNK = 40
-"""Statements per bulk write: FerretDB holds a PostgreSQL connection per statement in flight."""
 
 
 async def create_indexes(db: AsyncDatabase[Document]) -> None:
@@ -67,13 +65,7 @@ class MongoOrderBook:
             for document in documents
             if document["_id"] not in inserted
         ]
-        stored = len(inserted)
-        for start in range(0, len(writes), WRITE_CHUNK):
-            result = await self._orders.bulk_write(
-                writes[start : start + WRITE_CHUNK], ordered=False
-            )
-            stored += result.modified_count
-        return stored
+        return len(inserted) + await bulk_write_in_chunks(self._orders, writes)
 
 
 class MongoInvoices:

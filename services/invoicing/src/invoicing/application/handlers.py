@@ -6,12 +6,12 @@ import asyncio
 import logging
 import random
 import zlib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
+from juniper_shared.batching import apply_per_key
 from juniper_shared.contracts.common import OrderSnapshot
 from juniper_shared.contracts.events import (
     Envelope,
@@ -72,8 +72,6 @@ all); after each wait it reads the database again, in case another replica store
 NUMBERING_ATTEMPTS = 200
 """Bounded wait for a seller's counter when many confirms of that seller race."""
 LOCK_STRIPES = 64
-PARALLEL_WRITES = 16
-"""Invoices of one batch written at once (FerretDB holds a connection per statement)."""
 
 PaymentEvent = PaymentSucceeded | PaymentFailed | PaymentRefunded
 
@@ -298,7 +296,7 @@ class InvoicingHandlers:
         """Void the invoice of each cancelled order (compensation for a confirm that won the
         race with the cancel); an issued one tells the buyer and payments, a draft nobody."""
         unique = {event.data.order.order_id: event for event in cancelled}
-        await _in_chunks([self._void(event) for event in unique.values()])
+        await apply_per_key(unique.values(), lambda event: event.data.order.order_id, self._void)
 
     async def _void(self, event: OrderCancelled) -> None:
         event_id = str(event.event_id)
@@ -323,15 +321,7 @@ class InvoicingHandlers:
 
     async def on_payment_events(self, events: Sequence[PaymentEvent]) -> None:
         """Mark invoices paid, failed or refunded, once per event; one invoice's events in order."""
-        by_invoice: dict[str, list[PaymentEvent]] = {}
-        for event in events:
-            by_invoice.setdefault(event.data.invoice_id, []).append(event)
-
-        async def apply_all(group: list[PaymentEvent]) -> None:
-            for event in group:
-                await self._on_payment(event)
-
-        await _in_chunks([apply_all(group) for group in by_invoice.values()])
+        await apply_per_key(events, lambda event: event.data.invoice_id, self._on_payment)
 
     async def _on_payment(self, event: PaymentEvent) -> None:
         event_id = str(event.event_id)
@@ -367,12 +357,6 @@ class InvoicingHandlers:
                     INVOICE_PAYMENTS.labels(sent.type).inc()
                 return
         raise RuntimeError(f"invoice {event.data.invoice_id} kept changing; batch will be retried")
-
-
-async def _in_chunks(writes: list[Coroutine[Any, Any, None]]) -> None:
-    """Run the writes of one batch, a bounded number at a time."""
-    for start in range(0, len(writes), PARALLEL_WRITES):
-        await asyncio.gather(*writes[start : start + PARALLEL_WRITES])
 
 
 def _backoff(attempt: int) -> float:

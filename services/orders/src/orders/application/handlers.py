@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from juniper_shared.batching import apply_per_key
 from juniper_shared.contracts.events import (
     Envelope,
     InvoiceIssued,
@@ -69,8 +70,6 @@ class CustomerChoice:
 Clock = Callable[[], datetime]
 
 InvoiceEvent = InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided
-PARALLEL_ORDERS = 16
-"""Orders of one consumed batch updated at once (FerretDB holds a connection per statement)."""
 UNGUARDED_RETRIES = 3
 """A write without If-Match that races another write is retried on fresh state this many times."""
 
@@ -262,21 +261,8 @@ class OrdersHandlers:
     # --- what invoicing tells us ----------------------------------------------------------
 
     async def on_invoice_events(self, events: Sequence[InvoiceEvent]) -> None:
-        """Apply a batch: one order's events in their order, different orders at once (bounded),
-        so their loads share round trips."""
-        by_order: dict[str, list[InvoiceEvent]] = {}
-        for event in events:
-            by_order.setdefault(event.data.order_id, []).append(event)
-
-        async def apply_in_order(group: list[InvoiceEvent]) -> None:
-            for event in group:
-                await self.on_invoice_event(event)
-
-        groups = list(by_order.values())
-        for start in range(0, len(groups), PARALLEL_ORDERS):
-            await asyncio.gather(
-                *(apply_in_order(group) for group in groups[start : start + PARALLEL_ORDERS])
-            )
+        """Apply a batch: one order's events in their order, different orders at once."""
+        await apply_per_key(events, lambda event: event.data.order_id, self.on_invoice_event)
 
     async def on_invoice_event(self, event: InvoiceEvent) -> None:
         """Keep the All Orders row's invoice link and payment status current (idempotent)."""
