@@ -3,7 +3,9 @@
 FerretDB has no multi-document transactions, so the state change and the events it causes
 are stored in one single-document write (`outbox` array field). The relay publishes them
 right after the write (fast path) and a poller republishes anything a crash left behind.
-Removal uses `$pull` of the exact element, the only `$pull` form FerretDB honours.
+Removal waits up to a second so that one write clears every event a document got meanwhile:
+a guarded write that empties the outbox when it holds exactly what was published, else `$pull`
+of each exact element (the only `$pull` form FerretDB honours).
 Publishing is at-least-once: consumers are idempotent by `event_id`.
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
-from juniper_shared.batching import bulk_write_in_chunks
+from juniper_shared.batching import MAX_STATEMENTS, bulk_write_in_chunks
 from juniper_shared.kafka import EventPublisher, OutgoingMessage
 from juniper_shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
 
@@ -46,13 +48,20 @@ class OutboxRelay:
         *,
         poll_seconds: float = 5.0,
         poll_limit: int = 500,
+        clear_delay_seconds: float = 1.0,
     ) -> None:
         self._publisher = publisher
         self._collections = collections
         self._poll_seconds = poll_seconds
         self._grace_seconds = max(1.0, poll_seconds)
         self._poll_limit = poll_limit
+        # Below the grace, so no poller (ours or another replica's) republishes an event that
+        # only waits for its clearing write.
+        self._clear_delay = min(clear_delay_seconds, self._grace_seconds / 2)
         self._pending: list[tuple[str, Any, OutgoingMessage]] = []
+        self._published: dict[str, dict[Any, list[Document]]] = {}
+        """Published entries not yet removed from their documents, per collection and document."""
+        self._clear_due: float | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -85,12 +94,17 @@ class OutboxRelay:
 
     async def flush(self) -> None:
         """Publish every event notified so far and clear it from its document."""
+        await self._publish_pending()
+        await self._clear_published()
+
+    async def _publish_pending(self) -> None:
+        """Publish every event notified so far; their clearing write comes within the delay."""
         async with self._lock:
             while self._pending:
                 batch, self._pending = self._pending, []
                 OUTBOX_BACKLOG.set(0)
                 try:
-                    await self._publish_and_clear(batch)
+                    await self._publish(batch)
                 except Exception:
                     # Put them back in front: the next flush retries, the poller is the safety net.
                     self._pending[:0] = batch
@@ -105,7 +119,12 @@ class OutboxRelay:
         are idempotent by `event_id`).
         """
         async with self._lock:
-            queued = {message.event_id for _, _, message in self._pending}
+            queued = {message.event_id for _, _, message in self._pending} | {
+                entry["event_id"]
+                for by_document in self._published.values()
+                for entries in by_document.values()
+                for entry in entries
+            }
             # A write lands before its writer calls notify(); entries younger than this are
             # left to the fast path so the poller does not race it into a duplicate.
             settled_before = datetime.now(UTC) - timedelta(seconds=self._grace_seconds)
@@ -132,7 +151,8 @@ class OutboxRelay:
                 (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
             )
             if found:
-                await self._publish_and_clear(found)
+                await self._publish(found)
+                await self._clear_published_locked()
                 log.info("outbox poller republished %d events", len(found))
             await self._lower_flags(published)
             return len(found)
@@ -160,23 +180,75 @@ class OutboxRelay:
                 if loop.time() >= next_poll:
                     next_poll = loop.time() + self._poll_seconds
                     await self.poll_once()
-                await self.flush()
+                await self._publish_pending()
+                if self._clear_due is not None and loop.time() >= self._clear_due:
+                    await self._clear_published()
             except Exception:
                 log.exception("outbox relay failed; will retry")
                 await asyncio.sleep(1.0)
+            wake_at = next_poll if self._clear_due is None else min(next_poll, self._clear_due)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_poll - loop.time()))
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, wake_at - loop.time()))
             self._wake.clear()
 
-    async def _publish_and_clear(self, batch: list[tuple[str, Any, OutgoingMessage]]) -> None:
+    async def _publish(self, batch: list[tuple[str, Any, OutgoingMessage]]) -> None:
+        """Publish, then remember each entry for the clearing write. The write waits up to the
+        clear delay, so a document changed again meanwhile (a seller's next step, an invoice
+        paid right after it was issued) is cleared once for all its events."""
         await self._publisher.publish([message for _, _, message in batch])
-        by_collection: dict[str, list[UpdateOne]] = {}
         for name, document_id, message in batch:
-            by_collection.setdefault(name, []).append(
-                UpdateOne({"_id": document_id}, {"$pull": {OUTBOX_FIELD: outbox_entry(message)}})
+            self._published.setdefault(name, {}).setdefault(document_id, []).append(
+                outbox_entry(message)
             )
-        for name, updates in by_collection.items():
-            await bulk_write_in_chunks(self._collections[name], updates)
+        if self._clear_due is None:
+            self._clear_due = asyncio.get_running_loop().time() + self._clear_delay
+
+    async def _clear_published(self) -> None:
+        async with self._lock:
+            await self._clear_published_locked()
+
+    async def _clear_published_locked(self) -> None:
+        published, self._published, self._clear_due = self._published, {}, None
+        try:
+            for name in list(published):
+                await self._clear(self._collections[name], published[name])
+                del published[name]
+        except Exception:
+            # Keep what was not cleared for the next attempt (or the poller, after a restart);
+            # nothing was added meanwhile: publishing holds the same lock.
+            self._published = published
+            self._clear_due = asyncio.get_running_loop().time() + self._clear_delay
+            raise
+
+    async def _clear(
+        self, collection: AsyncCollection[Document], published: Mapping[Any, list[Document]]
+    ) -> None:
+        """Remove published entries. Usually the outbox holds exactly what was published, and
+        one guarded write empties it and lowers the pending flag (no later write just for the
+        flag). If a chunk has a document whose outbox changed meanwhile, that chunk falls back
+        to `$pull` of each exact element; the poller lowers the flag once the outbox is empty."""
+        document_ids = list(published)
+        for start in range(0, len(document_ids), MAX_STATEMENTS):
+            chunk = document_ids[start : start + MAX_STATEMENTS]
+            result = await collection.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": document_id, OUTBOX_FIELD: published[document_id]},
+                        {"$set": {OUTBOX_FIELD: [], PENDING_FIELD: False}},
+                    )
+                    for document_id in chunk
+                ],
+                ordered=False,
+            )
+            if result.matched_count < len(chunk):
+                await bulk_write_in_chunks(
+                    collection,
+                    [
+                        UpdateOne({"_id": document_id}, {"$pull": {OUTBOX_FIELD: entry}})
+                        for document_id in chunk
+                        for entry in published[document_id]
+                    ],
+                )
 
 
 def _occurred_at(entry: Mapping[str, Any]) -> datetime | None:

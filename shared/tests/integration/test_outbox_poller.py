@@ -4,12 +4,20 @@ document's outbox is empty, never while an event is still waiting."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from juniper_shared.contracts.registry import ORDERS_PLACED
 from juniper_shared.kafka import EventPublisher, OutgoingMessage, Producer
-from juniper_shared.outbox import OUTBOX_FIELD, PENDING_FIELD, OutboxRelay, new_outbox
+from juniper_shared.outbox import (
+    OUTBOX_FIELD,
+    PENDING_FIELD,
+    OutboxRelay,
+    new_outbox,
+    outbox_entry,
+)
 from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import placed_order, read_topic
 from pymongo import AsyncMongoClient
@@ -61,3 +69,99 @@ async def test_stranded_events_are_republished_and_the_flag_lowered_only_when_em
         "ord-in-flight": (True, 1),  # still waiting: the flag stays up
         "ord-quiet": (False, 0),
     }
+
+
+async def test_the_fast_path_empties_the_outbox_and_lowers_the_flag_in_its_clearing_write(
+    infra: Any, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str, unique: str
+) -> None:
+    collection = mongo_client[database_name]["orders"]
+    published_alone = OutgoingMessage.of(placed_order())
+    published_too = OutgoingMessage.of(placed_order())
+    written_meanwhile = OutgoingMessage.of(placed_order())
+    alone: dict[str, Any] = {"_id": "ord-alone"}
+    new_outbox(alone, [published_alone])
+    # Another write added an event after the relay was told about the first one.
+    crowded: dict[str, Any] = {"_id": "ord-crowded"}
+    new_outbox(crowded, [published_too, written_meanwhile])
+    await collection.insert_many([alone, crowded])
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="x" * 8
+    )
+    producer = Producer(settings, client_id="outbox-test")
+    await producer.start()
+    prefix = f"outbox{unique}."
+    try:
+        relay = OutboxRelay(
+            EventPublisher(producer, topic_prefix=prefix), {"orders": collection}, poll_seconds=5
+        )
+        relay.notify("orders", "ord-alone", [published_alone])
+        relay.notify("orders", "ord-crowded", [published_too])
+        await relay.flush()
+        records = await read_topic(
+            infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 2
+        )
+        assert len(records) == 2
+    finally:
+        await producer.stop()
+    outboxes = {
+        document["_id"]: (
+            document[PENDING_FIELD],
+            [entry["event_id"] for entry in document[OUTBOX_FIELD]],
+        )
+        async for document in collection.find({})
+    }
+    assert outboxes == {
+        "ord-alone": (False, []),
+        # Only what was published is removed; the newer event keeps the flag up.
+        "ord-crowded": (True, [written_meanwhile.event_id]),
+    }
+
+
+async def test_the_running_relay_publishes_at_once_and_clears_each_document_once_for_its_events(
+    infra: Any, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str, unique: str
+) -> None:
+    collection = mongo_client[database_name]["orders"]
+    first, second = OutgoingMessage.of(placed_order()), OutgoingMessage.of(placed_order())
+    document: dict[str, Any] = {"_id": "ord-busy"}
+    new_outbox(document, [first])
+    await collection.insert_one(document)
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="x" * 8
+    )
+    producer = Producer(settings, client_id="outbox-test")
+    await producer.start()
+    prefix = f"outbox{unique}."
+    relay = OutboxRelay(
+        EventPublisher(producer, topic_prefix=prefix),
+        {"orders": collection},
+        poll_seconds=60,
+        clear_delay_seconds=1.0,
+    )
+    relay.start()
+    try:
+        relay.notify("orders", "ord-busy", [first])
+        await read_topic(
+            infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 1
+        )
+        # The seller's next step lands while the first event waits for its clearing write.
+        await collection.update_one(
+            {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
+        )
+        relay.notify("orders", "ord-busy", [second])
+        records = await read_topic(
+            infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 2
+        )
+        for _ in range(100):
+            stored = await collection.find_one({"_id": "ord-busy"})
+            assert stored is not None
+            if not stored[OUTBOX_FIELD]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await relay.stop()
+        await producer.stop()
+    assert [json.loads(record.value)["event_id"] for record in records] == [
+        first.event_id,
+        second.event_id,
+    ]
+    assert (stored[OUTBOX_FIELD], stored[PENDING_FIELD]) == ([], False)
