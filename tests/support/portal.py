@@ -1,9 +1,10 @@
 """The seller portal as a real client behaves when a service restarts under it.
 
 Every call is retried, bounded, while the service cannot answer (connection refused or reset,
-a 5xx, or `409 request_in_progress` for a request whose process died mid-way and whose
-`Idempotency-Key` reservation has not expired yet). Writes carry an `Idempotency-Key`, the same
-on every retry of one logical request, so a retry never acts twice.
+a 5xx, or `409 request_in_progress`: a request with the same `Idempotency-Key` is still being
+served, or created a resource in a process that died mid-way and whose reservation has not
+expired yet). Writes carry an `Idempotency-Key`, the same on every retry of one logical request,
+so a retry never acts twice.
 """
 
 from __future__ import annotations

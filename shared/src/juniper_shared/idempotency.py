@@ -1,7 +1,26 @@
-"""`Idempotency-Key` for POSTs: a retried request acts once and gets the first response."""
+"""`Idempotency-Key` for POSTs: a retried request acts once and gets the first response.
+
+Changes of an existing document (an order, an invoice) cost no round trip of their own:
+- **The mark.** The write that stores the change also records the request's mark (a digest of
+  seller, method, path and key, and one of the body) in the document itself, in the same
+  single-document write; the last MAX_MARKS marks are kept. A handler checks the marks of the
+  document it loaded (`check_marks`) before acting: a retry finds its mark and is answered from
+  the stored response instead of acting again. Two requests with one key at once race on the
+  document's version guard like any two writes; the loser loads again and finds the mark.
+- **The response.** After the change, the first response is stored in the `idempotency_keys`
+  collection (concurrent requests' responses go as one bulk insert) and replayed, marked
+  `Idempotent-Replayed: true`. If the process died between the change and storing its
+  response, a retry gets the resource as it is now, also marked as a replay.
+- A request that changes nothing (an error) leaves no mark: a retry is evaluated again, and an
+  error on a retry whose mark has since been dropped is answered from the stored response.
+
+Creating a resource (`run`) reserves the key in the same collection before acting, then stores
+the response.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +33,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from juniper_shared.batching import GroupInserts, GroupUpdates
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.http import api_error
+from juniper_shared.request_marks import AlreadyApplied, RequestMark, serving
 
 Document = dict[str, Any]
 
@@ -22,16 +42,94 @@ STALE_AFTER = timedelta(seconds=60)
 
 MAX_KEY_LENGTH = 200
 
+REPLAYED_HEADERS = {"etag", "location", "content-type"}
+RESPONSE_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4)
+"""A retry that finds its mark before the first request stored its response waits this long."""
+
+
+def _digest(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()[:32]
+
 
 class IdempotencyKeys:
-    """Stores the first response per (seller, key) in a collection of its own."""
+    """Stores the first response per (seller, method, path, key) in a collection of its own."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
-        # Concurrent requests share round trips: reservations go as one bulk insert, first
-        # responses as one bulk update (group commit; each request still waits for its own).
-        self._reservations = GroupInserts(collection)
+        # Concurrent requests share round trips: reservations and marked requests' responses
+        # go as one bulk insert, responses to reservations as one bulk update (group commit;
+        # each request still waits for its own).
+        self._inserts = GroupInserts(collection)
         self._responses = GroupUpdates(collection)
+
+    async def run_marked(
+        self,
+        request: Request,
+        seller_id: str,
+        action: Callable[[], Awaitable[Response]],
+        *,
+        current: Callable[[], Awaitable[Response]] | None = None,
+    ) -> Response:
+        """Serve a change of an existing document whose handler checks and adds marks.
+
+        `current` renders the resource as it is now: the answer to a retry whose first
+        request's response was never stored (its process died in between)."""
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return await action()
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise ApiError(422, "validation_error", "Idempotency-Key must be 1-200 characters")
+        mark = RequestMark(
+            key=_digest(f"{seller_id}:{request.method}:{request.url.path}:{key}"),
+            fingerprint=_digest(await request.body()),
+        )
+        try:
+            with serving(mark):
+                response = await action()
+        except AlreadyApplied as applied:
+            if not applied.same_body:
+                raise _key_reused() from applied
+            return await self._replay(mark, current)
+        except DomainError as domain_error:
+            stored = await self._stored(mark)  # a retry that came after its mark was dropped
+            if stored is not None:
+                return stored
+            raise api_error(domain_error) from domain_error
+        if 200 <= response.status_code < 300:
+            await self._inserts.insert(
+                {
+                    "_id": mark.key,
+                    "fingerprint": mark.fingerprint,
+                    "at": datetime.now(UTC),
+                    **_response_fields(response),
+                }
+            )
+        return response
+
+    async def _replay(
+        self, mark: RequestMark, current: Callable[[], Awaitable[Response]] | None
+    ) -> Response:
+        for wait in (0.0, *RESPONSE_WAITS):
+            await asyncio.sleep(wait)
+            stored = await self._stored(mark)
+            if stored is not None:
+                return stored
+        if current is None:
+            raise ApiError(
+                409, "request_in_progress", "a request with this Idempotency-Key is running"
+            )
+        response = await current()
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    async def _stored(self, mark: RequestMark) -> Response | None:
+        stored = await self._collection.find_one({"_id": mark.key})
+        if stored is None:
+            return None
+        if stored.get("fingerprint") != mark.fingerprint:
+            raise _key_reused()
+        return _replayed(stored)
 
     async def run(
         self,
@@ -68,25 +166,13 @@ class IdempotencyKeys:
             await self._collection.delete_one({"_id": document_id})
             return response
         await self._responses.update(
-            {"_id": document_id},
-            {
-                "$set": {
-                    "state": "done",
-                    "status": response.status_code,
-                    "body": bytes(response.body).decode(),
-                    "headers": {
-                        name: value
-                        for name, value in response.headers.items()
-                        if name.lower() in {"etag", "location", "content-type"}
-                    },
-                }
-            },
+            {"_id": document_id}, {"$set": {"state": "done", **_response_fields(response)}}
         )
         return response
 
     async def _reserve(self, document_id: str, fingerprint: str) -> Response | None:
         now = datetime.now(UTC)
-        if await self._reservations.insert(
+        if await self._inserts.insert(
             {"_id": document_id, "state": "running", "fingerprint": fingerprint, "at": now}
         ):
             return None
@@ -94,15 +180,9 @@ class IdempotencyKeys:
         if existing is None:
             return await self._reserve(document_id, fingerprint)
         if existing.get("fingerprint") != fingerprint:
-            raise ApiError(
-                422, "idempotency_key_reused", "this Idempotency-Key was used with another body"
-            )
+            raise _key_reused()
         if existing.get("state") == "done":
-            return Response(
-                content=existing["body"],
-                status_code=existing["status"],
-                headers={**existing.get("headers", {}), "Idempotent-Replayed": "true"},
-            )
+            return _replayed(existing)
         started: datetime = existing["at"]
         if now - started > STALE_AFTER:
             result = await self._collection.update_one(
@@ -111,3 +191,29 @@ class IdempotencyKeys:
             if result.modified_count == 1:
                 return None
         raise ApiError(409, "request_in_progress", "a request with this Idempotency-Key is running")
+
+
+def _response_fields(response: Response) -> Document:
+    return {
+        "status": response.status_code,
+        "body": bytes(response.body).decode(),
+        "headers": {
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() in REPLAYED_HEADERS
+        },
+    }
+
+
+def _replayed(stored: Document) -> Response:
+    return Response(
+        content=stored["body"],
+        status_code=stored["status"],
+        headers={**stored.get("headers", {}), "Idempotent-Replayed": "true"},
+    )
+
+
+def _key_reused() -> ApiError:
+    return ApiError(
+        422, "idempotency_key_reused", "this Idempotency-Key was used with another body"
+    )

@@ -105,6 +105,7 @@ def invoice_to_document(invoice: Invoice) -> Document:
         "refund_ref": invoice.refund_ref,
         "version": invoice.version,
         PROCESSED_FIELD: list(invoice.processed_events),
+        "request_marks": list(invoice.request_marks),
     }
 
 
@@ -141,6 +142,7 @@ def invoice_from_document(document: Document) -> Invoice:
         refund_ref=document.get("refund_ref"),
         version=document["version"],
         processed_events=list(document.get(PROCESSED_FIELD) or []),
+        request_marks=list(document.get("request_marks") or []),
     )
 
 

@@ -8,10 +8,11 @@ import random
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from juniper_shared.batching import apply_per_key
+from juniper_shared.clock import utc_now
 from juniper_shared.contracts.common import OrderSnapshot
 from juniper_shared.contracts.events import (
     Envelope,
@@ -22,6 +23,7 @@ from juniper_shared.contracts.events import (
 )
 from juniper_shared.contracts.money import to_minor
 from juniper_shared.inbox import KEEP
+from juniper_shared.request_marks import add_mark, check_marks
 
 from invoicing.application.catch_up import OrderVersions
 from invoicing.application.events import (
@@ -74,10 +76,6 @@ NUMBERING_ATTEMPTS = 200
 LOCK_STRIPES = 64
 
 PaymentEvent = PaymentSucceeded | PaymentFailed | PaymentRefunded
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def no_faults(_: str) -> None:
@@ -146,6 +144,8 @@ class InvoicingHandlers:
             )
             if order is None or order.seller_id != seller_id:
                 raise NotFound(f"order {order_id} not found")
+            if existing is not None:
+                check_marks(existing.request_marks)
             try:
                 cost = to_minor(details.shipping_cost, order.currency)
             except ValueError as error:
@@ -162,6 +162,7 @@ class InvoicingHandlers:
             else:
                 invoice = existing
                 invoice.redraft(order, shipping, now=now)
+            invoice.request_marks = add_mark(invoice.request_marks)
             previous = invoice.version
             invoice.version += 1
             if await self.invoices.save(invoice, [], previous_version=previous):
@@ -190,6 +191,7 @@ class InvoicingHandlers:
     async def confirm(self, seller_id: str, invoice_id: str) -> Invoice:
         """Issue the draft with the seller's next number; confirming again changes nothing."""
         invoice = await self.invoice(seller_id, invoice_id)
+        check_marks(invoice.request_marks)
         if invoice.status is InvoiceStatus.VOID:
             raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         if invoice.sequence is None:
@@ -215,7 +217,7 @@ class InvoicingHandlers:
                 counter = await self.counters.get(seller_id) or NumberCounter(seller_id)
                 step = next_step(counter)
                 if isinstance(step, Settle):
-                    await self._settle(counter, step.reservation)
+                    await self._settle(counter, step.reservation, confirming=invoice_id)
                     if step.reservation.invoice_id == invoice_id:
                         return None
                     known = None
@@ -231,14 +233,21 @@ class InvoicingHandlers:
                     await asyncio.sleep(_backoff(attempt))
                     continue
                 self.fault("number_reserved")
-                return await self._settle(counter, reservation, invoice)
+                return await self._settle(counter, reservation, invoice, confirming=invoice_id)
         raise Contention(f"numbering for seller {seller_id} is busy; try again")
 
     async def _settle(
-        self, counter: NumberCounter, reservation: Reservation, known: Invoice | None = None
+        self,
+        counter: NumberCounter,
+        reservation: Reservation,
+        known: Invoice | None = None,
+        *,
+        confirming: str | None = None,
     ) -> Invoice | None:
         """Bring a pending reservation to its end: number written into the invoice, released.
-        Returns the invoice when this call issued it. `known`: the invoice as just read."""
+        Returns the invoice when this call issued it. `known`: the invoice as just read;
+        `confirming`: the invoice the request being served confirms (it gets the request's
+        Idempotency-Key mark)."""
         issued: Invoice | None = None
         for _ in range(WRITE_RETRIES):
             invoice = known or await self.invoices.get(reservation.invoice_id)
@@ -251,6 +260,8 @@ class InvoicingHandlers:
             if decision is Settlement.WRITE:
                 assert invoice is not None
                 invoice.issue(reservation.sequence, now=self.clock())
+                if invoice.invoice_id == confirming:
+                    invoice.request_marks = add_mark(invoice.request_marks)
                 previous = invoice.version
                 invoice.version += 1
                 event = issued_event(invoice, url=self.url(invoice.invoice_id))

@@ -96,6 +96,8 @@ class Invoice:
     refund_ref: str | None = None
     version: int = 0
     processed_events: list[str] = field(default_factory=list)
+    request_marks: list[str] = field(default_factory=list)
+    """Marks of the keyed requests that changed the invoice (juniper_shared.idempotency)."""
 
     @property
     def number(self) -> str | None:

@@ -12,7 +12,7 @@ from juniper_shared.idempotency import IdempotencyKeys
 
 from invoicing.adapters.rendering import render_html, render_pdf
 from invoicing.application.handlers import InvoicingHandlers, ShippingDetails
-from invoicing.domain.invoice import Invoice
+from invoicing.domain.invoice import Invoice, invoice_id_for
 from invoicing.entrypoints.schemas import (
     ConfirmedView,
     InvoiceList,
@@ -62,7 +62,12 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
             )
             return JSONResponse(view(invoice).model_dump(mode="json"))
 
-        return await idempotency.run(request, seller_id, act)
+        async def current() -> Response:
+            """The draft as it is now: the answer to a retry whose first response was lost."""
+            invoice = await _read(handlers, seller_id, invoice_id_for(order_id))
+            return JSONResponse(view(invoice).model_dump(mode="json"))
+
+        return await idempotency.run_marked(request, seller_id, act, current=current)
 
     @router.post(
         "/invoices/{invoice_id}/confirm",
@@ -71,18 +76,24 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
         summary="Issue the draft with the seller's next gapless number",
     )
     async def confirm_invoice(request: Request, seller_id: SellerId, invoice_id: str) -> Response:
-        async def act() -> Response:
-            invoice = await handlers.confirm(seller_id, invoice_id)
+        def confirmed(invoice: Invoice) -> Response:
             assert invoice.number is not None
-            confirmed = ConfirmedView(
+            view = ConfirmedView(
                 invoice_id=invoice.invoice_id,
                 number=invoice.number,
                 status=invoice.status.value,
                 url=handlers.url(invoice.invoice_id),
             )
-            return JSONResponse(confirmed.model_dump(mode="json"))
+            return JSONResponse(view.model_dump(mode="json"))
 
-        return await idempotency.run(request, seller_id, act)
+        async def act() -> Response:
+            return confirmed(await handlers.confirm(seller_id, invoice_id))
+
+        async def current() -> Response:
+            """The invoice as it is now: the answer to a retry whose first response was lost."""
+            return confirmed(await _read(handlers, seller_id, invoice_id))
+
+        return await idempotency.run_marked(request, seller_id, act, current=current)
 
     @router.get("/invoices/{invoice_id}", response_model=InvoiceView, summary="One invoice")
     async def get_invoice(seller_id: SellerId, invoice_id: str) -> InvoiceView:

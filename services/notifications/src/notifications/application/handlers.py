@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from juniper_shared.clock import utc_now
 from juniper_shared.contracts.events import Envelope
 
 from notifications.application.ports import Composer, DeliveryLog, DeliveryView, Mailer
@@ -17,10 +18,6 @@ from notifications.metrics import EMAILS
 
 class MailServerUnavailable(Exception):
     """Emails stayed pending after bounded retries; the batch must come again."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class NotificationHandlers:

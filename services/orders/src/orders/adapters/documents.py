@@ -10,6 +10,9 @@ from orders.domain.order import HistoryEntry, InvoiceLink, Line, Order, PaymentS
 Document = dict[str, Any]
 
 
+REQUEST_MARKS = "request_marks"
+
+
 def order_to_document(order: Order) -> Document:
     return {
         "_id": order.order_id,
@@ -54,6 +57,7 @@ def order_to_document(order: Order) -> Document:
         "history": [
             {"at": entry.at, "type": entry.type, **entry.details} for entry in order.history
         ],
+        REQUEST_MARKS: list(order.request_marks),
     }
 
 
@@ -88,6 +92,7 @@ def order_from_document(document: Document) -> Order:
             )
             for entry in document.get("history") or []
         ],
+        request_marks=list(document.get(REQUEST_MARKS) or []),
     )
 
 

@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from orders.adapters.documents import (
+    REQUEST_MARKS,
     customer_from_document,
     customer_to_document,
     order_from_document,
@@ -118,7 +119,14 @@ class MongoOrders:
             query["status"] = status
         cursor = (
             self._orders.find(
-                query, {"history": 0, OUTBOX_FIELD: 0, PENDING_FIELD: 0, PROCESSED_FIELD: 0}
+                query,
+                {
+                    "history": 0,
+                    REQUEST_MARKS: 0,
+                    OUTBOX_FIELD: 0,
+                    PENDING_FIELD: 0,
+                    PROCESSED_FIELD: 0,
+                },
             )
             .sort([("placed_at", DESCENDING), ("_id", DESCENDING)])
             .skip((page - 1) * page_size)

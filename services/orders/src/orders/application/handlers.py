@@ -6,10 +6,11 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from juniper_shared.batching import apply_per_key
+from juniper_shared.clock import utc_now
 from juniper_shared.contracts.events import (
     Envelope,
     InvoiceIssued,
@@ -31,6 +32,7 @@ from juniper_shared.contracts.events import (
     OrderUpdatedData,
 )
 from juniper_shared.logs import correlation_id
+from juniper_shared.request_marks import add_mark, check_marks, keyed_request
 
 from orders.application.events import PRODUCER, snapshot
 from orders.application.ports import (
@@ -72,10 +74,6 @@ Clock = Callable[[], datetime]
 InvoiceEvent = InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided
 UNGUARDED_RETRIES = 3
 """A write without If-Match that races another write is retried on fresh state this many times."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -360,15 +358,21 @@ class OrdersHandlers:
         if_match: int | None,
         change: Callable[[Order], Awaitable[list[Envelope]]],
     ) -> Order:
-        """Load, check the precondition, apply, and store state and events in one write."""
-        attempts = 1 if if_match is not None else UNGUARDED_RETRIES
+        """Load, check the precondition, apply, and store state, events and the request's
+        Idempotency-Key mark in one write."""
+        # With If-Match, one attempt; but a keyed request that lost the race to its own retry
+        # loads once more to find its mark.
+        guarded_attempts = 2 if keyed_request() else 1
+        attempts = UNGUARDED_RETRIES if if_match is None else guarded_attempts
         for attempt in range(attempts):
             order = await self.order(seller_id, order_id)
+            check_marks(order.request_marks)
             if if_match is not None and order.version != if_match:
                 raise PreconditionFailed(order.version)
             # Bumped first so the events' snapshots carry the version being stored.
             order.version += 1
             events = await change(order)
+            order.request_marks = add_mark(order.request_marks)
             try:
                 await self.orders.save(order, events)
                 return order

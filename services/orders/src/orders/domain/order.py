@@ -88,6 +88,8 @@ class Order:
     invoice: InvoiceLink | None = None
     payment_status: PaymentStatus = PaymentStatus.NONE
     history: list[HistoryEntry] = field(default_factory=list)
+    request_marks: list[str] = field(default_factory=list)
+    """Marks of the keyed requests that changed the order (juniper_shared.idempotency)."""
 
     # --- totals ---------------------------------------------------------------------------
 

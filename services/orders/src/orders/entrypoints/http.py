@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -69,6 +70,14 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             headers={"ETag": f'"{order.version}"'},
         )
 
+    def current(seller_id: str, order_id: str) -> Callable[[], Awaitable[Response]]:
+        """The order as it is now: the answer to a retry whose first response was lost."""
+
+        async def render() -> Response:
+            return details_response(await handlers.order(seller_id, order_id))
+
+        return render
+
     @router.get(
         "/orders", response_model=OrderList, tags=["orders"], summary="The All Orders table"
     )
@@ -122,7 +131,9 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, act)
+        return await idempotency.run_marked(
+            request, seller_id, act, current=current(seller_id, order_id)
+        )
 
     @router.post(
         "/orders/{order_id}/reject",
@@ -148,7 +159,9 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, act)
+        return await idempotency.run_marked(
+            request, seller_id, act, current=current(seller_id, order_id)
+        )
 
     @router.post(
         "/orders/{order_id}/split",
@@ -173,7 +186,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             response.headers["Location"] = f"/v1/orders/{child.order_id}"
             return response
 
-        return await idempotency.run(request, seller_id, act)
+        return await idempotency.run_marked(request, seller_id, act)
 
     @router.patch(
         "/orders/{order_id}/items",
@@ -199,7 +212,9 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, act)
+        return await idempotency.run_marked(
+            request, seller_id, act, current=current(seller_id, order_id)
+        )
 
     @router.post(
         "/orders/{order_id}/items/remove",
@@ -221,7 +236,9 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, act)
+        return await idempotency.run_marked(
+            request, seller_id, act, current=current(seller_id, order_id)
+        )
 
     @router.post(
         "/orders/{order_id}/cancel",
@@ -246,7 +263,9 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
             return details_response(order)
 
-        return await idempotency.run(request, seller_id, act)
+        return await idempotency.run_marked(
+            request, seller_id, act, current=current(seller_id, order_id)
+        )
 
     @router.get("/seller/settings", response_model=SellerSettingsBody, tags=["seller"])
     async def get_settings(seller_id: SellerId) -> SellerSettingsBody:

@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from juniper_shared.clock import utc_now
 from juniper_shared.contracts.common import CardSummary, CreditCard
 from juniper_shared.contracts.events import (
     Envelope,
@@ -50,10 +51,6 @@ SAVE_RETRIES = 3
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

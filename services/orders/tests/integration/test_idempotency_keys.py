@@ -1,0 +1,113 @@
+"""`Idempotency-Key` on the seller's order changes, on real FerretDB and HTTP: a retried
+request acts once and gets the first response; the key's mark rides in the order's own write."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from .conftest import OrdersUnderTest
+from .test_orders_flow import ungated
+
+pytestmark = pytest.mark.integration
+
+SELLER = "seller-keys"
+NEW_CUSTOMER = {"customer": {"create": {"name": "Maple", "email": "m@maple.example"}}}
+
+
+async def accepted(service: OrdersUnderTest) -> dict[str, Any]:
+    await ungated(service, SELLER)
+    order = await service.place_and_wait(SELLER)
+    response = await service.http.post(
+        f"/v1/orders/{order['order_id']}/accept",
+        headers=service.as_seller(SELLER),
+        json=NEW_CUSTOMER,
+    )
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_retried_change_acts_once_and_answers_the_first_response(
+    orders_service: OrdersUnderTest,
+) -> None:
+    order = await accepted(orders_service)
+    url = f"/v1/orders/{order['order_id']}/items"
+    headers = {**orders_service.as_seller(SELLER), "Idempotency-Key": "qty-once"}
+    body = {"items": [{"line_id": "L1", "quantity": 1}]}
+    first = await orders_service.http.patch(url, headers=headers, json=body)
+    # Another change in between: the retry still answers what the first request answered.
+    other = await orders_service.http.patch(
+        url,
+        headers=orders_service.as_seller(SELLER),
+        json={"items": [{"line_id": "L1", "quantity": 2}]},
+    )
+    retry = await orders_service.http.patch(url, headers=headers, json=body)
+    assert first.status_code == other.status_code == retry.status_code == 200
+    assert retry.json() == first.json()
+    assert retry.headers["ETag"] == first.headers["ETag"] == f'"{order["version"] + 1}"'
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    now = await orders_service.http.get(
+        f"/v1/orders/{order['order_id']}", headers=orders_service.as_seller(SELLER)
+    )
+    assert now.json()["version"] == order["version"] + 2  # the retry changed nothing
+
+
+async def test_the_same_key_with_another_body_is_refused(orders_service: OrdersUnderTest) -> None:
+    order = await accepted(orders_service)
+    url = f"/v1/orders/{order['order_id']}/items"
+    headers = {**orders_service.as_seller(SELLER), "Idempotency-Key": "qty-reused"}
+    first = await orders_service.http.patch(
+        url, headers=headers, json={"items": [{"line_id": "L1", "quantity": 1}]}
+    )
+    reused = await orders_service.http.patch(
+        url, headers=headers, json={"items": [{"line_id": "L1", "quantity": 3}]}
+    )
+    assert first.status_code == 200
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_two_requests_with_one_key_at_once_act_once(
+    orders_service: OrdersUnderTest,
+) -> None:
+    order = await accepted(orders_service)
+    url = f"/v1/orders/{order['order_id']}/items"
+    headers = {
+        **orders_service.as_seller(SELLER),
+        "Idempotency-Key": "qty-twice",
+        "If-Match": f'"{order["version"]}"',
+    }
+    body = {"items": [{"line_id": "L1", "quantity": 1}]}
+    responses = await asyncio.gather(
+        *(orders_service.http.patch(url, headers=headers, json=body) for _ in range(4))
+    )
+    assert [response.status_code for response in responses] == [200] * 4
+    assert len({response.text for response in responses}) == 1
+    assert sum(response.headers.get("Idempotent-Replayed") == "true" for response in responses) == 3
+    now = await orders_service.http.get(
+        f"/v1/orders/{order['order_id']}", headers=orders_service.as_seller(SELLER)
+    )
+    assert now.json()["version"] == order["version"] + 1
+
+
+async def test_a_retry_whose_first_response_was_lost_gets_the_order_as_it_is(
+    orders_service: OrdersUnderTest,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    database_name: str,
+) -> None:
+    order = await accepted(orders_service)
+    url = f"/v1/orders/{order['order_id']}/items/remove"
+    headers = {**orders_service.as_seller(SELLER), "Idempotency-Key": "remove-once"}
+    first = await orders_service.http.post(url, headers=headers, json={"line_ids": ["L2"]})
+    assert first.status_code == 200
+    # As if the process died after the order's write and before storing the response.
+    deleted = await mongo_client[database_name]["idempotency_keys"].delete_many({})
+    assert deleted.deleted_count == 1
+    retry = await orders_service.http.post(url, headers=headers, json={"line_ids": ["L2"]})
+    assert retry.status_code == 200
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.json() == first.json()  # nothing changed since: the same order, not removed twice
