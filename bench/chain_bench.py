@@ -9,7 +9,8 @@ Reports throughput (orders/s), per-stage latency p50/p95/p99, the ceilings measu
 same run on the same broker and database (a FastStream no-op batch consumer's msg/s, a bare
 `update_one` rate) as ratios, and the cost per order: CPU ms over every process of the stack
 (services, sandbox, Kafka's JVM, FerretDB, PostgreSQL), database round trips and Kafka messages
-produced. BENCH_ROUNDS rounds (default 3) on one running stack; medians. JSON and a PNG chart
+produced. BENCH_WARMUP_ORDERS (default 100) go through first, unmeasured; then BENCH_ROUNDS
+rounds (default 3) on one running stack; medians. JSON and a PNG chart
 go to bench/results/. The LAST line printed contains `orders_per_s=`.
 
 Run with `make bench-chain` (or `make bench`); the infrastructure must be up (`make infra-up`).
@@ -69,6 +70,8 @@ OFFERED_PER_S = float(os.environ.get("BENCH_OFFERED_PER_S", "0"))
 """Above 0: open loop, orders start at this rate (latency under a given load) instead of
 CONCURRENCY sellers working flat out (throughput)."""
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+WARMUP_ORDERS = int(os.environ.get("BENCH_WARMUP_ORDERS", "100"))
+"""Orders sent through the chain before the measured rounds, not counted."""
 STATE_DIR = Path(os.environ.get("JM_STATE_DIR", REPO / ".local"))
 DATABASE_SIZES = [int(size) for size in os.environ.get("BENCH_DB_SIZES", "1000,20000").split(",")]
 """Orders the database holds before each series of rounds (growth: the same rounds at each)."""
@@ -442,11 +445,13 @@ def summarise(values: list[float]) -> dict[str, float]:
     }
 
 
-async def one_round(stack: Stack, signals: Signals, number: int) -> dict[str, Any]:
+async def one_round(
+    stack: Stack, signals: Signals, number: int, orders: int = ORDERS
+) -> dict[str, Any]:
     timings = Timings()
     sellers = [
         f"seller-bench-{number}-{uuid.uuid4().hex[:6]}"
-        for _ in range(max(1, -(-ORDERS // ORDERS_PER_SELLER)))
+        for _ in range(max(1, -(-orders // ORDERS_PER_SELLER)))
     ]
     gate = asyncio.Semaphore(CONCURRENCY)
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
@@ -474,23 +479,23 @@ async def one_round(stack: Stack, signals: Signals, number: int) -> dict[str, An
             async with gate:
                 await one_order(stack, http, producer, signals, sellers[n % len(sellers)], timings)
 
-        await asyncio.gather(*(flow(n) for n in range(ORDERS)))
+        await asyncio.gather(*(flow(n) for n in range(orders)))
         elapsed = time.perf_counter() - started
         # Cost of the chain itself: read once the last receipt went out.
         cpu_after = stack_cpu_seconds(stack)
         driver_cpu = time.process_time() - driver_before
         counters_after = await service_counters(stack, http)
     await producer.stop()
-    cpu_ms = {name: 1000 * (cpu_after[name] - cpu_before[name]) / ORDERS for name in cpu_after}
+    cpu_ms = {name: 1000 * (cpu_after[name] - cpu_before[name]) / orders for name in cpu_after}
     payloads = [
         (event.key().encode(), encode(event))
-        for event in (placed_order(seller_id="seller-noop") for _ in range(ORDERS * 10))
+        for event in (placed_order(seller_id="seller-noop") for _ in range(orders * 10))
     ]
     noop = await noop_consumer_rate(payloads)
     bare = await bare_update_latencies(BARE_UPDATES)
     load1, load5, _ = os.getloadavg()
     return {
-        "orders_per_s": ORDERS / elapsed,
+        "orders_per_s": orders / elapsed,
         "elapsed_s": elapsed,
         "stages": {stage: summarise(timings.stages[stage]) for stage in STAGES},
         "stale_previews": timings.stale_previews,
@@ -499,11 +504,11 @@ async def one_round(stack: Stack, signals: Signals, number: int) -> dict[str, An
         "bare_update_p50_ms": 1000 * statistics.median(bare),
         "cpu_ms_per_order": cpu_ms,
         "cpu_ms_per_order_total": sum(cpu_ms.values()),
-        "driver_cpu_ms_per_order": 1000 * driver_cpu / ORDERS,
-        "db_round_trips_per_order": (counters_after["db"] - counters_before["db"]) / ORDERS,
+        "driver_cpu_ms_per_order": 1000 * driver_cpu / orders,
+        "db_round_trips_per_order": (counters_after["db"] - counters_before["db"]) / orders,
         "db_round_trips_per_order_by_command": {
             key.removeprefix("db:"): round(
-                (counters_after[key] - counters_before.get(key, 0.0)) / ORDERS, 2
+                (counters_after[key] - counters_before.get(key, 0.0)) / orders, 2
             )
             for key in sorted(counters_after)
             if key.startswith("db:") and counters_after[key] > counters_before.get(key, 0.0)
@@ -515,7 +520,7 @@ async def one_round(stack: Stack, signals: Signals, number: int) -> dict[str, An
             - counters_before["published"]
             - counters_before["dead_letters"]
         )
-        / ORDERS,
+        / orders,
         "load_average_1m_5m": [load1, load5],
     }
 
@@ -588,6 +593,10 @@ async def main() -> None:
         ready = asyncio.Event()
         listener = asyncio.create_task(listen(stack, signals, ready))
         await asyncio.wait_for(ready.wait(), timeout=30)
+        if WARMUP_ORDERS > 0:
+            # Not measured: the JVM's JIT, connection pools and caches settle first.
+            await one_round(stack, signals, -1, WARMUP_ORDERS)
+            print(f"warm-up: {WARMUP_ORDERS} orders through the chain (not measured)")
         for size in DATABASE_SIZES:
             fill_seconds[size] = await fill_to(stack, size)
             print(f"database holds {size} orders (filled in {fill_seconds[size]:.0f} s)")

@@ -18,7 +18,9 @@
 # `_jsonb->$1 @> $2`, which the unique btree index on `(_jsonb->'_id')` cannot serve, so
 # without the patch every `_id` lookup is a sequential scan whose cost grows with the
 # collection. The patch emits `_jsonb->'_id' = $n` instead, and `_jsonb->'_id' = ANY($n)` for
-# `{_id: {$in: [strings]}}` (see the patch file's header).
+# `{_id: {$in: [strings]}}`; it also serves equality on other indexed keys from GIN indexes,
+# locks each document for its read-apply-write update, decodes stored documents in one pass,
+# and tracks iterator leaks only in debug builds (see the patch file's sections).
 #
 # Environment:
 #   JM_STATE_DIR      data dirs, pid files, logs (default <repo>/.local; logs in logs/<component>.log)

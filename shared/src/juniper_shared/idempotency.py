@@ -43,13 +43,17 @@ STALE_AFTER = timedelta(seconds=60)
 MAX_KEY_LENGTH = 200
 
 REPLAYED_HEADERS = {"etag", "location", "content-type"}
+KEY_DIGITS = 24
+"""Hex digits of a key's digest (96 bits): the stored response's `_id`, unique across sellers."""
+FINGERPRINT_DIGITS = 12
+"""Hex digits of a body's digest: compared only between requests with the same key."""
 RESPONSE_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4)
 """A retry that finds its mark before the first request stored its response waits this long."""
 
 
-def _digest(text: str | bytes) -> str:
+def _digest(text: str | bytes, digits: int) -> str:
     data = text.encode() if isinstance(text, str) else text
-    return hashlib.sha256(data).hexdigest()[:32]
+    return hashlib.sha256(data).hexdigest()[:digits]
 
 
 class IdempotencyKeys:
@@ -81,8 +85,8 @@ class IdempotencyKeys:
         if not key or len(key) > MAX_KEY_LENGTH:
             raise ApiError(422, "validation_error", "Idempotency-Key must be 1-200 characters")
         mark = RequestMark(
-            key=_digest(f"{seller_id}:{request.method}:{request.url.path}:{key}"),
-            fingerprint=_digest(await request.body()),
+            key=_digest(f"{seller_id}:{request.method}:{request.url.path}:{key}", KEY_DIGITS),
+            fingerprint=_digest(await request.body(), FINGERPRINT_DIGITS),
         )
         try:
             with serving(mark):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from juniper_shared.testing import bearer
+from pymongo import AsyncMongoClient
 from pypdf import PdfReader
 
 from .support import SHIPPING, Invoicing, accepted, snapshot, updated
@@ -135,6 +137,46 @@ async def test_a_confirm_retried_with_its_idempotency_key_answers_the_same(
     assert first.status_code == replay.status_code == 200
     assert replay.json() == first.json()
     assert replay.headers.get("Idempotent-Replayed") == "true"
+
+
+async def test_a_preview_retried_with_its_key_answers_its_first_draft_and_changes_nothing(
+    service: Invoicing, unique: str
+) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    await service.until_previewable(order_id)
+    url = f"/v1/orders/{order_id}/invoice/preview"
+    keyed = {**bearer("seller-1"), "Idempotency-Key": f"preview-{unique}"}
+    body = {"shipping": {**SHIPPING, "shipping_cost": "20.00"}}
+    first = await service.http.post(url, headers=keyed, json=body)
+    redrafted = await service.preview(order_id, shipping_cost="30.00")
+    retry = await service.http.post(url, headers=keyed, json=body)
+    assert first.status_code == redrafted.status_code == retry.status_code == 200
+    assert retry.json() == first.json()
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    now = await service.invoice(first.json()["invoice_id"])
+    assert now.json()["shipping_cost"] == "30.00"  # the retry did not draft again
+
+
+async def test_a_confirm_whose_first_response_was_lost_answers_the_invoice_as_it_is(
+    service: Invoicing,
+    unique: str,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    database_name: str,
+) -> None:
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    invoice_id = (await service.until_previewable(order_id))["invoice_id"]
+    headers = {**bearer("seller-1"), "Idempotency-Key": f"confirm-{unique}"}
+    first = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
+    assert first.status_code == 200
+    # As if the process died after the invoice's write and before storing the response.
+    stored = mongo_client[database_name]["idempotency_keys"]
+    assert (await stored.delete_many({})).deleted_count >= 1
+    retry = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
+    assert retry.status_code == 200
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.json() == first.json()  # still issued, with the same number
 
 
 async def test_an_order_changed_after_the_preview_must_be_previewed_again(

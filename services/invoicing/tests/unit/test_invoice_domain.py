@@ -108,8 +108,11 @@ def test_net_terms_fall_due_days_after_shipping_and_a_card_on_issue() -> None:
 def test_previewing_again_replaces_the_draft_but_not_an_issued_invoice() -> None:
     invoice = draft_invoice(order(), shipping(), now=NOW)
     invoice.version = 3
+    invoice.processed_events = ["event-1"]
+    invoice.request_marks = ["key:body"]
     invoice.redraft(order(version=5), shipping(2500), now=NOW)
     assert (invoice.total, invoice.order_version, invoice.version) == (5000 + 3999 + 2500, 5, 3)
+    assert (invoice.processed_events, invoice.request_marks) == (["event-1"], ["key:body"])
     invoice.issue(1, now=NOW)
     with pytest.raises(NotInvoiceable):
         invoice.redraft(order(version=5), shipping(), now=NOW)

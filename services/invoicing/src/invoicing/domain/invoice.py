@@ -145,8 +145,10 @@ class Invoice:
                 f"order {self.order_id} already has invoice {self.number} ({self.status.value})"
             )
         fresh = draft_invoice(order, shipping, now=now)
+        # What the invoice remembers across drafts: its version and what already acted on it.
         fresh.version = self.version
         fresh.processed_events = self.processed_events
+        fresh.request_marks = self.request_marks
         self.__dict__.update(fresh.__dict__)
 
     def ensure_confirmable(self, order: InvoiceableOrder | None) -> None:

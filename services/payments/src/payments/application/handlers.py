@@ -117,7 +117,9 @@ class PaymentsHandlers:
             if payment.invoice_id in inserted and payment.method != CREDIT_CARD:
                 PAYMENT_OUTCOMES.labels(AttemptStatus.NOT_APPLICABLE.value, "").inc()
             if payment.method == CREDIT_CARD:
-                self._schedule(payment.invoice_id)
+                # A payment just stored is handed over as it is (a redelivered one is read).
+                known = payment if payment.invoice_id in inserted else None
+                self._schedule(payment.invoice_id, known=known)
 
     async def resume_pending(self, *, older_than: timedelta, limit: int = 100) -> int:
         """Charge again (same key) attempts a crash or a lost process left pending."""
@@ -128,8 +130,8 @@ class PaymentsHandlers:
             self._schedule(invoice_id)
         return len(invoice_ids)
 
-    def _schedule(self, invoice_id: str) -> None:
-        self.scheduler.submit(invoice_id, lambda: self.charge_pending(invoice_id))
+    def _schedule(self, invoice_id: str, *, known: Payment | None = None) -> None:
+        self.scheduler.submit(invoice_id, lambda: self.charge_pending(invoice_id, known=known))
 
     async def on_invoices_voided(self, voided: Sequence[InvoiceVoided]) -> None:
         """Charge nothing more for a voided invoice; refund what was charged (in the background).
@@ -158,10 +160,11 @@ class PaymentsHandlers:
             return payment
         raise RuntimeError(f"payment {invoice_id} kept changing; the batch will be retried")
 
-    async def charge_pending(self, invoice_id: str) -> None:
+    async def charge_pending(self, invoice_id: str, *, known: Payment | None = None) -> None:
         """Charge the pending attempt of an invoice, then store its outcome and event at once;
-        then make the refund a voided invoice is owed, if any."""
-        payment = await self.payments.get(invoice_id)
+        then make the refund a voided invoice is owed, if any. `known`: the payment as just
+        stored; if it changed since (voided), the guarded start misses and reads it again."""
+        payment = known or await self.payments.get(invoice_id)
         if payment is None:
             return
         token = correlation_id.set(payment.correlation_id)
