@@ -72,10 +72,13 @@ class Runtime:
         )
 
     def lifespan(
-        self, on_start: Callable[[], Awaitable[None]] | None = None
+        self,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> Callable[[FastAPI], Any]:
         """Start: database setup, broker, relay. Stop (SIGTERM): stop consuming, let in-flight
-        batches finish, flush the outbox, then close the producer and the database."""
+        batches finish, flush the outbox, run `on_stop`, then close the producer and the
+        database."""
 
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +97,8 @@ class Runtime:
                 await asyncio.gather(*(subscriber.stop() for subscriber in self.broker.subscribers))
                 try:
                     await self.relay.stop()
+                    if on_stop is not None:
+                        await on_stop()
                 finally:
                     await self.broker.stop()
                     await self.producer.stop()

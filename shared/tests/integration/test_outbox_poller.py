@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +23,7 @@ from juniper_shared.outbox import (
 from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import placed_order, read_topic
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 
 def stored(document_id: str, *, age: timedelta) -> dict[str, Any]:
@@ -28,6 +31,24 @@ def stored(document_id: str, *, age: timedelta) -> dict[str, Any]:
     document: dict[str, Any] = {"_id": document_id}
     new_outbox(document, [OutgoingMessage.of(event)])
     return document
+
+
+@asynccontextmanager
+async def relay_on(
+    infra: Any, collection: AsyncCollection[dict[str, Any]], topic_prefix: str, **options: Any
+) -> AsyncIterator[OutboxRelay]:
+    """An outbox relay of `collection` publishing with a real producer under `topic_prefix`."""
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="x" * 8
+    )
+    producer = Producer(settings, client_id="outbox-test")
+    await producer.start()
+    try:
+        yield OutboxRelay(
+            EventPublisher(producer, topic_prefix=topic_prefix), {"orders": collection}, **options
+        )
+    finally:
+        await producer.stop()
 
 
 async def test_stranded_events_are_republished_and_the_flag_lowered_only_when_empty(
@@ -41,16 +62,8 @@ async def test_stranded_events_are_republished_and_the_flag_lowered_only_when_em
             {"_id": "ord-quiet", OUTBOX_FIELD: [], PENDING_FIELD: False},
         ]
     )
-    settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="x" * 8
-    )
-    producer = Producer(settings, client_id="outbox-test")
-    await producer.start()
     prefix = f"outbox{unique}."
-    try:
-        relay = OutboxRelay(
-            EventPublisher(producer, topic_prefix=prefix), {"orders": collection}, poll_seconds=5
-        )
+    async with relay_on(infra, collection, prefix, poll_seconds=5) as relay:
         assert await relay.poll_once() == 1  # the young one is left to the fast path
         records = await read_topic(
             infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 1
@@ -58,8 +71,6 @@ async def test_stranded_events_are_republished_and_the_flag_lowered_only_when_em
         assert len(records) == 1
 
         assert await relay.poll_once() == 0  # the stranded one is gone; its flag comes down
-    finally:
-        await producer.stop()
     flags = {
         document["_id"]: (document[PENDING_FIELD], len(document[OUTBOX_FIELD]))
         async for document in collection.find({})
@@ -84,16 +95,8 @@ async def test_the_fast_path_empties_the_outbox_and_lowers_the_flag_in_its_clear
     crowded: dict[str, Any] = {"_id": "ord-crowded"}
     new_outbox(crowded, [published_too, written_meanwhile])
     await collection.insert_many([alone, crowded])
-    settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="x" * 8
-    )
-    producer = Producer(settings, client_id="outbox-test")
-    await producer.start()
     prefix = f"outbox{unique}."
-    try:
-        relay = OutboxRelay(
-            EventPublisher(producer, topic_prefix=prefix), {"orders": collection}, poll_seconds=5
-        )
+    async with relay_on(infra, collection, prefix, poll_seconds=5) as relay:
         relay.notify("orders", "ord-alone", [published_alone])
         relay.notify("orders", "ord-crowded", [published_too])
         await relay.flush()
@@ -101,8 +104,6 @@ async def test_the_fast_path_empties_the_outbox_and_lowers_the_flag_in_its_clear
             infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 2
         )
         assert len(records) == 2
-    finally:
-        await producer.stop()
     outboxes = {
         document["_id"]: (
             document[PENDING_FIELD],
@@ -125,41 +126,32 @@ async def test_the_running_relay_publishes_at_once_and_clears_each_document_once
     document: dict[str, Any] = {"_id": "ord-busy"}
     new_outbox(document, [first])
     await collection.insert_one(document)
-    settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="x" * 8
-    )
-    producer = Producer(settings, client_id="outbox-test")
-    await producer.start()
     prefix = f"outbox{unique}."
-    relay = OutboxRelay(
-        EventPublisher(producer, topic_prefix=prefix),
-        {"orders": collection},
-        poll_seconds=60,
-        clear_delay_seconds=1.0,
-    )
-    relay.start()
-    try:
-        relay.notify("orders", "ord-busy", [first])
-        await read_topic(
-            infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 1
-        )
-        # The seller's next step lands while the first event waits for its clearing write.
-        await collection.update_one(
-            {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
-        )
-        relay.notify("orders", "ord-busy", [second])
-        records = await read_topic(
-            infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 2
-        )
-        for _ in range(100):
-            stored = await collection.find_one({"_id": "ord-busy"})
-            assert stored is not None
-            if not stored[OUTBOX_FIELD]:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await relay.stop()
-        await producer.stop()
+    async with relay_on(
+        infra, collection, prefix, poll_seconds=60, clear_delay_seconds=1.0
+    ) as relay:
+        relay.start()
+        try:
+            relay.notify("orders", "ord-busy", [first])
+            await read_topic(
+                infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 1
+            )
+            # The seller's next step lands while the first event waits for its clearing write.
+            await collection.update_one(
+                {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
+            )
+            relay.notify("orders", "ord-busy", [second])
+            records = await read_topic(
+                infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 2
+            )
+            for _ in range(100):
+                stored = await collection.find_one({"_id": "ord-busy"})
+                assert stored is not None
+                if not stored[OUTBOX_FIELD]:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await relay.stop()
     assert [json.loads(record.value)["event_id"] for record in records] == [
         first.event_id,
         second.event_id,

@@ -20,9 +20,10 @@ SERVICE = "notifications"
 def build_app(settings: NotificationsSettings) -> FastAPI:
     # Notifications publishes nothing, so it has no outbox collections.
     runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[])
+    mailer = SmtpMailer(settings)
     handlers = NotificationHandlers(
         deliveries=MongoDeliveryLog(runtime.db),
-        mailer=SmtpMailer(settings),
+        mailer=mailer,
         compose=EmailComposer(sender=settings.sender()),
         concurrency=settings.smtp_concurrency,
     )
@@ -36,7 +37,7 @@ def build_app(settings: NotificationsSettings) -> FastAPI:
         version="1.0.0",
         description="Emails to buyers about their orders and invoices, and their delivery log.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
-        lifespan=runtime.lifespan(on_start),
+        lifespan=runtime.lifespan(on_start, on_stop=mailer.close),
         readiness=runtime.readiness(),
     )
     app.state.runtime = runtime

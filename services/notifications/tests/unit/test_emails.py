@@ -214,3 +214,14 @@ def test_a_voided_invoice_tells_the_buyer_nothing_is_owed_and_a_charge_is_refund
         assert "You owe nothing on it." in part
         assert "If your card was charged for this invoice, the amount is refunded to it." in part
         assert f"{order.total} USD" in part
+
+
+def test_names_beyond_ascii_reach_the_buyer_as_written(events: Any, snapshot: Any) -> None:
+    buyer = {"id": "buyer-zoe", "name": "Zoë Müller, Café", "email": "zoe@example.com"}
+    message = delivered(events.accepted(snapshot(buyer=buyer, seller_name="Poterie Élan")))
+    assert message["To"].addresses[0].display_name == "Zoë Müller, Café"
+    assert [address.addr_spec for address in message["To"].addresses] == ["zoe@example.com"]
+    assert "from Poterie Élan was accepted" in message["Subject"]
+    text, html = parts(message)
+    assert "Hello Zoë Müller, Café," in text
+    assert "Poterie Élan" in html

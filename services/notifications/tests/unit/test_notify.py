@@ -157,3 +157,15 @@ async def test_a_large_batch_is_sent_by_a_bounded_number_of_connections(
     assert len(mailer.inbox) == 50
     assert mailer.sessions == 8
     assert 1 < mailer.most_in_flight <= 8
+
+
+async def test_an_address_no_email_can_carry_fails_for_good_without_holding_up_the_batch(
+    notify: NotificationHandlers, mailer: FakeMailer, log: MemoryLog, events: Any, snapshot: Any
+) -> None:
+    unreachable = {"id": "buyer-jo", "name": "Jö", "email": "jö@example.com"}
+    fine = events.accepted(snapshot())
+    await notify.notify([events.accepted(snapshot(buyer=unreachable)), fine])
+    assert [message["Message-ID"] for message in mailer.inbox] == [
+        f"<{fine.event_id}@junipermarket.notifications>"
+    ]
+    assert sorted(log.statuses()) == ["failed", "sent"]

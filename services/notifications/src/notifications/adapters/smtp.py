@@ -1,11 +1,11 @@
-"""Sending over SMTP with aiosmtplib: one connection per session, transient faults retried."""
+"""Sending over SMTP with aiosmtplib: connections reused across batches, transient faults retried."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.message import Message
 
 import aiosmtplib
 from tenacity import (
@@ -17,13 +17,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from notifications.adapters.rendering import WIRE_POLICY
 from notifications.domain.delivery import Outcome, SendResult, is_transient_reply
 from notifications.metrics import SMTP_RETRIES
 from notifications.settings import NotificationsSettings
 
-# aiosmtplib's send_message flattens with email.policy.SMTP, which folds a long Subject right
-# after "Subject:" (parsers then read it with a leading space); fold only at RFC 5322's limit.
-WIRE_POLICY = SMTP_POLICY.clone(max_line_length=998)
+IDLE_SECONDS = 30.0
+"""A connection idle this long is closed instead of reused: well inside mail servers' own idle
+timeouts (Postfix: 300 s), so a reused connection is one the server still holds open."""
 
 
 def is_transient(error: BaseException) -> bool:
@@ -59,13 +60,37 @@ def describe(error: BaseException) -> str:
 class SmtpMailer:
     def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
+        self._idle: list[tuple[SmtpSession, float]] = []
+        """Connections between batches, the most recently used last, with when they were."""
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[SmtpSession]:
-        session = SmtpSession(self._settings)
+        """A connection for one worker of a batch: an idle one if there is one (connecting,
+        EHLO and QUIT per batch cost more than the emails of a small batch), else a new one."""
+        session = await self._checkout()
         try:
             yield session
-        finally:
+        except BaseException:
+            await session.close()
+            raise
+        if session.connected and len(self._idle) < self._settings.smtp_concurrency:
+            self._idle.append((session, time.monotonic()))
+        else:
+            await session.close()
+
+    async def _checkout(self) -> SmtpSession:
+        now = time.monotonic()
+        while self._idle:
+            session, since = self._idle.pop()
+            if now - since < IDLE_SECONDS and session.connected:
+                return session
+            await session.close()
+        return SmtpSession(self._settings)
+
+    async def close(self) -> None:
+        """Say goodbye on the idle connections (on shutdown)."""
+        idle, self._idle = self._idle, []
+        for session, _ in idle:
             await session.close()
 
 
@@ -77,7 +102,11 @@ class SmtpSession:
         self._sender = settings.sender().addr_spec
         self._client: aiosmtplib.SMTP | None = None
 
-    async def send(self, message: EmailMessage, *, recipient: str) -> SendResult:
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def send(self, message: Message, *, recipient: str) -> SendResult:
         settings = self._settings
         attempts = 0
         retrying = AsyncRetrying(
@@ -103,7 +132,7 @@ class SmtpSession:
             raise
         return SendResult(Outcome.SENT, attempts)
 
-    async def _send_once(self, message: EmailMessage, recipient: str) -> None:
+    async def _send_once(self, message: Message, recipient: str) -> None:
         try:
             client = await self._connected()
             # The envelope names the recipient explicitly: headers never decide where mail goes.

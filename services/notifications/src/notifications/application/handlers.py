@@ -10,8 +10,14 @@ from datetime import datetime
 from juniper_shared.clock import utc_now
 from juniper_shared.contracts.events import Envelope
 
-from notifications.application.ports import Composer, DeliveryLog, DeliveryView, Mailer
-from notifications.domain.delivery import Outcome
+from notifications.application.ports import (
+    Composer,
+    DeliveryLog,
+    DeliveryView,
+    Mailer,
+    Uncomposable,
+)
+from notifications.domain.delivery import Outcome, SendResult
 from notifications.domain.notices import Notice, notice_for
 from notifications.metrics import EMAILS
 
@@ -57,8 +63,12 @@ class NotificationHandlers:
                 # After one email is deferred the server is down: leave the rest pending.
                 while queue and not deferred:
                     notice = queue.popleft()
-                    message = self._compose(notice, now=self._clock())
-                    result = await session.send(message, recipient=notice.to_email)
+                    try:
+                        message = self._compose(notice, now=self._clock())
+                    except Uncomposable as error:
+                        result = SendResult(Outcome.FAILED, 0, f"cannot compose: {error}"[:500])
+                    else:
+                        result = await session.send(message, recipient=notice.to_email)
                     await self.deliveries.record(notice, result, now=self._clock())
                     EMAILS.labels(notice.template, result.outcome.value).inc()
                     if result.outcome is Outcome.DEFERRED:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 from notifications.domain.delivery import SendResult
@@ -35,14 +35,20 @@ class DeliveryLog(Protocol):
 
 
 class MailSession(Protocol):
-    async def send(self, message: EmailMessage, *, recipient: str) -> SendResult:
+    async def send(self, message: Message, *, recipient: str) -> SendResult:
         """Send one message over this session's connection, retrying transient faults (bounded)."""
 
 
 class Mailer(Protocol):
     def session(self) -> AbstractAsyncContextManager[MailSession]:
-        """One connection to the mail server, opened on first use and closed on exit."""
+        """A connection to the mail server for one worker, opened on first use (or reused)."""
+
+
+class Uncomposable(Exception):
+    """No email can carry this notice as it is (e.g. a non-ASCII mailbox name): it fails for
+    good instead of failing its batch again and again."""
 
 
 class Composer(Protocol):
-    def __call__(self, notice: Notice, *, now: datetime) -> EmailMessage: ...
+    def __call__(self, notice: Notice, *, now: datetime) -> Message:
+        """The message for a notice; raises Uncomposable."""
