@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -107,6 +108,19 @@ def _stats(schema: str, table: str) -> tuple[int, int, int]:
     return int(seq), int(idx), int(inserted)
 
 
+def _stats_once(
+    schema: str, table: str, ready: Callable[[int, int, int], bool]
+) -> tuple[int, int, int]:
+    """`_stats` once `ready(seq_scan, idx_scan, n_tup_ins)` holds, or after STATS_WAIT_S: the
+    counters arrive asynchronously from FerretDB's pooled sessions (bounded polling)."""
+    deadline = time.monotonic() + STATS_WAIT_S
+    stats = _stats(schema, table)
+    while not ready(*stats) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        stats = _stats(schema, table)
+    return stats
+
+
 def test_find_one_by_string_id_uses_the_id_index() -> None:
     database = f"infra_id_index_{uuid.uuid4().hex[:12]}"
     collection = "docs"
@@ -128,11 +142,9 @@ def test_find_one_by_string_id_uses_the_id_index() -> None:
         # counters when it goes idle, up to ~10 s late (PGSTAT_IDLE_INTERVAL), and the setup
         # has one sequential scan of its own: CREATE UNIQUE INDEX on the new, empty table.
         # Wait (bounded) until the inserts and that scan show, then take the baseline.
-        deadline = time.monotonic() + STATS_WAIT_S
-        seq_before, idx_before, inserted = _stats(database, table)
-        while (inserted < DOCS or seq_before < 1) and time.monotonic() < deadline:
-            time.sleep(0.25)
-            seq_before, idx_before, inserted = _stats(database, table)
+        seq_before, idx_before, inserted = _stats_once(
+            database, table, lambda seq, _, inserted: inserted >= DOCS and seq >= 1
+        )
         assert inserted == DOCS, f"pg_stat_user_tables shows {inserted} inserts, not {DOCS}"
 
         for i in range(0, DOCS, DOCS // LOOKUPS):
@@ -141,12 +153,9 @@ def test_find_one_by_string_id_uses_the_id_index() -> None:
             assert doc["n"] == i
         assert coll.find_one({"_id": "doc-missing"}) is None  # one more index scan
 
-        # Counters arrive asynchronously from FerretDB's pooled sessions: poll (bounded).
-        deadline = time.monotonic() + STATS_WAIT_S
-        seq_after, idx_after, _ = _stats(database, table)
-        while idx_after - idx_before < LOOKUPS + 1 and time.monotonic() < deadline:
-            time.sleep(0.25)
-            seq_after, idx_after, _ = _stats(database, table)
+        seq_after, idx_after, _ = _stats_once(
+            database, table, lambda _, idx, __: idx - idx_before >= LOOKUPS + 1
+        )
 
         assert idx_after - idx_before >= LOOKUPS + 1, (
             f"idx_scan grew by {idx_after - idx_before} (seq_scan by {seq_after - seq_before}) "
@@ -181,11 +190,9 @@ def test_find_by_id_in_a_list_uses_the_id_index_and_finds_exactly_those() -> Non
             ordered=False,
         )
         table = _table_of(database, collection)
-        deadline = time.monotonic() + STATS_WAIT_S
-        seq_before, idx_before, inserted = _stats(database, table)
-        while (inserted < DOCS + 1 or seq_before < 1) and time.monotonic() < deadline:
-            time.sleep(0.25)
-            seq_before, idx_before, inserted = _stats(database, table)
+        seq_before, idx_before, _ = _stats_once(
+            database, table, lambda seq, _, inserted: inserted >= DOCS + 1 and seq >= 1
+        )
 
         groups = 50
         for g in range(groups):
@@ -193,11 +200,9 @@ def test_find_by_id_in_a_list_uses_the_id_index_and_finds_exactly_those() -> Non
             found = {doc["_id"]: doc["n"] for doc in coll.find({"_id": {"$in": wanted}})}
             assert found == {i: int(i[4:]) for i in wanted if i != "doc-missing"}
 
-        deadline = time.monotonic() + STATS_WAIT_S
-        seq_after, idx_after, _ = _stats(database, table)
-        while idx_after - idx_before < groups and time.monotonic() < deadline:
-            time.sleep(0.25)
-            seq_after, idx_after, _ = _stats(database, table)
+        seq_after, idx_after, _ = _stats_once(
+            database, table, lambda _, idx, __: idx - idx_before >= groups
+        )
         assert idx_after - idx_before >= groups, (
             f"idx_scan grew by {idx_after - idx_before} after {groups} finds with $in on _id "
             "(is FerretDB built with deploy/local/ferretdb/id-index-lookup.patch?)"
@@ -237,11 +242,9 @@ def test_equality_on_an_indexed_field_uses_its_gin_index_and_keeps_mongodb_seman
         )
         assert indexdefs.count("USING gin") == 2, indexdefs
 
-        deadline = time.monotonic() + STATS_WAIT_S
-        seq_before, idx_before, inserted = _stats(database, table)
-        while inserted < DOCS + 1 and time.monotonic() < deadline:
-            time.sleep(0.25)
-            seq_before, idx_before, inserted = _stats(database, table)
+        seq_before, idx_before, _ = _stats_once(
+            database, table, lambda _, __, inserted: inserted >= DOCS + 1
+        )
 
         lookups = 40
         for s in range(lookups):
@@ -254,11 +257,9 @@ def test_equality_on_an_indexed_field_uses_its_gin_index_and_keeps_mongodb_seman
         pending = {doc["_id"] for doc in coll.find({"pending": True})}
         assert pending == {f"ord-{i:05d}" for i in range(0, DOCS, 500)}
 
-        deadline = time.monotonic() + STATS_WAIT_S
-        seq_after, idx_after, _ = _stats(database, table)
-        while idx_after - idx_before < lookups + 2 and time.monotonic() < deadline:
-            time.sleep(0.25)
-            seq_after, idx_after, _ = _stats(database, table)
+        seq_after, idx_after, _ = _stats_once(
+            database, table, lambda _, idx, __: idx - idx_before >= lookups + 2
+        )
         assert idx_after - idx_before >= lookups + 2, (
             f"idx_scan grew by {idx_after - idx_before} after {lookups + 2} lookups by field"
         )

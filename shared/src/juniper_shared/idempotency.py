@@ -79,11 +79,9 @@ class IdempotencyKeys:
 
         `current` renders the resource as it is now: the answer to a retry whose first
         request's response was never stored (its process died in between)."""
-        key = request.headers.get("idempotency-key")
+        key = _key_of(request)
         if key is None:
             return await action()
-        if not key or len(key) > MAX_KEY_LENGTH:
-            raise ApiError(422, "validation_error", "Idempotency-Key must be 1-200 characters")
         mark = RequestMark(
             key=_digest(f"{seller_id}:{request.method}:{request.url.path}:{key}", KEY_DIGITS),
             fingerprint=_digest(await request.body(), FINGERPRINT_DIGITS),
@@ -141,11 +139,9 @@ class IdempotencyKeys:
         seller_id: str,
         action: Callable[[], Awaitable[Response]],
     ) -> Response:
-        key = request.headers.get("idempotency-key")
+        key = _key_of(request)
         if key is None:
             return await action()
-        if not key or len(key) > MAX_KEY_LENGTH:
-            raise ApiError(422, "validation_error", "Idempotency-Key must be 1-200 characters")
         document_id = f"{seller_id}:{request.method}:{request.url.path}:{key}"
         fingerprint = hashlib.sha256(await request.body()).hexdigest()
         stored = await self._reserve(document_id, fingerprint)
@@ -195,6 +191,14 @@ class IdempotencyKeys:
             if result.modified_count == 1:
                 return None
         raise ApiError(409, "request_in_progress", "a request with this Idempotency-Key is running")
+
+
+def _key_of(request: Request) -> str | None:
+    """The request's Idempotency-Key, if it has one; 422 if it is empty or too long."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise ApiError(422, "validation_error", "Idempotency-Key must be 1-200 characters")
+    return key
 
 
 def _response_fields(response: Response) -> Document:
