@@ -23,6 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from juniper_shared.contracts.registry import encode
+from juniper_shared.kafka import batch_records_of
 from juniper_shared.testing import bearer, free_port, placed_order
 from pymongo import AsyncMongoClient
 
@@ -51,9 +52,9 @@ async def produce(topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
 
 
 async def noop_consumer_rate(payloads: list[tuple[bytes, bytes]]) -> float:
-    """Ceiling: a FastStream batch subscriber that does nothing, committing per batch."""
+    """Ceiling: a FastStream batch subscriber that does nothing, committing per batch (set up
+    as the services' subscribers are: records undecoded)."""
     from faststream import AckPolicy
-    from faststream.kafka.annotations import KafkaMessage
 
     topic = f"bench.noop.{uuid.uuid4().hex[:8]}"
     await produce(topic, payloads)
@@ -68,10 +69,11 @@ async def noop_consumer_rate(payloads: list[tuple[bytes, bytes]]) -> float:
         max_records=500,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=batch_records_of,
     )
-    async def on_batch(body: Any, msg: KafkaMessage) -> None:
+    async def on_batch(records: tuple[Any, ...]) -> None:
         nonlocal seen
-        seen += len(msg.raw_message)
+        seen += len(records)
         if seen >= len(payloads):
             done.set()
 

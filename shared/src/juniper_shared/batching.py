@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -18,10 +19,14 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from juniper_shared.inbox import insert_new
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
 MAX_STATEMENTS = 40
@@ -182,3 +187,66 @@ class GroupReads:
             handed_out.add(document_id)
             results.append(document)
         return results
+
+
+class InsertBehind:
+    """Inserts that the caller does not wait for: queued, then written together (one bulk
+    insert) at most `delay_seconds` later, or at once when `max_items` are queued. Until then
+    `queued` answers for them. A duplicate `_id` is already stored; a failed write is tried
+    again with the next one.
+
+    Only for records whose loss in a crash within that delay is tolerated: the caller must
+    have an answer without them."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        *,
+        delay_seconds: float = 0.5,
+        max_items: int = MAX_STATEMENTS,
+        max_queued: int = 10_000,
+    ) -> None:
+        self._collection = collection
+        self._delay = delay_seconds
+        self._max_items = max_items
+        self._max_queued = max_queued
+        self._queued: dict[Any, Document] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def add(self, document: Document) -> None:
+        if len(self._queued) >= self._max_queued:
+            # The database has been failing for a while: keep memory bounded; the oldest
+            # records go (their callers' fallback answers for them).
+            self._queued.pop(next(iter(self._queued)))
+        self._queued[document["_id"]] = document
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_later(), name="insert-behind")
+
+    def queued(self, document_id: Any) -> Document | None:
+        return self._queued.get(document_id)
+
+    async def flush(self) -> None:
+        """Write everything queued now (on shutdown: nothing is left behind)."""
+        async with self._lock:
+            while self._queued:
+                await self._write_some()
+
+    async def _write_later(self) -> None:
+        while self._queued:
+            if len(self._queued) < self._max_items:
+                await asyncio.sleep(self._delay)
+            try:
+                async with self._lock:
+                    await self._write_some()
+            except Exception:  # database unavailable: the records stay queued
+                log.warning("insert-behind write failed; retrying", exc_info=True)
+                await asyncio.sleep(self._delay)
+
+    async def _write_some(self) -> None:
+        documents = list(self._queued.values())[: self._max_items]
+        if documents:
+            await insert_new(self._collection, documents)
+        for document in documents:
+            if self._queued.get(document["_id"]) is document:
+                del self._queued[document["_id"]]

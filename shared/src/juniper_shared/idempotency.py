@@ -7,10 +7,14 @@ Changes of an existing document (an order, an invoice) cost no round trip of the
   document it loaded (`check_marks`) before acting: a retry finds its mark and is answered from
   the stored response instead of acting again. Two requests with one key at once race on the
   document's version guard like any two writes; the loser loads again and finds the mark.
-- **The response.** After the change, the first response is stored in the `idempotency_keys`
-  collection (concurrent requests' responses go as one bulk insert) and replayed, marked
-  `Idempotent-Replayed: true`. If the process died between the change and storing its
-  response, a retry gets the resource as it is now, also marked as a replay.
+- **The response.** The first response is stored in the `idempotency_keys` collection and
+  replayed, marked `Idempotent-Replayed: true`. A response the resource can stand in for
+  (`current`: every change but a split) is stored behind the answer: the responses of half
+  a second go as one bulk insert, and until then a retry to this process is answered from
+  memory (another process's waits for it). If the process died before storing it, a retry
+  gets the resource as it is now, also marked as a replay: the same answer unless the
+  resource changed again meanwhile. A response nothing can stand in for (a split's new
+  order) is stored before answering, and concurrent requests' go as one bulk insert.
 - A request that changes nothing (an error) leaves no mark: a retry is evaluated again, and an
   error on a retry whose mark has since been dropped is answered from the stored response.
 
@@ -30,7 +34,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pymongo.asynchronous.collection import AsyncCollection
 
-from juniper_shared.batching import GroupInserts, GroupUpdates
+from juniper_shared.batching import GroupInserts, GroupUpdates, InsertBehind
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.http import api_error
 from juniper_shared.request_marks import AlreadyApplied, RequestMark, serving
@@ -47,8 +51,11 @@ KEY_DIGITS = 24
 """Hex digits of a key's digest (96 bits): the stored response's `_id`, unique across sellers."""
 FINGERPRINT_DIGITS = 12
 """Hex digits of a body's digest: compared only between requests with the same key."""
-RESPONSE_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4)
-"""A retry that finds its mark before the first request stored its response waits this long."""
+RESPONSE_DELAY_SECONDS = 0.5
+"""How long a response that `current` can stand in for may wait to be stored, with others."""
+RESPONSE_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.4)
+"""A retry that finds its mark before the first request stored its response waits this long
+(in all longer than RESPONSE_DELAY_SECONDS)."""
 
 
 def _digest(text: str | bytes, digits: int) -> str:
@@ -66,6 +73,11 @@ class IdempotencyKeys:
         # each request still waits for its own).
         self._inserts = GroupInserts(collection)
         self._responses = GroupUpdates(collection)
+        self._behind = InsertBehind(collection, delay_seconds=RESPONSE_DELAY_SECONDS)
+
+    async def flush(self) -> None:
+        """Store the responses still held back (on shutdown)."""
+        await self._behind.flush()
 
     async def run_marked(
         self,
@@ -99,14 +111,16 @@ class IdempotencyKeys:
                 return stored
             raise api_error(domain_error) from domain_error
         if 200 <= response.status_code < 300:
-            await self._inserts.insert(
-                {
-                    "_id": mark.key,
-                    "fingerprint": mark.fingerprint,
-                    "at": datetime.now(UTC),
-                    **_response_fields(response),
-                }
-            )
+            first = {
+                "_id": mark.key,
+                "fingerprint": mark.fingerprint,
+                "at": datetime.now(UTC),
+                **_response_fields(response),
+            }
+            if current is None:
+                await self._inserts.insert(first)
+            else:
+                self._behind.add(first)
         return response
 
     async def _replay(
@@ -126,7 +140,7 @@ class IdempotencyKeys:
         return response
 
     async def _stored(self, mark: RequestMark) -> Response | None:
-        stored = await self._collection.find_one({"_id": mark.key})
+        stored = self._behind.queued(mark.key) or await self._collection.find_one({"_id": mark.key})
         if stored is None:
             return None
         if stored.get("fingerprint") != mark.fingerprint:

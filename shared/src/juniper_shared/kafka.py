@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 
 from juniper_shared import tracing
 from juniper_shared.contracts.events import Envelope
@@ -106,6 +106,7 @@ def subscribe_batch(
 ) -> Callable[[Callable[..., Any]], Any]:
     """Register a batch subscriber that commits once per batch, after the handler returns.
 
+    The handler gets the batch's aiokafka records, undecoded (`batch_records_of`).
     NACK_ON_ERROR: a handler that raises (database down) makes the batch come again;
     plain ACK would commit past it and lose it. Poison never raises: it goes to the DLQ.
     """
@@ -119,7 +120,16 @@ def subscribe_batch(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=300_000,
+        decoder=batch_records_of,
     )
+
+
+async def batch_records_of(message: StreamMessage[Any]) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The batch's records as the handler's body. FastStream's own decoder would JSON-parse
+    every record first (decode_batch parses each once, against its contract), and a handler
+    taking the message itself resolves it in a worker thread (fast_depends runs the
+    synchronous context lookup there): a thread hop per batch."""
+    return batch_records(message.raw_message)
 
 
 BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
@@ -139,10 +149,9 @@ def consume_batches(
     once the batch is handled; poison goes to the DLQ; an exception redelivers the batch."""
 
     @subscribe_batch(broker, topic, group_id=group_id, settings=settings)
-    async def on_batch(body: Any, msg: KafkaMessage) -> None:
+    async def on_batch(records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         started = time.perf_counter()
         try:
-            records = batch_records(msg.raw_message)
             events = await decode_batch(topic, records, dead_letters, handles=handles)
             if events:
                 # Tracing hook: CONSUMER spans parented on the records' headers (off: nothing).

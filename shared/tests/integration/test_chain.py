@@ -8,13 +8,12 @@ import json
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from juniper_shared.contracts.events import OrderPlaced
 from juniper_shared.contracts.registry import Topic, encode
 from juniper_shared.inbox import insert_new
-from juniper_shared.kafka import DeadLetters, Producer, batch_records, decode_batch, subscribe_batch
+from juniper_shared.kafka import DeadLetters, Producer, decode_batch, subscribe_batch
 from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import placed_order, placed_order_data, wait_until
 from pymongo import AsyncMongoClient
@@ -65,8 +64,7 @@ async def run_storing_consumer(
     batch_sizes: list[int] = []
 
     @subscribe_batch(broker, topic, group_id=f"group-{topic.name}", settings=settings)
-    async def on_placed(body: Any, msg: KafkaMessage) -> None:
-        records = batch_records(msg.raw_message)
+    async def on_placed(records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         batch_sizes.append(len(records))
         events = await decode_batch(topic, records, dead_letters)
         await insert_new(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
-from juniper_shared.batching import GroupCommit, apply_per_key
+from juniper_shared.batching import GroupCommit, InsertBehind, apply_per_key
 
 
 class Recorder:
@@ -75,3 +76,43 @@ async def test_a_batch_is_applied_in_order_per_key_and_across_keys_at_once() -> 
     for key in "abc":
         assert [i for i in seen if i[0] == key] == [i for i in items if i[0] == key]
     assert peak == 2  # two keys at once, never more
+
+
+class FlakyCollection:
+    """Refuses the first bulk insert, as a database that is down for a moment would."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.stored: list[dict[str, Any]] = []
+
+    async def insert_many(self, documents: list[dict[str, Any]], ordered: bool) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("database unavailable")
+        self.stored.extend(documents)
+
+
+async def test_inserts_behind_stay_readable_until_a_failed_write_succeeds() -> None:
+    collection = FlakyCollection()
+    behind = InsertBehind(collection, delay_seconds=0.01)  # type: ignore[arg-type]
+    behind.add({"_id": "a", "body": 1})
+    behind.add({"_id": "b", "body": 2})
+    for _ in range(200):
+        if collection.stored:
+            break
+        assert behind.queued("a") == {"_id": "a", "body": 1}
+        await asyncio.sleep(0.01)
+    assert collection.calls == 2
+    assert [document["_id"] for document in collection.stored] == ["a", "b"]
+    assert behind.queued("a") is None and behind.queued("b") is None
+
+
+async def test_inserts_behind_beyond_the_bound_drop_the_oldest() -> None:
+    collection = FlakyCollection()
+    behind = InsertBehind(collection, delay_seconds=60, max_queued=2)  # type: ignore[arg-type]
+    for name in ("a", "b", "c"):
+        behind.add({"_id": name})
+    assert [behind.queued(name) for name in ("a", "b", "c")] == [None, {"_id": "b"}, {"_id": "c"}]
+    collection.calls = 1  # the next write succeeds
+    await behind.flush()
+    assert [document["_id"] for document in collection.stored] == ["b", "c"]

@@ -62,17 +62,18 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
         # A confirm that died between reserving a number and releasing it is finished here.
         await handlers.recover_numbering()
 
+    idempotency = IdempotencyKeys(runtime.db["idempotency_keys"])
     app = create_app(
         title="JuniperMarket Invoicing",
         version="1.0.0",
         description="Invoice previews, gapless per-seller numbers, documents, payment outcome.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
-        lifespan=runtime.lifespan(on_start),
+        lifespan=runtime.lifespan(on_start, on_stop=idempotency.flush),
         readiness=runtime.readiness(),
     )
     app.state.runtime = runtime
     app.state.handlers = handlers
-    app.include_router(build_router(handlers, IdempotencyKeys(runtime.db["idempotency_keys"])))
+    app.include_router(build_router(handlers, idempotency))
 
     return app
 

@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 import pytest
-from juniper_shared.testing import bearer
+from juniper_shared.testing import bearer, wait_until
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
 
@@ -170,8 +170,14 @@ async def test_a_confirm_whose_first_response_was_lost_answers_the_invoice_as_it
     headers = {**bearer("seller-1"), "Idempotency-Key": f"confirm-{unique}"}
     first = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
     assert first.status_code == 200
-    # As if the process died after the invoice's write and before storing the response.
+    # As if the process died after the invoice's write and before storing the response (it is
+    # stored behind the answer: wait for it, then take it away).
     stored = mongo_client[database_name]["idempotency_keys"]
+
+    async def confirm_response_stored() -> bool:
+        return any('"issued"' in document["body"] for document in await stored.find({}).to_list())
+
+    await wait_until(confirm_response_stored, equals=True, timeout=10)
     assert (await stored.delete_many({})).deleted_count >= 1
     retry = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
     assert retry.status_code == 200

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from invoicing.adapters.mongo import MongoOrderBook
+from invoicing.application.events import order_from_snapshot
+from invoicing.domain.order import InvoiceableOrder
+from pymongo import AsyncMongoClient
 
 from .support import Invoicing, accepted, cancelled, snapshot, split, updated
 
@@ -91,3 +97,26 @@ async def test_a_pending_order_is_not_invoiceable_until_accepted(
     await service.until_previewable(f"m-{unique}")
     refused = await service.preview(order_id)
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "order_not_invoiceable")
+
+
+async def test_each_snapshot_is_stored_only_over_an_older_version(
+    mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str, unique: str
+) -> None:
+    book = MongoOrderBook(mongo_client[database_name])
+    order_id, other_id = f"ord-{unique}", f"other-{unique}"
+
+    def version(number: int, order: str = order_id) -> InvoiceableOrder:
+        return order_from_snapshot(snapshot(order, version=number))
+
+    async def stored_version() -> int | None:
+        order = await book.get(order_id)
+        return order.version if order else None
+
+    assert await book.apply([version(2)]) == 1  # its first snapshot never came here
+    assert await book.apply([version(1)]) == 0  # the first, late: refused
+    assert await book.apply([version(3)]) == 1
+    assert await book.apply([version(2)]) == 0  # stale
+    assert await stored_version() == 3
+    assert await book.apply([version(1, other_id), version(5), version(4)]) == 2
+    assert await stored_version() == 5
+    assert (await book.get(other_id)) is not None

@@ -36,17 +36,18 @@ def build_app(settings: OrdersSettings) -> FastAPI:
     async def on_start() -> None:
         await create_indexes(runtime.db)
 
+    idempotency = IdempotencyKeys(runtime.db["idempotency_keys"])
     app = create_app(
         title="JuniperMarket Orders",
         version="1.0.0",
         description="Placed orders, the seller's decisions and edits, customers and settings.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
-        lifespan=runtime.lifespan(on_start),
+        lifespan=runtime.lifespan(on_start, on_stop=idempotency.flush),
         readiness=runtime.readiness(),
     )
     app.state.runtime = runtime
     app.state.handlers = handlers
-    app.include_router(build_router(handlers, IdempotencyKeys(runtime.db["idempotency_keys"])))
+    app.include_router(build_router(handlers, idempotency))
 
     return app
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
+from juniper_shared.testing import serving, wait_until
+from orders.bootstrap import build_app
 from pymongo import AsyncMongoClient
 
 from .conftest import OrdersUnderTest
@@ -104,10 +107,37 @@ async def test_a_retry_whose_first_response_was_lost_gets_the_order_as_it_is(
     headers = {**orders_service.as_seller(SELLER), "Idempotency-Key": "remove-once"}
     first = await orders_service.http.post(url, headers=headers, json={"line_ids": ["L2"]})
     assert first.status_code == 200
-    # As if the process died after the order's write and before storing the response.
-    deleted = await mongo_client[database_name]["idempotency_keys"].delete_many({})
+    # As if the process died after the order's write and before storing the response (it is
+    # stored behind the answer: wait for it, then take it away).
+    keys = mongo_client[database_name]["idempotency_keys"]
+    await wait_until(lambda: keys.count_documents({}), equals=1, timeout=10)
+    deleted = await keys.delete_many({})
     assert deleted.deleted_count == 1
     retry = await orders_service.http.post(url, headers=headers, json={"line_ids": ["L2"]})
     assert retry.status_code == 200
     assert retry.headers.get("Idempotent-Replayed") == "true"
     assert retry.json() == first.json()  # nothing changed since: the same order, not removed twice
+
+
+async def test_a_retry_served_by_another_replica_gets_the_first_response(
+    orders_service: OrdersUnderTest,
+) -> None:
+    order = await accepted(orders_service)
+    url = f"/v1/orders/{order['order_id']}/items"
+    headers = {**orders_service.as_seller(SELLER), "Idempotency-Key": "qty-elsewhere"}
+    body = {"items": [{"line_id": "L1", "quantity": 1}]}
+    async with (
+        serving(build_app(orders_service.settings)) as other_url,
+        httpx.AsyncClient(base_url=other_url, timeout=30) as other_replica,
+    ):
+        first = await orders_service.http.patch(url, headers=headers, json=body)
+        await orders_service.http.patch(
+            url,
+            headers=orders_service.as_seller(SELLER),
+            json={"items": [{"line_id": "L1", "quantity": 2}]},
+        )
+        # At once: the first replica may not have stored its response yet.
+        retry = await other_replica.patch(url, headers=headers, json=body)
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert retry.json() == first.json()  # the first response, not the order as it is now
+    assert retry.headers.get("Idempotent-Replayed") == "true"

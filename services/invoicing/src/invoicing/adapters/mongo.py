@@ -40,6 +40,10 @@ async def create_indexes(db: AsyncDatabase[Document]) -> None:
     await db[COUNTERS].create_index([("has_pending", ASCENDING)])
 
 
+FIRST_VERSION = 1
+"""An order's version when it is placed (or split off): its first snapshot."""
+
+
 class MongoOrderBook:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._orders: AsyncCollection[Document] = db[ORDERS]
@@ -52,20 +56,35 @@ class MongoOrderBook:
 
     async def apply(self, orders: Sequence[InvoiceableOrder]) -> int:
         """Store each snapshot unless a newer version is stored: events out of order or twice
-        do no harm. Two round trips a batch: insert the unknown orders, then replace older
-        versions of the known ones (a guarded replace that misses is a stale event)."""
+        do no harm. Returns how many were stored.
+
+        One round trip per kind of snapshot in the batch: an order's first version is inserted
+        (a stored order refuses it), a later one replaces an older version (guarded). Only if
+        a replace finds nothing to replace (the order is not here yet, or a newer version is)
+        do those snapshots go again as inserts, which a stored order refuses."""
         newest: dict[str, InvoiceableOrder] = {}
         for order in orders:
             if order.order_id not in newest or newest[order.order_id].version < order.version:
                 newest[order.order_id] = order
         documents = [order_to_document(order) for order in newest.values()]
-        inserted = {document["_id"] for document in await insert_new(self._orders, documents)}
-        writes = [
-            ReplaceOne({"_id": document["_id"], "version": {"$lt": document["version"]}}, document)
-            for document in documents
-            if document["_id"] not in inserted
-        ]
-        return len(inserted) + await bulk_write_in_chunks(self._orders, writes)
+        first = [document for document in documents if document["version"] <= FIRST_VERSION]
+        later = [document for document in documents if document["version"] > FIRST_VERSION]
+        stored = len(await insert_new(self._orders, first))
+        if later:
+            replaced = await bulk_write_in_chunks(
+                self._orders,
+                [
+                    ReplaceOne(
+                        {"_id": document["_id"], "version": {"$lt": document["version"]}},
+                        document,
+                    )
+                    for document in later
+                ],
+            )
+            stored += replaced
+            if replaced < len(later):
+                stored += len(await insert_new(self._orders, later))
+        return stored
 
 
 class MongoInvoices:

@@ -269,7 +269,7 @@ class InvoicingHandlers:
                     continue
                 self.fault("invoice_numbered")
                 INVOICES_ISSUED.inc()
-                log.info("issued invoice %s as %s", invoice.invoice_id, invoice.number)
+                log.debug("issued invoice %s as %s", invoice.invoice_id, invoice.number)
                 issued = invoice
                 decision = Settlement.RELEASE
             previous = counter.version
