@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from faststream.kafka import KafkaBroker
-from juniper_shared.contracts.events import OrderPlaced
+from juniper_shared.contracts.events import Envelope, OrderPlaced
 from juniper_shared.contracts.registry import Topic, encode
 from juniper_shared.inbox import insert_new
-from juniper_shared.kafka import DeadLetters, Producer, decode_batch, subscribe_batch
+from juniper_shared.kafka import (
+    DeadLetters,
+    Producer,
+    Subscription,
+    consume_batches,
+    decode_batch,
+    subscribe_batch,
+)
 from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import placed_order, placed_order_data, wait_until
 from pymongo import AsyncMongoClient
@@ -174,3 +182,49 @@ async def test_a_thousand_orders_are_stored_with_one_commit_per_batch(
 
 async def _async(value: int) -> int:
     return value
+
+
+async def test_one_consumer_hands_each_topic_its_own_events(infra: Any, unique: str) -> None:
+    first = Topic(name=f"test.first.{unique}", key="order id", writer="test", events=(OrderPlaced,))
+    second = Topic(
+        name=f"test.second.{unique}", key="order id", writer="test", events=(OrderPlaced,)
+    )
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
+    )
+    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    producer = Producer(settings, client_id="test")
+    await producer.start()
+    received: dict[str, list[str]] = {first.name: [], second.name: []}
+
+    def recorder(topic: Topic) -> Callable[[list[Envelope]], Awaitable[None]]:
+        async def record(events: list[Envelope]) -> None:
+            received[topic.name].extend(str(event.event_id) for event in events)
+
+        return record
+
+    consume_batches(
+        broker,
+        [Subscription(first, recorder(first)), Subscription(second, recorder(second))],
+        group_id=f"group-{unique}",
+        settings=settings,
+        dead_letters=DeadLetters(producer),
+    )
+    to_first = [placed_order() for _ in range(3)]
+    to_second = [placed_order() for _ in range(2)]
+    await produce(infra, first.name, [encode(event) for event in to_first])
+    await produce(infra, second.name, [encode(event) for event in to_second] + [b"not json"])
+
+    async def counts() -> tuple[int, int]:
+        return len(received[first.name]), len(received[second.name])
+
+    await broker.start()
+    try:
+        await wait_until(counts, equals=(3, 2))
+        assert sorted(received[first.name]) == sorted(str(e.event_id) for e in to_first)
+        assert sorted(received[second.name]) == sorted(str(e.event_id) for e in to_second)
+        assert [record.value for record in await dlq_messages(infra, second, 1)] == [b"not json"]
+        assert len(broker.subscribers) == 1  # one consumer for both topics
+    finally:
+        await broker.stop()
+        await producer.stop()

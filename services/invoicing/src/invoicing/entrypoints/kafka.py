@@ -16,7 +16,7 @@ from juniper_shared.contracts.events import (
     PaymentSucceeded,
 )
 from juniper_shared.contracts.registry import ORDERS_EVENTS, PAYMENTS_EVENTS
-from juniper_shared.kafka import DeadLetters, consume_batches
+from juniper_shared.kafka import DeadLetters, Subscription, consume_batches
 from juniper_shared.settings import ServiceSettings
 
 from invoicing.application.handlers import InvoicingHandlers
@@ -61,6 +61,13 @@ def register_subscribers(
             ]
         )
 
-    common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
-    consume_batches(broker, ORDERS_EVENTS, on_orders_events, **common)  # type: ignore[arg-type]
-    consume_batches(broker, PAYMENTS_EVENTS, on_payments_events, handles=PAYMENT_TYPES, **common)  # type: ignore[arg-type]
+    consume_batches(
+        broker,
+        [
+            Subscription(ORDERS_EVENTS, on_orders_events),
+            Subscription(PAYMENTS_EVENTS, on_payments_events, handles=PAYMENT_TYPES),
+        ],
+        group_id=GROUP_ID,
+        settings=settings,
+        dead_letters=dead_letters,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_EVENTS
-from juniper_shared.kafka import DeadLetters, consume_batches
+from juniper_shared.kafka import DeadLetters, Subscription, consume_batches
 from juniper_shared.settings import ServiceSettings
 
 from notifications.application.handlers import NotificationHandlers
@@ -25,13 +25,13 @@ def register_subscribers(
     async def on_events(events: list[Envelope]) -> None:
         await handlers.notify(events)
 
-    for topic, types in ((ORDERS_EVENTS, ORDER_TYPES), (INVOICES_EVENTS, INVOICE_TYPES)):
-        consume_batches(
-            broker,
-            topic,
-            on_events,
-            group_id=GROUP_ID,
-            settings=settings,
-            dead_letters=dead_letters,
-            handles=types,
-        )
+    consume_batches(
+        broker,
+        [
+            Subscription(ORDERS_EVENTS, on_events, handles=ORDER_TYPES),
+            Subscription(INVOICES_EVENTS, on_events, handles=INVOICE_TYPES),
+        ],
+        group_id=GROUP_ID,
+        settings=settings,
+        dead_letters=dead_letters,
+    )

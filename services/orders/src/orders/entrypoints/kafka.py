@@ -12,7 +12,7 @@ from juniper_shared.contracts.events import (
     OrderPlaced,
 )
 from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_PLACED
-from juniper_shared.kafka import DeadLetters, consume_batches
+from juniper_shared.kafka import DeadLetters, Subscription, consume_batches
 from juniper_shared.settings import ServiceSettings
 
 from orders.application.handlers import OrdersHandlers
@@ -43,6 +43,13 @@ def register_subscribers(
             ]
         )
 
-    common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
-    consume_batches(broker, ORDERS_PLACED, on_orders_placed, **common)  # type: ignore[arg-type]
-    consume_batches(broker, INVOICES_EVENTS, on_invoices_events, handles=INVOICE_TYPES, **common)  # type: ignore[arg-type]
+    consume_batches(
+        broker,
+        [
+            Subscription(ORDERS_PLACED, on_orders_placed),
+            Subscription(INVOICES_EVENTS, on_invoices_events, handles=INVOICE_TYPES),
+        ],
+        group_id=GROUP_ID,
+        settings=settings,
+        dead_letters=dead_letters,
+    )

@@ -11,7 +11,7 @@ from juniper_shared.contracts.events import (
     OrderSplit,
 )
 from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_EVENTS, ORDERS_PLACED
-from juniper_shared.kafka import DeadLetters, consume_batches
+from juniper_shared.kafka import DeadLetters, Subscription, consume_batches
 from juniper_shared.settings import ServiceSettings
 
 from payments.application.handlers import PaymentsHandlers
@@ -37,19 +37,15 @@ def register_subscribers(
         await handlers.on_invoices_issued([e for e in events if isinstance(e, InvoiceIssued)])
         await handlers.on_invoices_voided([e for e in events if isinstance(e, InvoiceVoided)])
 
-    common = {"group_id": GROUP_ID, "settings": settings, "dead_letters": dead_letters}
-    consume_batches(broker, ORDERS_PLACED, on_orders_placed, **common)  # type: ignore[arg-type]
     consume_batches(
         broker,
-        ORDERS_EVENTS,
-        on_order_split,
-        handles=frozenset({"order.split"}),
-        **common,  # type: ignore[arg-type]
-    )
-    consume_batches(
-        broker,
-        INVOICES_EVENTS,
-        on_invoices_events,
-        handles=INVOICE_TYPES,
-        **common,  # type: ignore[arg-type]
+        [
+            # Cards first: a split or an invoice in the same batch finds its card stored.
+            Subscription(ORDERS_PLACED, on_orders_placed),
+            Subscription(ORDERS_EVENTS, on_order_split, handles=frozenset({"order.split"})),
+            Subscription(INVOICES_EVENTS, on_invoices_events, handles=INVOICE_TYPES),
+        ],
+        group_id=GROUP_ID,
+        settings=settings,
+        dead_letters=dead_letters,
     )
