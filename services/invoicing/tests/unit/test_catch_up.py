@@ -41,3 +41,19 @@ async def test_a_waiter_nobody_wakes_gets_none_and_leaves_nothing_behind() -> No
     assert await versions.wait("ord-1", 3, timeout=0.01) is None
     versions.seen([order(5)])  # nobody waits any more: nothing to wake, nothing kept
     assert versions._waiting == {}
+
+
+async def test_a_waiter_that_comes_just_after_its_version_was_seen_gets_it_at_once() -> None:
+    # The preview read the database a moment before the consumer stored version 4.
+    versions = OrderVersions()
+    versions.seen([order(4)])
+    versions.seen([order(3)])  # a stale redelivery does not hide the newer one
+    assert (await versions.wait("ord-1", 4, timeout=60)) == order(4)
+    assert (await versions.wait("ord-1", 2, timeout=60)) == order(4)
+
+
+async def test_only_the_most_recent_orders_are_remembered() -> None:
+    versions = OrderVersions()
+    versions.seen([order(1, f"ord-{n}") for n in range(OrderVersions.RECENT + 1)])
+    assert (await versions.wait(f"ord-{OrderVersions.RECENT}", 1, timeout=60)) is not None
+    assert (await versions.wait("ord-0", 1, timeout=0.01)) is None  # forgotten: it waits
