@@ -182,11 +182,13 @@ def consume_batches(
     async def on_batch(records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         by_topic: dict[str, list[ConsumerRecord[Any, Any]]] = {name: [] for name in by_name}
         for record in records:
+            # Only subscribed topics come; anything else is dropped rather than failing the
+            # batch (and the partition) forever.
             by_topic.get(record.topic, []).append(record)
         for name, subscription in by_name.items():
             if by_topic[name]:
                 await _handle_topic(
-                    subscription, by_topic[name], dead_letters, consumer=(name, prefix + group_id)
+                    subscription, by_topic[name], dead_letters, traced_as=(name, prefix + group_id)
                 )
 
 
@@ -195,15 +197,17 @@ async def _handle_topic(
     records: Sequence[ConsumerRecord[Any, Any]],
     dead_letters: DeadLetters,
     *,
-    consumer: tuple[str, str],
+    traced_as: tuple[str, str],
 ) -> None:
+    """Decode one topic's records of a batch and hand the valid events to its handler.
+    `traced_as`: the (prefixed topic, prefixed group) the tracing spans name."""
     topic = subscription.topic
     started = time.perf_counter()
     try:
         events = await decode_batch(topic, records, dead_letters, handles=subscription.handles)
         if events:
             # Tracing hook: CONSUMER spans parented on the records' headers (off: nothing).
-            with tracing.consuming(*consumer, records, events):
+            with tracing.consuming(*traced_as, records, events):
                 await subscription.handle(events)
     except Exception:
         BATCH_FAILURES.labels(topic.name).inc()
