@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import httpx
 import pytest
 from juniper_shared.testing import bearer, wait_until
 from pymongo import AsyncMongoClient
@@ -125,15 +126,24 @@ async def test_confirm_issues_a_number_once_and_publishes_invoice_issued(
     assert data["buyer"]["email"] == "ada@example.com"
 
 
-async def test_a_confirm_retried_with_its_idempotency_key_answers_the_same(
-    service: Invoicing, unique: str
-) -> None:
+async def confirm_with_key(service: Invoicing, unique: str) -> tuple[str, httpx.Response]:
+    """A new order's draft confirmed with an Idempotency-Key: the confirm URL and its answer."""
     order_id = f"ord-{unique}"
     await service.publish_orders([accepted(snapshot(order_id))])
     invoice_id = (await service.until_previewable(order_id))["invoice_id"]
-    headers = {**bearer("seller-1"), "Idempotency-Key": f"confirm-{unique}"}
-    first = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
-    replay = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
+    url = f"/v1/invoices/{invoice_id}/confirm"
+    return url, await service.http.post(url, headers=confirm_headers(unique))
+
+
+def confirm_headers(unique: str) -> dict[str, str]:
+    return {**bearer("seller-1"), "Idempotency-Key": f"confirm-{unique}"}
+
+
+async def test_a_confirm_retried_with_its_idempotency_key_answers_the_same(
+    service: Invoicing, unique: str
+) -> None:
+    url, first = await confirm_with_key(service, unique)
+    replay = await service.http.post(url, headers=confirm_headers(unique))
     assert first.status_code == replay.status_code == 200
     assert replay.json() == first.json()
     assert replay.headers.get("Idempotent-Replayed") == "true"
@@ -164,11 +174,7 @@ async def test_a_confirm_whose_first_response_was_lost_answers_the_invoice_as_it
     mongo_client: AsyncMongoClient[dict[str, Any]],
     database_name: str,
 ) -> None:
-    order_id = f"ord-{unique}"
-    await service.publish_orders([accepted(snapshot(order_id))])
-    invoice_id = (await service.until_previewable(order_id))["invoice_id"]
-    headers = {**bearer("seller-1"), "Idempotency-Key": f"confirm-{unique}"}
-    first = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
+    url, first = await confirm_with_key(service, unique)
     assert first.status_code == 200
     # As if the process died after the invoice's write and before storing the response (it is
     # stored behind the answer: wait for it, then take it away).
@@ -179,7 +185,7 @@ async def test_a_confirm_whose_first_response_was_lost_answers_the_invoice_as_it
 
     await wait_until(confirm_response_stored, equals=True, timeout=10)
     assert (await stored.delete_many({})).deleted_count >= 1
-    retry = await service.http.post(f"/v1/invoices/{invoice_id}/confirm", headers=headers)
+    retry = await service.http.post(url, headers=confirm_headers(unique))
     assert retry.status_code == 200
     assert retry.headers.get("Idempotent-Replayed") == "true"
     assert retry.json() == first.json()  # still issued, with the same number

@@ -34,21 +34,37 @@ async def accepted(service: OrdersUnderTest) -> dict[str, Any]:
     return body
 
 
+QUANTITY_ONE = {"items": [{"line_id": "L1", "quantity": 1}]}
+
+
+def keyed_change(
+    service: OrdersUnderTest, order: dict[str, Any], key: str
+) -> tuple[str, dict[str, str]]:
+    """The URL and headers of a quantity change of `order` carrying Idempotency-Key `key`."""
+    return f"/v1/orders/{order['order_id']}/items", {
+        **service.as_seller(SELLER),
+        "Idempotency-Key": key,
+    }
+
+
+async def change_without_key(service: OrdersUnderTest, url: str) -> httpx.Response:
+    """Another seller change in between, with no key."""
+    return await service.http.patch(
+        url,
+        headers=service.as_seller(SELLER),
+        json={"items": [{"line_id": "L1", "quantity": 2}]},
+    )
+
+
 async def test_a_retried_change_acts_once_and_answers_the_first_response(
     orders_service: OrdersUnderTest,
 ) -> None:
     order = await accepted(orders_service)
-    url = f"/v1/orders/{order['order_id']}/items"
-    headers = {**orders_service.as_seller(SELLER), "Idempotency-Key": "qty-once"}
-    body = {"items": [{"line_id": "L1", "quantity": 1}]}
-    first = await orders_service.http.patch(url, headers=headers, json=body)
+    url, headers = keyed_change(orders_service, order, "qty-once")
+    first = await orders_service.http.patch(url, headers=headers, json=QUANTITY_ONE)
     # Another change in between: the retry still answers what the first request answered.
-    other = await orders_service.http.patch(
-        url,
-        headers=orders_service.as_seller(SELLER),
-        json={"items": [{"line_id": "L1", "quantity": 2}]},
-    )
-    retry = await orders_service.http.patch(url, headers=headers, json=body)
+    other = await change_without_key(orders_service, url)
+    retry = await orders_service.http.patch(url, headers=headers, json=QUANTITY_ONE)
     assert first.status_code == other.status_code == retry.status_code == 200
     assert retry.json() == first.json()
     assert retry.headers["ETag"] == first.headers["ETag"] == f'"{order["version"] + 1}"'
@@ -123,21 +139,15 @@ async def test_a_retry_served_by_another_replica_gets_the_first_response(
     orders_service: OrdersUnderTest,
 ) -> None:
     order = await accepted(orders_service)
-    url = f"/v1/orders/{order['order_id']}/items"
-    headers = {**orders_service.as_seller(SELLER), "Idempotency-Key": "qty-elsewhere"}
-    body = {"items": [{"line_id": "L1", "quantity": 1}]}
+    url, headers = keyed_change(orders_service, order, "qty-elsewhere")
     async with (
         serving(build_app(orders_service.settings)) as other_url,
         httpx.AsyncClient(base_url=other_url, timeout=30) as other_replica,
     ):
-        first = await orders_service.http.patch(url, headers=headers, json=body)
-        await orders_service.http.patch(
-            url,
-            headers=orders_service.as_seller(SELLER),
-            json={"items": [{"line_id": "L1", "quantity": 2}]},
-        )
+        first = await orders_service.http.patch(url, headers=headers, json=QUANTITY_ONE)
+        await change_without_key(orders_service, url)
         # At once: the first replica may not have stored its response yet.
-        retry = await other_replica.patch(url, headers=headers, json=body)
+        retry = await other_replica.patch(url, headers=headers, json=QUANTITY_ONE)
     assert (first.status_code, retry.status_code) == (200, 200)
     assert retry.json() == first.json()  # the first response, not the order as it is now
     assert retry.headers.get("Idempotent-Replayed") == "true"
