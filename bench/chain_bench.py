@@ -574,7 +574,7 @@ async def main() -> None:
             for to in mail.to:
                 signals.mark_threadsafe("receipt", to, mail.received_at)
 
-    inbox = Inbox(on_email=on_email)
+    inbox = Inbox(on_email=on_email, headers_only=True)
     inbox.start()
     log_dir = Path(tempfile.mkdtemp(prefix="jm-chain-bench-"))
     stack = Stack.plan(

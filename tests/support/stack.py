@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
+import email.header
+import email.parser
 import email.policy
 import os
 import signal
@@ -70,16 +72,32 @@ class Email:
             received_at=time.time(),
         )
 
+    @classmethod
+    def parse_headers(cls, rcpt_tos: list[str], content: bytes) -> Email:
+        """Subject and Message-ID only (no body): for a load generator, which reads thousands."""
+        headers = email.parser.BytesHeaderParser().parsebytes(content)
+        subject = str(email.header.make_header(email.header.decode_header(headers["Subject"])))
+        return cls(
+            to=rcpt_tos,
+            subject=subject,
+            text="",
+            message_id=str(headers["Message-ID"] or ""),
+            received_at=time.time(),
+        )
+
 
 class Inbox:
     """A real SMTP server (aiosmtpd) on a free port, in the test process; keeps every email."""
 
-    def __init__(self, on_email: Callable[[Email], None] | None = None) -> None:
+    def __init__(
+        self, on_email: Callable[[Email], None] | None = None, *, headers_only: bool = False
+    ) -> None:
         self.port = free_port()
         self._received: list[Email] = []
         self._lock = threading.Lock()
         self._on_email = on_email
         """Called in the SMTP server's thread for every email received."""
+        self._parse = Email.parse_headers if headers_only else Email.parse
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
@@ -87,7 +105,7 @@ class Inbox:
     ) -> str:
         content = envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
-        mail = Email.parse(list(envelope.rcpt_tos), raw)
+        mail = self._parse(list(envelope.rcpt_tos), raw)
         with self._lock:
             self._received.append(mail)
         if self._on_email is not None:
