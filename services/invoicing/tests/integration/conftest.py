@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -13,8 +14,11 @@ from juniper_shared.testing import free_port, serving
 from .support import Invoicing, invoicing_settings
 
 
-@pytest.fixture
-async def service(infra: Any, database_name: str, unique: str) -> AsyncIterator[Invoicing]:
+@asynccontextmanager
+async def running_invoicing(
+    infra: Any, database_name: str, unique: str
+) -> AsyncIterator[Invoicing]:
+    """One invoicing process (a replica: a second one shares the database and topics)."""
     port = free_port()
     settings = invoicing_settings(infra, database_name, unique, port)
     async with (
@@ -22,3 +26,9 @@ async def service(infra: Any, database_name: str, unique: str) -> AsyncIterator[
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
     ):
         yield Invoicing(base_url, settings.kafka_topic_prefix, infra.kafka_bootstrap, http)
+
+
+@pytest.fixture
+async def service(infra: Any, database_name: str, unique: str) -> AsyncIterator[Invoicing]:
+    async with running_invoicing(infra, database_name, unique) as invoicing:
+        yield invoicing

@@ -101,11 +101,17 @@ class FakeOrders:
 
 
 class FakeInvoices:
+    """One process's view: its recent copies go stale when another process writes."""
+
     def __init__(self, stores: Stores) -> None:
         self._s = stores
+        self._recent: dict[str, Invoice] = {}
 
-    async def get(self, invoice_id: str) -> Invoice | None:
-        stored = self._s.invoices.get(invoice_id)
+    async def get(self, invoice_id: str, *, recent: bool = False) -> Invoice | None:
+        stored = self._recent.get(invoice_id) if recent else None
+        stored = stored or self._s.invoices.get(invoice_id)
+        if stored is not None:
+            self._recent[invoice_id] = stored
         return None if stored is None else Invoice(**stored.__dict__)
 
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
@@ -117,26 +123,36 @@ class FakeInvoices:
         await asyncio.sleep(0)
         stored = self._s.invoices.get(invoice.invoice_id)
         if (stored.version if stored else 0) != previous_version:
+            self._recent.pop(invoice.invoice_id, None)
             return False
         self._s.invoices[invoice.invoice_id] = Invoice(**invoice.__dict__)
+        self._recent[invoice.invoice_id] = self._s.invoices[invoice.invoice_id]
         self._s.issued_events += [(e.data.invoice_id, e.data.number) for e in events]
         return True
 
 
 class FakeCounters:
+    """One process's view, as FakeInvoices."""
+
     def __init__(self, stores: Stores) -> None:
         self._s = stores
+        self._recent: dict[str, NumberCounter] = {}
 
-    async def get(self, seller_id: str) -> NumberCounter | None:
-        stored = self._s.counters.get(seller_id)
+    async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
+        stored = self._recent.get(seller_id) if recent else None
+        stored = stored or self._s.counters.get(seller_id)
+        if stored is not None:
+            self._recent[seller_id] = stored
         return None if stored is None else NumberCounter(**stored.__dict__)
 
     async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
         await asyncio.sleep(0)
         stored = self._s.counters.get(counter.seller_id)
         if (stored.version if stored else 0) != previous_version:
+            self._recent.pop(counter.seller_id, None)
             return False
         self._s.counters[counter.seller_id] = NumberCounter(**counter.__dict__)
+        self._recent[counter.seller_id] = self._s.counters[counter.seller_id]
         return True
 
     async def with_pending(self) -> list[NumberCounter]:

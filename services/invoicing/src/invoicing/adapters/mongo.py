@@ -10,6 +10,7 @@ from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import OutgoingMessage
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
+from juniper_shared.recent import RecentDocuments
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -92,10 +93,17 @@ class MongoInvoices:
         self._invoices: AsyncCollection[Document] = db[INVOICES]
         self._relay = relay
         self._reads = GroupReads(self._invoices, projection={OUTBOX_FIELD: 0})
+        # What this process stored last: a change to it needs no load first.
+        self._recent = RecentDocuments(self._invoices.codec_options)
 
-    async def get(self, invoice_id: str) -> Invoice | None:
+    async def get(self, invoice_id: str, *, recent: bool = False) -> Invoice | None:
+        if recent and (known := self._recent.get(invoice_id)) is not None:
+            return invoice_from_document(known)
         document = await self._reads.get(invoice_id)
-        return invoice_from_document(document) if document else None
+        if document is None:
+            return None
+        self._recent.remember(document)
+        return invoice_from_document(document)
 
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
         cursor = self._invoices.find(
@@ -106,23 +114,28 @@ class MongoInvoices:
     async def save(
         self, invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
     ) -> bool:
-        document = invoice_to_document(invoice)
+        plain = invoice_to_document(invoice)
         messages = [OutgoingMessage.of(event) for event in events]
         if previous_version == 0:
+            document = dict(plain)
             new_outbox(document, messages)
             try:
                 await self._invoices.insert_one(document)
             except DuplicateKeyError:
+                self._recent.forget(invoice.invoice_id)
                 return False
         else:
-            invoice_id = document.pop("_id")
-            update: Document = {"$set": document}
+            changes = dict(plain)
+            invoice_id = changes.pop("_id")
+            update: Document = {"$set": changes}
             stage_events(update, messages)
             result = await self._invoices.update_one(
                 {"_id": invoice_id, "version": previous_version}, update
             )
             if result.matched_count == 0:
+                self._recent.forget(invoice_id)
                 return False
+        self._recent.remember(plain)
         if messages:
             self._relay.notify(INVOICES, invoice.invoice_id, messages)
         return True
@@ -132,10 +145,16 @@ class MongoCounters:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._counters: AsyncCollection[Document] = db[COUNTERS]
         self._reads = GroupReads(self._counters)
+        self._recent = RecentDocuments(self._counters.codec_options)
 
-    async def get(self, seller_id: str) -> NumberCounter | None:
+    async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
+        if recent and (known := self._recent.get(seller_id)) is not None:
+            return counter_from_document(known)
         document = await self._reads.get(seller_id)
-        return counter_from_document(document) if document else None
+        if document is None:
+            return None
+        self._recent.remember(document)
+        return counter_from_document(document)
 
     async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
         document = counter_to_document(counter)
@@ -143,13 +162,20 @@ class MongoCounters:
             try:
                 await self._counters.insert_one(document)
             except DuplicateKeyError:
+                self._recent.forget(counter.seller_id)
                 return False
+            self._recent.remember(document)
             return True
-        seller_id = document.pop("_id")
+        changes = dict(document)
+        seller_id = changes.pop("_id")
         result = await self._counters.update_one(
-            {"_id": seller_id, "version": previous_version}, {"$set": document}
+            {"_id": seller_id, "version": previous_version}, {"$set": changes}
         )
-        return result.matched_count == 1
+        if result.matched_count == 0:
+            self._recent.forget(seller_id)
+            return False
+        self._recent.remember(document)
+        return True
 
     async def with_pending(self) -> list[NumberCounter]:
         cursor = self._counters.find({"has_pending": True})

@@ -48,10 +48,15 @@ class OrderVersions:
             else:
                 del self._waiting[order.order_id]
 
+    def recent(self, order_id: str, version: int) -> InvoiceableOrder | None:
+        """The newest snapshot this process stored of the order, if it is at `version` or newer."""
+        known = self._recent.get(order_id)
+        return known if known is not None and known.version >= version else None
+
     async def wait(self, order_id: str, version: int, *, timeout: float) -> InvoiceableOrder | None:
         """The order at `version` or newer once this process stores it; None after `timeout`."""
-        recent = self._recent.get(order_id)
-        if recent is not None and recent.version >= version:
+        recent = self.recent(order_id, version)
+        if recent is not None:
             return recent
         future: asyncio.Future[InvoiceableOrder] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(order_id, []).append((version, future))

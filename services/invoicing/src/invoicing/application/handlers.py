@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import zlib
@@ -35,7 +36,13 @@ from invoicing.application.events import (
     voided_event,
 )
 from invoicing.application.ports import CounterRepository, InvoiceRepository, OrderBook
-from invoicing.domain.errors import InvalidShipping, NotFound, NotInvoiceable, OrderNotCurrent
+from invoicing.domain.errors import (
+    DomainError,
+    InvalidShipping,
+    NotFound,
+    NotInvoiceable,
+    OrderNotCurrent,
+)
 from invoicing.domain.invoice import (
     Invoice,
     InvoiceStatus,
@@ -137,10 +144,13 @@ class InvoicingHandlers:
         With `order_version` (what the seller saw), never draft from an older version: wait a
         little for `orders.events` to catch up, then refuse with `order_not_current`.
         """
-        for _ in range(WRITE_RETRIES):
+        for attempt in range(WRITE_RETRIES):
+            # The first try from the copy of the draft this process stored last (no load); the
+            # guarded save checks it, and a refusal from it is looked at again on the stored one.
+            recent = attempt == 0
             order, existing = await asyncio.gather(
                 self._order_at_least(order_id, order_version),
-                self.invoices.get(invoice_id_for(order_id)),
+                self.invoices.get(invoice_id_for(order_id), recent=recent),
             )
             if order is None or order.seller_id != seller_id:
                 raise NotFound(f"order {order_id} not found")
@@ -161,7 +171,12 @@ class InvoicingHandlers:
                 invoice = draft_invoice(order, shipping, now=now)
             else:
                 invoice = existing
-                invoice.redraft(order, shipping, now=now)
+                try:
+                    invoice.redraft(order, shipping, now=now)
+                except DomainError:
+                    if recent:
+                        continue
+                    raise
             invoice.request_marks = add_mark(invoice.request_marks)
             previous = invoice.version
             invoice.version += 1
@@ -170,6 +185,11 @@ class InvoicingHandlers:
         raise Contention(f"invoice of order {order_id} kept changing; try again")
 
     async def _order_at_least(self, order_id: str, version: int | None) -> InvoiceableOrder | None:
+        # The snapshot this process's consumer stored last serves when it is recent enough (no
+        # read): confirm checks the draft against the read model as stored.
+        order = self.versions.recent(order_id, version) if version is not None else None
+        if order is not None:
+            return order
         order = await self.orders.get(order_id)
         for wait in CATCH_UP_WAITS if version is not None else ():
             if order is None or version is None or order.version >= version:
@@ -189,15 +209,30 @@ class InvoicingHandlers:
     # --- confirm: gapless numbering -------------------------------------------------------
 
     async def confirm(self, seller_id: str, invoice_id: str) -> Invoice:
-        """Issue the draft with the seller's next number; confirming again changes nothing."""
-        invoice = await self.invoice(seller_id, invoice_id)
+        """Issue the draft with the seller's next number; confirming again changes nothing.
+
+        Starts from the copy of the draft this process stored last (the preview's, usually):
+        numbering checks it with guarded writes. An answer that changes nothing, or a refusal,
+        comes from the invoice as stored.
+        """
+        recent = await self.invoices.get(invoice_id, recent=True)
+        if (
+            recent is not None
+            and recent.status is InvoiceStatus.DRAFT
+            and recent.seller_id == seller_id
+        ):
+            with contextlib.suppress(DomainError):
+                return await self._confirm(recent)
+        return await self._confirm(await self.invoice(seller_id, invoice_id))
+
+    async def _confirm(self, invoice: Invoice) -> Invoice:
         check_marks(invoice.request_marks)
         if invoice.status is InvoiceStatus.VOID:
             raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         if invoice.sequence is None:
             invoice.ensure_confirmable(await self.orders.get(invoice.order_id))
-            issued = await self._number(seller_id, invoice)
-            invoice = issued or await self.invoice(seller_id, invoice_id)
+            issued = await self._number(invoice.seller_id, invoice)
+            invoice = issued or await self.invoice(invoice.seller_id, invoice.invoice_id)
             if invoice.sequence is None:
                 # Voided while being numbered (the cancel arrived): its number was given back.
                 raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
@@ -214,7 +249,11 @@ class InvoicingHandlers:
         lock = self._locks[zlib.crc32(seller_id.encode()) % LOCK_STRIPES]
         async with lock:
             for attempt in range(NUMBERING_ATTEMPTS):
-                counter = await self.counters.get(seller_id) or NumberCounter(seller_id)
+                # The first try from the counter as this process stored it last (no load).
+                recent = attempt == 0
+                counter = await self.counters.get(seller_id, recent=recent) or NumberCounter(
+                    seller_id
+                )
                 step = next_step(counter)
                 if isinstance(step, Settle):
                     await self._settle(counter, step.reservation, confirming=invoice_id)
@@ -229,8 +268,9 @@ class InvoicingHandlers:
                 previous = counter.version
                 reservation = counter.reserve(invoice_id)
                 if not await self.counters.save(counter, previous_version=previous):
-                    NUMBERING_CONTENTION.inc()
-                    await asyncio.sleep(_backoff(attempt))
+                    if not recent:  # another process numbered meanwhile: wait for it a little
+                        NUMBERING_CONTENTION.inc()
+                        await asyncio.sleep(_backoff(attempt))
                     continue
                 self.fault("number_reserved")
                 return await self._settle(counter, reservation, invoice, confirming=invoice_id)
@@ -312,8 +352,9 @@ class InvoicingHandlers:
     async def _void(self, event: OrderCancelled) -> None:
         event_id = str(event.event_id)
         invoice_id = invoice_id_for(event.data.order.order_id)
-        for _ in range(WRITE_RETRIES):
-            invoice = await self.invoices.get(invoice_id)
+        for attempt in range(WRITE_RETRIES):
+            # The first try from this process's copy (the guarded save checks it).
+            invoice = await self.invoices.get(invoice_id, recent=attempt == 0)
             if invoice is None or invoice.seller_id != event.seller_id:
                 return  # never previewed: nothing to void
             if event_id in invoice.processed_events or not invoice.void(now=self.clock()):
@@ -336,8 +377,9 @@ class InvoicingHandlers:
 
     async def _on_payment(self, event: PaymentEvent) -> None:
         event_id = str(event.event_id)
-        for _ in range(WRITE_RETRIES):
-            invoice = await self.invoices.get(event.data.invoice_id)
+        for attempt in range(WRITE_RETRIES):
+            # The first try from this process's copy (the guarded save checks it).
+            invoice = await self.invoices.get(event.data.invoice_id, recent=attempt == 0)
             if invoice is None or invoice.seller_id != event.seller_id:
                 log.warning("payment event for unknown invoice %s", event.data.invoice_id)
                 return

@@ -22,7 +22,10 @@ class OrderBook(Protocol):
 
 
 class InvoiceRepository(Protocol):
-    async def get(self, invoice_id: str) -> Invoice | None: ...
+    async def get(self, invoice_id: str, *, recent: bool = False) -> Invoice | None:
+        """The stored invoice. With `recent`, this process's copy of what it stored or read
+        last, when it has one: possibly outdated by another replica, so only for a change whose
+        guarded `save` checks it."""
 
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]: ...
 
@@ -34,7 +37,8 @@ class InvoiceRepository(Protocol):
 
 
 class CounterRepository(Protocol):
-    async def get(self, seller_id: str) -> NumberCounter | None: ...
+    async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
+        """The seller's stored counter; `recent` as for InvoiceRepository.get."""
 
     async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
         """Store the counter if it is still at `previous_version` (0: not stored yet)."""

@@ -16,6 +16,7 @@ from juniper_shared.outbox import (
     new_outbox,
     stage_events,
 )
+from juniper_shared.recent import RecentDocuments
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -51,8 +52,12 @@ class MongoOrders:
         self._relay = relay
         # Concurrent requests' loads by _id share one `find` (group commit of reads).
         self._reads = GroupReads(self._orders)
+        # What this process stored last: a change to it needs no load first.
+        self._recent = RecentDocuments(self._orders.codec_options)
 
-    async def get(self, order_id: str) -> Order | None:
+    async def get(self, order_id: str, *, recent: bool = False) -> Order | None:
+        if recent and (known := self._recent.get(order_id)) is not None:
+            return order_from_document(known)
         document = await self._reads.get(order_id)
         if document is None:
             return None
@@ -64,6 +69,8 @@ class MongoOrders:
             if parent is None or order_id not in (parent.get("split_into") or ()):
                 return None
             await self.reveal(order_id)
+        else:
+            self._recent.remember(document)
         return order_from_document(document)
 
     async def save(
@@ -84,23 +91,30 @@ class MongoOrders:
         stage_events(update, messages)
         result = await self._orders.update_one(guard, update)
         if result.matched_count == 0:
+            self._recent.forget(order_id)
             current = await self._orders.find_one(
                 {"_id": order_id}, {"version": 1, PROCESSED_FIELD: 1}
             )
             if current is not None and processed_event_id in (current.get(PROCESSED_FIELD) or ()):
                 return  # this event was applied before: the duplicate changes nothing
             raise VersionConflict(current["version"] if current else None)
+        document["_id"] = order_id
+        self._recent.remember(document)
         self._relay.notify(ORDERS, order_id, messages)
 
     async def add_placed(self, orders: Sequence[Order]) -> list[str]:
+        plain: dict[str, Document] = {}
         documents = []
         for order in orders:
-            document = order_to_document(order)
+            plain[order.order_id] = order_to_document(order)
+            document = dict(plain[order.order_id])
             new_outbox(document)
             document[PROCESSED_FIELD] = []
             documents.append(document)
-        inserted = await insert_new(self._orders, documents)
-        return [document["_id"] for document in inserted]
+        inserted = [document["_id"] for document in await insert_new(self._orders, documents)]
+        for order_id in inserted:
+            self._recent.remember(plain[order_id])
+        return inserted
 
     async def add_split(self, child: Order) -> None:
         document = order_to_document(child)

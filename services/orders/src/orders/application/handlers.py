@@ -252,7 +252,8 @@ class OrdersHandlers:
             )
             return [_envelope(OrderSplit, order, data)]
 
-        parent = await self._change(seller_id, order_id, if_match, change)
+        # Not from the kept copy: a decision on an outdated one would leave a hidden order behind.
+        parent = await self._change(seller_id, order_id, if_match, change, recent=False)
         await self.orders.reveal(children[0].order_id)
         return parent, children[0]
 
@@ -264,8 +265,9 @@ class OrdersHandlers:
 
     async def on_invoice_event(self, event: InvoiceEvent) -> None:
         """Keep the All Orders row's invoice link and payment status current (idempotent)."""
-        for _ in range(UNGUARDED_RETRIES + 2):
-            order = await self.orders.get(event.data.order_id)
+        for attempt in range(UNGUARDED_RETRIES + 2):
+            # The first try from the copy this process stored last (the guarded save checks it).
+            order = await self.orders.get(event.data.order_id, recent=attempt == 0)
             if order is None:
                 return  # not ours: an invoice for an order this service never stored
             now = self.clock()
@@ -357,29 +359,56 @@ class OrdersHandlers:
         order_id: str,
         if_match: int | None,
         change: Callable[[Order], Awaitable[list[Envelope]]],
+        *,
+        recent: bool = True,
     ) -> Order:
         """Load, check the precondition, apply, and store state, events and the request's
-        Idempotency-Key mark in one write."""
+        Idempotency-Key mark in one write.
+
+        With `recent`, the first try starts from the copy of the order this process stored or
+        read last, when it has one: no load, so the change is one round trip. Only the guarded
+        write may trust that copy; if it misses, or the decision refuses, the copy may have been
+        outdated by another replica, and the change is decided again on the stored order.
+        """
+        if recent:
+            try:
+                return await self._try_change(seller_id, order_id, if_match, change, recent=True)
+            except (DomainError, VersionConflict):
+                pass
         # With If-Match, one attempt; but a keyed request that lost the race to its own retry
         # loads once more to find its mark.
         guarded_attempts = 2 if keyed_request() else 1
         attempts = UNGUARDED_RETRIES if if_match is None else guarded_attempts
         for attempt in range(attempts):
-            order = await self.order(seller_id, order_id)
-            check_marks(order.request_marks)
-            if if_match is not None and order.version != if_match:
-                raise PreconditionFailed(order.version)
-            # Bumped first so the events' snapshots carry the version being stored.
-            order.version += 1
-            events = await change(order)
-            order.request_marks = add_mark(order.request_marks)
             try:
-                await self.orders.save(order, events)
-                return order
+                return await self._try_change(seller_id, order_id, if_match, change, recent=False)
             except VersionConflict as conflict:
                 if attempt + 1 == attempts:
-                    raise PreconditionFailed(conflict.current or order.version) from conflict
+                    # `current` is None only for an order gone, and orders are never deleted.
+                    raise PreconditionFailed(conflict.current or 0) from conflict
         raise AssertionError("unreachable")
+
+    async def _try_change(
+        self,
+        seller_id: str,
+        order_id: str,
+        if_match: int | None,
+        change: Callable[[Order], Awaitable[list[Envelope]]],
+        *,
+        recent: bool,
+    ) -> Order:
+        order = await self.orders.get(order_id, recent=recent)
+        if order is None or order.seller_id != seller_id:
+            raise NotFound(f"order {order_id} not found")
+        check_marks(order.request_marks)
+        if if_match is not None and order.version != if_match:
+            raise PreconditionFailed(order.version)
+        # Bumped first so the events' snapshots carry the version being stored.
+        order.version += 1
+        events = await change(order)
+        order.request_marks = add_mark(order.request_marks)
+        await self.orders.save(order, events)
+        return order
 
 
 def _envelope(

@@ -27,7 +27,10 @@ class Page:
 
 
 class OrderRepository(Protocol):
-    async def get(self, order_id: str) -> Order | None: ...
+    async def get(self, order_id: str, *, recent: bool = False) -> Order | None:
+        """The stored order. With `recent`, this process's copy of what it stored or read last
+        when it has one: possibly outdated by another replica, so only for a change whose
+        guarded `save` checks it."""
 
     async def save(
         self,

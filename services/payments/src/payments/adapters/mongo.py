@@ -11,6 +11,7 @@ from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import OutgoingMessage
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
+from juniper_shared.recent import RecentDocuments
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -183,10 +184,12 @@ class MongoCardVault:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._cards: AsyncCollection[Document] = db[CARD_VAULT]
         self._reads = GroupReads(self._cards)
+        # A vault entry never changes once written: the copy kept here is always current, and
+        # the charge of an order whose card this process stored needs no read.
+        self._recent = RecentDocuments(self._cards.codec_options)
 
     async def add_placed(self, cards: Sequence[PlacedCard]) -> None:
-        await insert_new(
-            self._cards,
+        await self._add(
             [
                 {
                     "_id": card.order_id,
@@ -196,25 +199,32 @@ class MongoCardVault:
                     "last4": card.last4,
                 }
                 for card in cards
-            ],
+            ]
         )
 
     async def add_split(self, links: Sequence[tuple[str, str, str]]) -> None:
-        await insert_new(
-            self._cards,
+        await self._add(
             [
                 {"_id": child, "seller_id": seller_id, "parent_id": parent}
                 for child, parent, seller_id in links
-            ],
+            ]
         )
+
+    async def _add(self, documents: list[Document]) -> None:
+        # Only what was stored now: an entry stored before stays as it was first written.
+        for document in await insert_new(self._cards, documents):
+            self._recent.remember(document)
 
     async def card_for(self, order_id: str) -> StoredCard | None:
         """Follows split links up to the placed order; None while any link is still missing."""
         current: str | None = order_id
         for _ in range(MAX_SPLIT_DEPTH):
-            document = await self._reads.get(current)
+            document = self._recent.get(current)
             if document is None:
-                return None
+                document = await self._reads.get(current)
+                if document is None:
+                    return None
+                self._recent.remember(document)
             if document.get("card_token"):
                 return StoredCard(
                     seller_id=document["seller_id"],
