@@ -9,8 +9,11 @@ Reports throughput (orders/s), per-stage latency p50/p95/p99, the ceilings measu
 same run on the same broker and database (a FastStream no-op batch consumer's msg/s, a bare
 `update_one` rate) as ratios, and the cost per order: CPU ms over every process of the stack
 (services, sandbox, Kafka's JVM, FerretDB, PostgreSQL), database round trips and Kafka messages
-produced. BENCH_WARMUP_ORDERS (default 100) go through first, unmeasured; then BENCH_ROUNDS
-rounds (default 3) on one running stack; medians. JSON and a PNG chart
+produced. First, unmeasured: BENCH_BROKER_WARMUP_S (default 45) seconds of small produce
+requests and committed fetches, as the services make them, so the broker's JIT has compiled its
+hot paths (a broker started minutes before spends about twice the CPU per order it spends
+warm); then BENCH_WARMUP_ORDERS (default 100) through the chain. Then BENCH_ROUNDS rounds
+(default 3) on one running stack; medians. JSON and a PNG chart
 go to bench/results/. The LAST line printed contains `orders_per_s=`.
 
 Run with `make bench-chain` (or `make bench`); the infrastructure must be up (`make infra-up`).
@@ -72,6 +75,8 @@ CONCURRENCY sellers working flat out (throughput)."""
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WARMUP_ORDERS = int(os.environ.get("BENCH_WARMUP_ORDERS", "100"))
 """Orders sent through the chain before the measured rounds, not counted."""
+BROKER_WARMUP_SECONDS = float(os.environ.get("BENCH_BROKER_WARMUP_S", "45"))
+"""Seconds of produce and fetch traffic before the chain warm-up, not counted."""
 STATE_DIR = Path(os.environ.get("JM_STATE_DIR", REPO / ".local"))
 DATABASE_SIZES = [int(size) for size in os.environ.get("BENCH_DB_SIZES", "1000,20000").split(",")]
 """Orders the database holds before each series of rounds (growth: the same rounds at each)."""
@@ -161,6 +166,49 @@ async def listen(stack: Stack, signals: Signals, ready: asyncio.Event) -> None:
 
 
 RECEIPT = re.compile(r"^Receipt: ")
+
+
+# --- the broker's JIT -----------------------------------------------------------------------
+
+
+async def warm_broker(seconds: float) -> int:
+    """Small idempotent produce requests from 16 senders at once, and a group consumer that
+    commits after every fetch, for `seconds`: the request kinds the services make, enough of
+    them for the JVM to compile their paths. Returns how many records went through."""
+    topic = f"bench.warm.{uuid.uuid4().hex[:8]}"
+    value = b"x" * 1024
+    producer = AIOKafkaProducer(
+        bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=topic,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await producer.start()
+    await consumer.start()
+    stop_at = time.monotonic() + seconds
+    sent = 0
+
+    async def sender() -> None:
+        nonlocal sent
+        while time.monotonic() < stop_at:
+            await producer.send_and_wait(topic, value, key=str(sent % 64).encode())
+            sent += 1
+
+    async def receiver() -> None:
+        while time.monotonic() < stop_at:
+            if await consumer.getmany(timeout_ms=20, max_records=50):
+                await consumer.commit()
+
+    try:
+        await asyncio.gather(receiver(), *(sender() for _ in range(16)))
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return sent
 
 
 # --- the cost of the stack ------------------------------------------------------------------
@@ -593,6 +641,11 @@ async def main() -> None:
         ready = asyncio.Event()
         listener = asyncio.create_task(listen(stack, signals, ready))
         await asyncio.wait_for(ready.wait(), timeout=30)
+        if BROKER_WARMUP_SECONDS > 0:
+            records = await warm_broker(BROKER_WARMUP_SECONDS)
+            print(
+                f"broker warm-up: {records} records in {BROKER_WARMUP_SECONDS:.0f} s (not measured)"
+            )
         if WARMUP_ORDERS > 0:
             # Not measured: the JVM's JIT, connection pools and caches settle first.
             await one_round(stack, signals, -1, WARMUP_ORDERS)
