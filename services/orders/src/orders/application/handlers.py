@@ -164,7 +164,10 @@ class OrdersHandlers:
     # --- reading --------------------------------------------------------------------------
 
     async def order(self, seller_id: str, order_id: str) -> Order:
-        order = await self.orders.get(order_id)
+        return await self._seller_order(seller_id, order_id, recent=False)
+
+    async def _seller_order(self, seller_id: str, order_id: str, *, recent: bool) -> Order:
+        order = await self.orders.get(order_id, recent=recent)
         if order is None or order.seller_id != seller_id:
             raise NotFound(f"order {order_id} not found")
         return order
@@ -397,9 +400,7 @@ class OrdersHandlers:
         *,
         recent: bool,
     ) -> Order:
-        order = await self.orders.get(order_id, recent=recent)
-        if order is None or order.seller_id != seller_id:
-            raise NotFound(f"order {order_id} not found")
+        order = await self._seller_order(seller_id, order_id, recent=recent)
         check_marks(order.request_marks)
         if if_match is not None and order.version != if_match:
             raise PreconditionFailed(order.version)
