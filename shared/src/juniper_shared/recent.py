@@ -12,7 +12,7 @@ the database. Reads that answer a person always go to the database.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any
 
 import bson
@@ -53,6 +53,22 @@ class RecentDocuments:
         if known is None:
             return None
         document: Document = bson.decode(known[1], codec_options=self._codec_options)
+        return document
+
+    async def get_or_read(
+        self,
+        key: Hashable,
+        read: Callable[[Any], Awaitable[Document | None]],
+        *,
+        recent: bool = True,
+    ) -> Document | None:
+        """With `recent`, the copy kept of `key` if there is one; else `read(key)` from the
+        database, remembered."""
+        if recent and (known := self.get(key)) is not None:
+            return known
+        document = await read(key)
+        if document is not None:
+            self.remember(document)
         return document
 
     def forget(self, key: Hashable) -> None:

@@ -49,3 +49,18 @@ def test_forgotten_documents_and_the_least_recently_remembered_beyond_capacity_a
     recent.forget("o-3")
     assert recent.get("o-3") is None
     assert len(recent) == 1
+
+
+async def test_get_or_read_reads_once_and_then_answers_from_the_copy() -> None:
+    recent = RecentDocuments(CODEC)
+    reads: list[str] = []
+
+    async def read(key: str) -> dict[str, object] | None:
+        reads.append(key)
+        return {"_id": key, "version": 2} if key == "o-1" else None
+
+    assert await recent.get_or_read("o-1", read) == {"_id": "o-1", "version": 2}
+    assert await recent.get_or_read("o-1", read) == {"_id": "o-1", "version": 2}
+    assert await recent.get_or_read("o-1", read, recent=False) == {"_id": "o-1", "version": 2}
+    assert await recent.get_or_read("o-9", read) is None
+    assert reads == ["o-1", "o-1", "o-9"]

@@ -97,13 +97,8 @@ class MongoInvoices:
         self._recent = RecentDocuments(self._invoices.codec_options)
 
     async def get(self, invoice_id: str, *, recent: bool = False) -> Invoice | None:
-        if recent and (known := self._recent.get(invoice_id)) is not None:
-            return invoice_from_document(known)
-        document = await self._reads.get(invoice_id)
-        if document is None:
-            return None
-        self._recent.remember(document)
-        return invoice_from_document(document)
+        document = await self._recent.get_or_read(invoice_id, self._reads.get, recent=recent)
+        return invoice_from_document(document) if document else None
 
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
         cursor = self._invoices.find(
@@ -148,13 +143,8 @@ class MongoCounters:
         self._recent = RecentDocuments(self._counters.codec_options)
 
     async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
-        if recent and (known := self._recent.get(seller_id)) is not None:
-            return counter_from_document(known)
-        document = await self._reads.get(seller_id)
-        if document is None:
-            return None
-        self._recent.remember(document)
-        return counter_from_document(document)
+        document = await self._recent.get_or_read(seller_id, self._reads.get, recent=recent)
+        return counter_from_document(document) if document else None
 
     async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
         document = counter_to_document(counter)

@@ -219,12 +219,9 @@ class MongoCardVault:
         """Follows split links up to the placed order; None while any link is still missing."""
         current: str | None = order_id
         for _ in range(MAX_SPLIT_DEPTH):
-            document = self._recent.get(current)
+            document = await self._recent.get_or_read(current, self._reads.get)
             if document is None:
-                document = await self._reads.get(current)
-                if document is None:
-                    return None
-                self._recent.remember(document)
+                return None
             if document.get("card_token"):
                 return StoredCard(
                     seller_id=document["seller_id"],
