@@ -34,6 +34,10 @@ TYPE_HEADER = "type"
 BATCH_WAIT_MS = 20
 """How long a batch consumer waits for records before it polls again."""
 
+FETCH_GATHER_BYTES = 1 << 20
+"""A consumer that waits for bigger batches (`consumer_fetch_wait_ms`) stops waiting once this
+much is there."""
+
 MAX_DEAD_LETTER_BYTES = 512 * 1024
 """A dead letter keeps at most this much of the message (Kafka refuses above 1 MiB)."""
 
@@ -113,7 +117,10 @@ def subscribe_batch(
     The handler gets the batch's aiokafka records, undecoded (`batch_records_of`).
     NACK_ON_ERROR: a handler that raises (database down) makes the batch come again;
     plain ACK would commit past it and lose it. Poison never raises: it goes to the DLQ.
+    `settings.consumer_fetch_wait_ms` > 0: the broker holds each fetch that long, unless a
+    MiB of records is there first.
     """
+    waits = settings.consumer_fetch_wait_ms > 0
     return broker.subscriber(
         *(settings.kafka_topic_prefix + topic.name for topic in topics),
         # Prefixed too: runs that share a broker must not share (and rebalance) groups.
@@ -129,6 +136,10 @@ def subscribe_batch(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=300_000,
         decoder=batch_records_of,
+        # aiokafka's defaults when not waiting: answer as soon as one byte is there, else
+        # after 500 ms (an idle consumer's long poll).
+        fetch_min_bytes=FETCH_GATHER_BYTES if waits else 1,
+        fetch_max_wait_ms=settings.consumer_fetch_wait_ms if waits else 500,
     )
 
 
@@ -167,6 +178,10 @@ def consume_batches(
     the whole batch is handled; poison goes to the DLQ; an exception redelivers the batch
     (handlers are idempotent, so a topic handled before the failure may see its events again).
 
+    Subscriptions that share one handler get the batch's events of all their topics in one
+    call, in the order given (notifications emails about order and invoice news alike: one
+    call stores one set of pending emails, where a call per topic stored two).
+
     One consumer for all the service's topics, not one per topic: one fetch loop, one group
     member and one offset commit per batch, where a consumer per topic multiplied the broker's
     fetch and commit requests and polled on its own when idle."""
@@ -185,37 +200,51 @@ def consume_batches(
             # Only subscribed topics come; anything else is dropped rather than failing the
             # batch (and the partition) forever.
             by_topic.get(record.topic, []).append(record)
+        by_handler: dict[BatchHandler, list[tuple[Subscription, list[ConsumerRecord[Any, Any]]]]]
+        by_handler = {}
         for name, subscription in by_name.items():
             if by_topic[name]:
-                await _handle_topic(
-                    subscription, by_topic[name], dead_letters, traced_as=(name, prefix + group_id)
+                by_handler.setdefault(subscription.handle, []).append(
+                    (subscription, by_topic[name])
                 )
+        for handle, parts in by_handler.items():
+            await _handle_topics(handle, parts, dead_letters, traced_as=(prefix, group_id))
 
 
-async def _handle_topic(
-    subscription: Subscription,
-    records: Sequence[ConsumerRecord[Any, Any]],
+async def _handle_topics(
+    handle: BatchHandler,
+    parts: Sequence[tuple[Subscription, Sequence[ConsumerRecord[Any, Any]]]],
     dead_letters: DeadLetters,
     *,
     traced_as: tuple[str, str],
 ) -> None:
-    """Decode one topic's records of a batch and hand the valid events to its handler.
-    `traced_as`: the (prefixed topic, prefixed group) the tracing spans name."""
-    topic = subscription.topic
+    """Decode the batch's records of one or more topics and hand their valid events to the
+    handler those topics share, in one call. `traced_as`: the (topic prefix, group) the tracing
+    spans name."""
+    prefix, group_id = traced_as
+    topics = [subscription.topic for subscription, _ in parts]
     started = time.perf_counter()
     try:
-        events = await decode_batch(topic, records, dead_letters, handles=subscription.handles)
+        events: list[Envelope] = []
+        for subscription, records in parts:
+            events += await decode_batch(
+                subscription.topic, records, dead_letters, handles=subscription.handles
+            )
         if events:
+            consumed = [record for _, records in parts for record in records]
             # Tracing hook: CONSUMER spans parented on the records' headers (off: nothing).
-            with tracing.consuming(*traced_as, records, events):
-                await subscription.handle(events)
+            with tracing.consuming(prefix + topics[0].name, prefix + group_id, consumed, events):
+                await handle(events)
     except Exception:
-        BATCH_FAILURES.labels(topic.name).inc()
-        log.exception("%s batch failed; it will be redelivered", topic.name)
+        for topic in topics:
+            BATCH_FAILURES.labels(topic.name).inc()
+        log.exception("%s batch failed; it will be redelivered", "+".join(t.name for t in topics))
         # Give a failing dependency a moment before the same batch comes again.
         await asyncio.sleep(0.5)
         raise
-    BATCH_SECONDS.labels(topic.name).observe(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    for topic in topics:
+        BATCH_SECONDS.labels(topic.name).observe(elapsed)
 
 
 @dataclass(frozen=True)

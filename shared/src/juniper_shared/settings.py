@@ -24,6 +24,10 @@ class ServiceSettings(BaseSettings):
     kafka_topic_prefix: str = ""
     """Prepended to every topic name; lets test runs share one broker without crosstalk."""
     consumer_batch_size: int = Field(default=500, ge=1, le=5000)
+    consumer_fetch_wait_ms: int = Field(default=0, ge=0, le=5000)
+    """How long the broker may hold a fetch to gather more records (0: it answers as soon as
+    one is there). A consumer whose work is not urgent waits, for bigger batches: fewer
+    fetches, offset commits and database round trips per record."""
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
     lag_interval_seconds: float = Field(default=15.0, gt=0)
     """How often consumer lag is measured for /metrics."""

@@ -184,32 +184,44 @@ async def _async(value: int) -> int:
     return value
 
 
-async def test_one_consumer_hands_each_topic_its_own_events(infra: Any, unique: str) -> None:
-    first = Topic(name=f"test.first.{unique}", key="order id", writer="test", events=(OrderPlaced,))
-    second = Topic(
-        name=f"test.second.{unique}", key="order id", writer="test", events=(OrderPlaced,)
+async def consumer_of_two_topics(
+    infra: Any,
+    unique: str,
+    handlers: Callable[[Topic], Callable[[list[Envelope]], Awaitable[None]]],
+) -> tuple[KafkaBroker, Producer, Topic, Topic]:
+    """One consumer (not started) for two new topics, `handlers(topic)` handling each."""
+    first, second = (
+        Topic(name=f"test.{which}.{unique}", key="order id", writer="test", events=(OrderPlaced,))
+        for which in ("first", "second")
     )
     settings = ServiceSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
     )
-    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
     producer = Producer(settings, client_id="test")
     await producer.start()
-    received: dict[str, list[str]] = {first.name: [], second.name: []}
+    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    consume_batches(
+        broker,
+        [Subscription(first, handlers(first)), Subscription(second, handlers(second))],
+        group_id=f"group-{unique}",
+        settings=settings,
+        dead_letters=DeadLetters(producer),
+    )
+    return broker, producer, first, second
+
+
+async def test_one_consumer_hands_each_topic_its_own_events(infra: Any, unique: str) -> None:
+    received: dict[str, list[str]] = {}
 
     def recorder(topic: Topic) -> Callable[[list[Envelope]], Awaitable[None]]:
+        received[topic.name] = []
+
         async def record(events: list[Envelope]) -> None:
             received[topic.name].extend(str(event.event_id) for event in events)
 
         return record
 
-    consume_batches(
-        broker,
-        [Subscription(first, recorder(first)), Subscription(second, recorder(second))],
-        group_id=f"group-{unique}",
-        settings=settings,
-        dead_letters=DeadLetters(producer),
-    )
+    broker, producer, first, second = await consumer_of_two_topics(infra, unique, recorder)
     to_first = [placed_order() for _ in range(3)]
     to_second = [placed_order() for _ in range(2)]
     await produce(infra, first.name, [encode(event) for event in to_first])
@@ -228,3 +240,37 @@ async def test_one_consumer_hands_each_topic_its_own_events(infra: Any, unique: 
     finally:
         await broker.stop()
         await producer.stop()
+
+
+async def test_topics_that_share_a_handler_reach_it_in_one_call_per_batch(
+    infra: Any, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits = CommitCounter(monkeypatch)
+    calls: list[list[str]] = []
+
+    async def on_events(events: list[Envelope]) -> None:
+        calls.append([str(event.event_id) for event in events])
+
+    broker, producer, first, second = await consumer_of_two_topics(
+        infra, unique, lambda _topic: on_events
+    )
+    to_first = [placed_order() for _ in range(3)]
+    to_second = [placed_order() for _ in range(2)]
+    # Both topics hold their events before the consumer starts: its first batch has both.
+    await produce(infra, first.name, [encode(event) for event in to_first])
+    await produce(infra, second.name, [encode(event) for event in to_second])
+
+    async def delivered() -> int:
+        return sum(len(call) for call in calls)
+
+    await broker.start()
+    try:
+        await wait_until(delivered, equals=5)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    firsts = {str(event.event_id) for event in to_first}
+    seconds = {str(event.event_id) for event in to_second}
+    assert sorted(id_ for call in calls for id_ in call) == sorted(firsts | seconds)
+    assert any(firsts & set(call) and seconds & set(call) for call in calls), calls
+    assert len(calls) == commits.count  # one call per batch, not one per topic

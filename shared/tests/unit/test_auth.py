@@ -1,0 +1,62 @@
+"""Seller tokens: what a request with a given token is answered, including after the token was
+accepted once (the process keeps verified tokens until they expire)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from juniper_shared import auth
+from juniper_shared.auth import decode_seller_id, issue_token
+from juniper_shared.errors import ApiError
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+
+
+def _refusal(token: str, secret: str = SECRET) -> str:
+    with pytest.raises(ApiError) as refused:
+        decode_seller_id(token, secret)
+    assert refused.value.status == 401
+    return refused.value.message
+
+
+def test_a_valid_token_names_its_seller_every_time() -> None:
+    token = issue_token("seller-a", SECRET)
+    assert decode_seller_id(token, SECRET) == "seller-a"
+    assert decode_seller_id(token, SECRET) == "seller-a"
+
+
+def test_a_token_accepted_once_is_refused_once_it_expires() -> None:
+    expires_at = int(time.time()) + 1
+    token = jwt.encode({"seller_id": "seller-a", "exp": expires_at}, SECRET, algorithm="HS256")
+    assert decode_seller_id(token, SECRET) == "seller-a"
+    while time.time() < expires_at:
+        time.sleep(0.05)
+    assert _refusal(token) == "token expired"
+
+
+def test_a_token_accepted_under_one_secret_is_refused_under_another() -> None:
+    token = issue_token("seller-a", SECRET)
+    assert decode_seller_id(token, SECRET) == "seller-a"
+    assert _refusal(token, "another-secret-that-is-long-enough-too") == "invalid token"
+
+
+def test_bad_tokens_are_refused_every_time() -> None:
+    forged = jwt.encode({"seller_id": "seller-a"}, "not-the-secret-but-long-enough", "HS256")
+    no_seller = jwt.encode({"sub": "someone"}, SECRET, algorithm="HS256")
+    for _ in range(2):
+        assert _refusal(forged) == "invalid token"
+        assert _refusal(no_seller) == "token has no seller_id claim"
+        assert _refusal("not-a-jwt") == "invalid token"
+
+
+def test_the_tokens_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS_KEPT", 3)
+    monkeypatch.setattr(auth, "_verified", {})
+    tokens = [issue_token(f"seller-{n}", SECRET) for n in range(5)]
+    for n, token in enumerate(tokens):
+        assert decode_seller_id(token, SECRET) == f"seller-{n}"
+    assert len(auth._verified) == 3
+    # Forgotten ones are verified again, and still name their seller.
+    assert decode_seller_id(tokens[0], SECRET) == "seller-0"
