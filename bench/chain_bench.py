@@ -16,6 +16,10 @@ warm); then BENCH_WARMUP_ORDERS (default 100) through the chain. Then BENCH_ROUN
 (default 3) on one running stack; medians. JSON and a PNG chart
 go to bench/results/. The LAST line printed contains `orders_per_s=`.
 
+The driver shares the two cores with the stack, so it is kept light: uvloop, as the services
+run, and aiohttp's client (httpx's, through anyio, cost 60-70 CPU ms per order; this one
+about 20).
+
 Run with `make bench-chain` (or `make bench`); the infrastructure must be up (`make infra-up`).
 Other runs on this machine share the CPUs, the broker and the database: the load average is
 reported beside the figures.
@@ -39,7 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
@@ -271,7 +276,7 @@ METRIC_LINE = re.compile(r"^(jm_[a-z_]+_total)(?:\{([^}]*)\})? ([0-9.e+]+)$", re
 LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 
 
-async def service_counters(stack: Stack, http: httpx.AsyncClient) -> dict[str, float]:
+async def service_counters(stack: Stack, http: aiohttp.ClientSession) -> dict[str, float]:
     """Sums over the four services: database round trips, events published, dead letters; and
     round trips per `service:command:collection`, to see where they go."""
     totals = {"db": 0.0, "published": 0.0, "dead_letters": 0.0}
@@ -281,7 +286,7 @@ async def service_counters(stack: Stack, http: httpx.AsyncClient) -> dict[str, f
         "jm_dead_letters_total": "dead_letters",
     }
     for name in SERVICES:
-        text = (await http.get(stack.url(name) + "/metrics")).text
+        text = (await send(http, "GET", stack.url(name) + "/metrics")).text
         for metric, labels, value in METRIC_LINE.findall(text):
             if metric in wanted:
                 totals[wanted[metric]] += float(value)
@@ -303,24 +308,60 @@ class Timings:
     had not yet consumed `order.updated`); the seller pressed again until they matched."""
 
 
-async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+@dataclass(frozen=True)
+class Answer:
+    """A response, read whole: the driver looks at every body it gets."""
+
+    status_code: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
+def http_client() -> aiohttp.ClientSession:
+    """The driver's HTTP client: aiohttp, whose client costs about half of httpx's per request
+    (httpx goes through anyio), and the driver shares the two cores with the stack it
+    measures. Idle connections are dropped after 4 s, before uvicorn closes them (5 s)."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2, keepalive_timeout=4),
+    )
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    body: Any = None,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
     """One request; sent again (same Idempotency-Key) when a pooled keep-alive connection was
-    closed by the server just as it was reused (uvicorn closes idle ones after 5 s)."""
-    headers = dict(kwargs.pop("headers", {}))
+    closed by the server just as it was reused."""
+    headers = dict(headers or {})
     if method in ("POST", "PATCH"):
         headers["Idempotency-Key"] = uuid.uuid4().hex
     for attempt in range(3):
         try:
-            return await http.request(method, url, headers=headers, **kwargs)
-        except (httpx.ReadError, httpx.RemoteProtocolError):
+            async with http.request(
+                method, url, json=body, params=params, headers=headers
+            ) as response:
+                return Answer(response.status, await response.read())
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
 async def retry_until(
-    attempt: Callable[[], Awaitable[httpx.Response]], accept: Callable[[httpx.Response], bool]
-) -> httpx.Response:
+    attempt: Callable[[], Awaitable[Answer]], accept: Callable[[Answer], bool]
+) -> Answer:
     """Tries again, waiting 50 ms, then longer (up to 400 ms), as a person's page would."""
     give_up = time.monotonic() + STEP_TIMEOUT
     pause = 0.05
@@ -336,7 +377,7 @@ async def retry_until(
 
 async def one_order(
     stack: Stack,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     producer: AIOKafkaProducer,
     signals: Signals,
     seller_id: str,
@@ -367,8 +408,8 @@ async def one_order(
     stored = await signals.wait("stored", order_id)
     timings.stages["placed_to_stored"].append(stored - placed)
 
-    def post(path: str, body: dict[str, Any] | None = None) -> Awaitable[httpx.Response]:
-        return send(http, "POST", path, json=body, headers=headers)
+    def post(path: str, body: dict[str, Any] | None = None) -> Awaitable[Answer]:
+        return send(http, "POST", path, body=body, headers=headers)
 
     accepting = time.time()
     started = time.perf_counter()
@@ -382,7 +423,7 @@ async def one_order(
         http,
         "PATCH",
         f"{orders}/v1/orders/{order_id}/items",
-        json={"items": [{"line_id": lines[0], "quantity": 6}]},
+        body={"items": [{"line_id": lines[0], "quantity": 6}]},
         headers=headers,
     )
     assert changed.status_code == 200, changed.text
@@ -394,7 +435,7 @@ async def one_order(
 
     stale = False
 
-    def current_draft(response: httpx.Response) -> bool:
+    def current_draft(response: Answer) -> bool:
         nonlocal stale
         if response.status_code != 200:
             return False
@@ -424,10 +465,10 @@ async def one_order(
     timings.stages["confirm_to_paid"].append(paid - confirming)
     timings.stages["accept_to_paid"].append(paid - accepting)
 
-    def order_paid(response: httpx.Response) -> bool:
+    def order_paid(response: Answer) -> bool:
         return response.status_code == 200 and response.json()["payment_status"] == "paid"
 
-    def row_paid(response: httpx.Response) -> bool:
+    def row_paid(response: Answer) -> bool:
         rows = [r for r in response.json()["items"] if r["order_id"] == order_id]
         return bool(rows) and rows[0]["payment_status"] == "paid"
 
@@ -454,10 +495,12 @@ async def fill_to(stack: Stack, size: int) -> float:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URL)
     orders = client[stack.databases[SERVICES.index("orders")]]["orders"]
     read_model = client[stack.databases[SERVICES.index("invoicing")]]["orders"]
-    async with httpx.AsyncClient(timeout=30) as http:
-        response = await http.put(
+    async with http_client() as http:
+        response = await send(
+            http,
+            "PUT",
             stack.url("orders") + "/v1/seller/settings",
-            json={"buyer_access_requires_approval": False},
+            body={"buyer_access_requires_approval": False},
             headers=bearer(FILLER_SELLER, JWT_SECRET),
         )
         assert response.status_code == 200, response.text
@@ -504,13 +547,13 @@ async def one_round(
     gate = asyncio.Semaphore(CONCURRENCY)
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
     await producer.start()
-    async with httpx.AsyncClient(
-        timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY * 2)
-    ) as http:
+    async with http_client() as http:
         for seller in sellers:  # not gated: an order from a new buyer waits for the seller
-            response = await http.put(
+            response = await send(
+                http,
+                "PUT",
                 stack.url("orders") + "/v1/seller/settings",
-                json={"buyer_access_requires_approval": False},
+                body={"buyer_access_requires_approval": False},
                 headers=bearer(seller, JWT_SECRET),
             )
             assert response.status_code == 200, response.text
@@ -796,4 +839,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # uvloop, as the services run: the driver's own event loop costs less CPU on it.
+    uvloop.run(main())
