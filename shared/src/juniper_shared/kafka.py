@@ -165,6 +165,10 @@ class Subscription:
     (None: every type of the topic)."""
 
 
+TopicRecords = tuple[Subscription, list[ConsumerRecord[Any, Any]]]
+"""One subscription and the records of its topic in a batch."""
+
+
 def consume_batches(
     broker: KafkaBroker,
     subscriptions: Sequence[Subscription],
@@ -200,28 +204,27 @@ def consume_batches(
             # Only subscribed topics come; anything else is dropped rather than failing the
             # batch (and the partition) forever.
             by_topic.get(record.topic, []).append(record)
-        by_handler: dict[BatchHandler, list[tuple[Subscription, list[ConsumerRecord[Any, Any]]]]]
-        by_handler = {}
+        by_handler: dict[BatchHandler, list[TopicRecords]] = {}
         for name, subscription in by_name.items():
             if by_topic[name]:
                 by_handler.setdefault(subscription.handle, []).append(
                     (subscription, by_topic[name])
                 )
         for handle, parts in by_handler.items():
-            await _handle_topics(handle, parts, dead_letters, traced_as=(prefix, group_id))
+            await _handle_topics(handle, parts, dead_letters, prefix=prefix, group_id=group_id)
 
 
 async def _handle_topics(
     handle: BatchHandler,
-    parts: Sequence[tuple[Subscription, Sequence[ConsumerRecord[Any, Any]]]],
+    parts: Sequence[TopicRecords],
     dead_letters: DeadLetters,
     *,
-    traced_as: tuple[str, str],
+    prefix: str,
+    group_id: str,
 ) -> None:
     """Decode the batch's records of one or more topics and hand their valid events to the
-    handler those topics share, in one call. `traced_as`: the (topic prefix, group) the tracing
-    spans name."""
-    prefix, group_id = traced_as
+    handler those topics share, in one call. `prefix` and `group_id` name the tracing spans'
+    topic and group."""
     topics = [subscription.topic for subscription, _ in parts]
     started = time.perf_counter()
     try:
