@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -27,6 +29,7 @@ from invoicing.domain.order import InvoiceableOrder, OrderLine
 from juniper_shared.contracts.events import Envelope
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def test_reserve_takes_the_next_number_and_blocks_until_released() -> None:
@@ -100,6 +103,19 @@ class FakeOrders:
         raise NotImplementedError
 
 
+def read_through(
+    recent: dict[str, T], stored: dict[str, T], key: str, *, use_recent: bool
+) -> T | None:
+    """One process's read: its own copy when asked and held (maybe stale), else the stored
+    document, which it then keeps; the caller gets a fresh copy."""
+    found = recent.get(key) if use_recent else None
+    found = found or stored.get(key)
+    if found is None:
+        return None
+    recent[key] = found
+    return copy.copy(found)
+
+
 class FakeInvoices:
     """One process's view: its recent copies go stale when another process writes."""
 
@@ -108,11 +124,7 @@ class FakeInvoices:
         self._recent: dict[str, Invoice] = {}
 
     async def get(self, invoice_id: str, *, recent: bool = False) -> Invoice | None:
-        stored = self._recent.get(invoice_id) if recent else None
-        stored = stored or self._s.invoices.get(invoice_id)
-        if stored is not None:
-            self._recent[invoice_id] = stored
-        return None if stored is None else Invoice(**stored.__dict__)
+        return read_through(self._recent, self._s.invoices, invoice_id, use_recent=recent)
 
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
         raise NotImplementedError
@@ -139,11 +151,7 @@ class FakeCounters:
         self._recent: dict[str, NumberCounter] = {}
 
     async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
-        stored = self._recent.get(seller_id) if recent else None
-        stored = stored or self._s.counters.get(seller_id)
-        if stored is not None:
-            self._recent[seller_id] = stored
-        return None if stored is None else NumberCounter(**stored.__dict__)
+        return read_through(self._recent, self._s.counters, seller_id, use_recent=recent)
 
     async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
         await asyncio.sleep(0)
