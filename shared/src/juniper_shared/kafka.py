@@ -7,11 +7,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 
 from juniper_shared import tracing
@@ -31,8 +33,9 @@ log = logging.getLogger(__name__)
 
 TYPE_HEADER = "type"
 
-BATCH_WAIT_MS = 20
-"""How long a batch consumer waits for records before it polls again."""
+POLL_WAIT_MS = 500
+"""The longest a batch consumer's poll waits for records. It returns as soon as any are there
+(aiokafka's fetcher fetches in the background), so this bounds idle wakeups, not latency."""
 
 FETCH_GATHER_BYTES = 1 << 20
 """A consumer that waits for bigger batches (`consumer_fetch_wait_ms`) stops waiting once this
@@ -110,7 +113,7 @@ class Producer:
 
 def subscribe_batch(
     broker: KafkaBroker, *topics: Topic, group_id: str, settings: ServiceSettings
-) -> Callable[[Callable[..., Any]], Any]:
+) -> BatchSubscriber:
     """Register one batch subscriber (one consumer) for `topics` that commits once per batch,
     after the handler returns.
 
@@ -121,17 +124,13 @@ def subscribe_batch(
     MiB of records is there first.
     """
     waits = settings.consumer_fetch_wait_ms > 0
-    return broker.subscriber(
+    subscriber = broker.subscriber(
         *(settings.kafka_topic_prefix + topic.name for topic in topics),
         # Prefixed too: runs that share a broker must not share (and rebalance) groups.
         group_id=settings.kafka_topic_prefix + group_id,
         batch=True,
         max_records=settings.consumer_batch_size,
-        # FastStream waits this long for records, then, if none came, sleeps as long again: a
-        # record arriving at an idle consumer waits up to twice this. One consumer per service
-        # (consume_batches): 4 consumers polling every 40 ms when idle, where a consumer per
-        # topic (9) polled every 100 ms: about as many wakeups, the worst wait 40 ms, not 100.
-        batch_timeout_ms=BATCH_WAIT_MS,
+        batch_timeout_ms=POLL_WAIT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=300_000,
@@ -141,6 +140,27 @@ def subscribe_batch(
         fetch_min_bytes=FETCH_GATHER_BYTES if waits else 1,
         fetch_max_wait_ms=settings.consumer_fetch_wait_ms if waits else 500,
     )
+    _poll_without_pausing(subscriber)
+    return subscriber
+
+
+def _poll_without_pausing(subscriber: BatchSubscriber) -> None:
+    """Make the subscriber's poll return once records are there, and nothing else.
+
+    FastStream's batch poll sleeps as long again as it waited whenever a poll comes back empty:
+    with a short wait an idle consumer woke 25 times a second (about 20 ms of CPU a second per
+    service), with a long one a record arriving during the sleep waited for it. aiokafka's
+    `getmany` alone returns as soon as the background fetcher has records, so the wait can be
+    long. FastStream's consume loop (`_run_consume_loop`, pinned in uv.lock) calls `get_msg`
+    and polls again when it returns nothing; its errors and stop handling are unchanged.
+    """
+    max_records = subscriber.max_records
+
+    async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
+        fetched = await consumer.getmany(timeout_ms=POLL_WAIT_MS, max_records=max_records)
+        return tuple(chain.from_iterable(fetched.values()))
+
+    subscriber.get_msg = get_msg  # type: ignore[method-assign]
 
 
 async def batch_records_of(message: StreamMessage[Any]) -> tuple[ConsumerRecord[Any, Any], ...]:

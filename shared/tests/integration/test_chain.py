@@ -132,6 +132,41 @@ async def test_the_same_order_delivered_twice_is_stored_once(
         await broker.stop()
 
 
+async def test_an_idle_consumer_waits_in_its_poll_and_takes_a_new_order_at_once(
+    infra: Any,
+    topic: Topic,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    database_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An idle consumer asks aiokafka for records about twice a second (each poll waits up to
+    half a second, returning as soon as records are there); FastStream's own batch poll would
+    also sleep after every empty poll, and with a short wait it woke 25 times a second."""
+    polls = 0
+    original = AIOKafkaConsumer.getmany
+
+    async def counting_getmany(consumer: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        nonlocal polls
+        polls += 1
+        return await original(consumer, *args, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", counting_getmany)
+    broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
+    try:
+        collection = mongo_client[database_name]["orders"]
+        await produce(infra, topic.name, [encode(placed_order())])
+        await wait_until(lambda: collection.count_documents({}), equals=1)
+        polls_before_idle = polls
+        await asyncio.sleep(3)
+        idle_polls = polls - polls_before_idle
+        assert 1 <= idle_polls <= 10, f"{idle_polls} polls in 3 idle seconds"
+
+        await produce(infra, topic.name, [encode(placed_order())])
+        await wait_until(lambda: collection.count_documents({}), equals=2)
+    finally:
+        await broker.stop()
+
+
 async def test_poison_goes_to_the_dlq_and_the_next_good_order_is_still_stored(
     infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
 ) -> None:
