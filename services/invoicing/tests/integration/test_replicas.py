@@ -56,3 +56,24 @@ async def test_numbers_stay_gapless_when_replicas_take_turns(
         assert confirmed.status_code == 200, confirmed.text
         numbers.append(confirmed.json()["number"])
     assert numbers == [f"INV-{n:06d}" for n in range(1, 6)]
+
+
+async def test_a_replica_that_never_saw_the_invoice_refuses_to_redraft_it_once_issued(
+    service: Invoicing, other_replica: Invoicing, unique: str
+) -> None:
+    """A preview starts as the order's first draft unless this process holds a copy; the one
+    stored (here issued on the other replica) decides."""
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id))])
+    draft = await service.until_previewable(order_id)
+    assert (await service.confirm(draft["invoice_id"])).status_code == 200
+
+    late = await other_replica.preview(order_id, carrier="FedEx", shipping_cost="20.00")
+
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "order_not_invoiceable")
+    issued: dict[str, Any] = (await service.invoice(draft["invoice_id"])).json()
+    assert (issued["status"], issued["number"], issued["shipping"]["carrier"]) == (
+        "issued",
+        "INV-000001",
+        draft["shipping"]["carrier"],
+    )

@@ -126,6 +126,10 @@ class FakeInvoices:
     async def get(self, invoice_id: str, *, recent: bool = False) -> Invoice | None:
         return read_through(self._recent, self._s.invoices, invoice_id, use_recent=recent)
 
+    def kept(self, invoice_id: str) -> Invoice | None:
+        found = self._recent.get(invoice_id)
+        return copy.copy(found) if found is not None else None
+
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
         raise NotImplementedError
 

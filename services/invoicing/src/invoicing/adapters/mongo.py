@@ -100,6 +100,10 @@ class MongoInvoices:
         document = await self._recent.get_or_read(invoice_id, self._reads.get, recent=recent)
         return invoice_from_document(document) if document else None
 
+    def kept(self, invoice_id: str) -> Invoice | None:
+        document = self._recent.get(invoice_id)
+        return invoice_from_document(document) if document else None
+
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
         cursor = self._invoices.find(
             {"order_id": order_id, "seller_id": seller_id}, {OUTBOX_FIELD: 0}

@@ -144,14 +144,20 @@ class InvoicingHandlers:
         With `order_version` (what the seller saw), never draft from an older version: wait a
         little for `orders.events` to catch up, then refuse with `order_not_current`.
         """
+        invoice_id = invoice_id_for(order_id)
         for attempt in range(WRITE_RETRIES):
-            # The first try from the copy of the draft this process stored last (no load); the
-            # guarded save checks it, and a refusal from it is looked at again on the stored one.
+            # The first try loads no invoice: it starts from the copy of the draft this process
+            # stored last or, with none, drafts the order's first invoice (the usual case). The
+            # guarded save checks either (a first draft is an insert, refused if one is stored),
+            # and a refusal is looked at again on the stored invoice.
             recent = attempt == 0
-            order, existing = await asyncio.gather(
-                self._order_at_least(order_id, order_version),
-                self.invoices.get(invoice_id_for(order_id), recent=recent),
-            )
+            if recent:
+                order = await self._order_at_least(order_id, order_version)
+                existing = self.invoices.kept(invoice_id)
+            else:
+                order, existing = await asyncio.gather(
+                    self._order_at_least(order_id, order_version), self.invoices.get(invoice_id)
+                )
             if order is None or order.seller_id != seller_id:
                 raise NotFound(f"order {order_id} not found")
             if existing is not None:

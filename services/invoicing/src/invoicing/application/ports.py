@@ -27,6 +27,10 @@ class InvoiceRepository(Protocol):
         last, when it has one: possibly outdated by another replica, so only for a change whose
         guarded `save` checks it."""
 
+    def kept(self, invoice_id: str) -> Invoice | None:
+        """This process's copy of the invoice as it stored or read it last, without a round
+        trip; None when it has none, which says nothing about the database."""
+
     async def for_order(self, seller_id: str, order_id: str) -> list[Invoice]: ...
 
     async def save(
