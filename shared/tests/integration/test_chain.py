@@ -29,18 +29,18 @@ from pymongo import AsyncMongoClient
 pytestmark = pytest.mark.integration
 
 
-class CommitCounter:
-    """Counts offset commits by wrapping aiokafka's consumer commit."""
+class ConsumerCalls:
+    """Counts calls of one of aiokafka's consumer methods (`commit`, `getmany`) by wrapping it."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
         self.count = 0
-        original = AIOKafkaConsumer.commit
+        original = getattr(AIOKafkaConsumer, method)
 
-        async def counting_commit(consumer: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> None:
+        async def counting(consumer: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            await original(consumer, *args, **kwargs)
+            return await original(consumer, *args, **kwargs)
 
-        monkeypatch.setattr(AIOKafkaConsumer, "commit", counting_commit)
+        monkeypatch.setattr(AIOKafkaConsumer, method, counting)
 
 
 @pytest.fixture
@@ -142,23 +142,15 @@ async def test_an_idle_consumer_waits_in_its_poll_and_takes_a_new_order_at_once(
     """An idle consumer asks aiokafka for records about twice a second (each poll waits up to
     half a second, returning as soon as records are there); FastStream's own batch poll would
     also sleep after every empty poll, and with a short wait it woke 25 times a second."""
-    polls = 0
-    original = AIOKafkaConsumer.getmany
-
-    async def counting_getmany(consumer: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
-        nonlocal polls
-        polls += 1
-        return await original(consumer, *args, **kwargs)
-
-    monkeypatch.setattr(AIOKafkaConsumer, "getmany", counting_getmany)
+    polls = ConsumerCalls(monkeypatch, "getmany")
     broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
     try:
         collection = mongo_client[database_name]["orders"]
         await produce(infra, topic.name, [encode(placed_order())])
         await wait_until(lambda: collection.count_documents({}), equals=1)
-        polls_before_idle = polls
+        polls_before_idle = polls.count
         await asyncio.sleep(3)
-        idle_polls = polls - polls_before_idle
+        idle_polls = polls.count - polls_before_idle
         assert 1 <= idle_polls <= 10, f"{idle_polls} polls in 3 idle seconds"
 
         await produce(infra, topic.name, [encode(placed_order())])
@@ -201,7 +193,7 @@ async def test_a_thousand_orders_are_stored_with_one_commit_per_batch(
     database_name: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    commits = CommitCounter(monkeypatch)
+    commits = ConsumerCalls(monkeypatch, "commit")
     events = [placed_order() for _ in range(1000)]
     await produce(infra, topic.name, [encode(event) for event in events])
     broker, batch_sizes = await run_storing_consumer(infra, topic, mongo_client, database_name)
@@ -280,7 +272,7 @@ async def test_one_consumer_hands_each_topic_its_own_events(infra: Any, unique: 
 async def test_topics_that_share_a_handler_reach_it_in_one_call_per_batch(
     infra: Any, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commits = CommitCounter(monkeypatch)
+    commits = ConsumerCalls(monkeypatch, "commit")
     calls: list[list[str]] = []
 
     async def on_events(events: list[Envelope]) -> None:
