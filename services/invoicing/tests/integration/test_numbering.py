@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from invoicing.bootstrap import build_app
+from juniper_shared.metrics import DB_COMMANDS
 from juniper_shared.testing import free_port, serving, wait_until
 
 from .support import Invoicing, accepted, invoicing_settings, snapshot
@@ -52,6 +53,26 @@ async def test_twenty_concurrent_confirms_from_two_instances_number_one_to_twent
 
     events = await service.invoice_events(until=lambda found: len(found) >= 20)
     assert sorted(event["data"]["number"] for event in events) == numbers
+
+
+def counter_round_trips() -> float:
+    """Commands sent to the numbering counters by this test process (its service included)."""
+    return sum(
+        DB_COMMANDS.labels(command, "invoice_counters")._value.get()
+        for command in ("find", "insert", "update")
+    )
+
+
+async def test_each_confirm_is_one_counter_round_trip_and_the_numbers_stay_gapless(
+    service: Invoicing, unique: str
+) -> None:
+    first, *others = await drafts(service, unique, 5)
+    assert (await service.confirm(first)).json()["number"] == "INV-000001"  # creates the counter
+    before = counter_round_trips()
+    numbers = [(await service.confirm(invoice_id)).json()["number"] for invoice_id in others]
+    assert numbers == [f"INV-{n:06d}" for n in range(2, 6)]
+    # Each reserves its number and releases the previous confirm's reservation in one write.
+    assert counter_round_trips() - before == len(others)
 
 
 def start_process(env: dict[str, str]) -> subprocess.Popen[bytes]:

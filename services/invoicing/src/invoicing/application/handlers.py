@@ -81,6 +81,8 @@ all); after each wait it reads the database again, in case another replica store
 NUMBERING_ATTEMPTS = 200
 """Bounded wait for a seller's counter when many confirms of that seller race."""
 LOCK_STRIPES = 64
+RECOVERY_CHUNK = 500
+"""Pending reservations checked at once at start-up: their invoices are read as one `find`."""
 
 PaymentEvent = PaymentSucceeded | PaymentFailed | PaymentRefunded
 
@@ -260,18 +262,23 @@ class InvoicingHandlers:
                 counter = await self.counters.get(seller_id, recent=recent) or NumberCounter(
                     seller_id
                 )
+                previous = counter.version
                 step = next_step(counter)
                 if isinstance(step, Settle):
-                    await self._settle(counter, step.reservation, confirming=invoice_id)
                     if step.reservation.invoice_id == invoice_id:
+                        await self._settle(counter, step.reservation, confirming=invoice_id)
                         return None
-                    known = None
-                    continue
+                    if not await self._holds_its_number(step.reservation):
+                        await self._settle(counter, step.reservation, confirming=invoice_id)
+                        known = None
+                        continue
+                    # The seller's last confirm is done (its invoice holds the number): its
+                    # release rides on this reservation's write.
+                    counter.release(step.reservation)
                 invoice = known or await self.invoices.get(invoice_id)
                 known = None
                 if invoice is None or invoice.status is not InvoiceStatus.DRAFT:
                     return None  # numbered meanwhile by another process
-                previous = counter.version
                 reservation = counter.reserve(invoice_id)
                 if not await self.counters.save(counter, previous_version=previous):
                     if not recent:  # another process numbered meanwhile: wait for it a little
@@ -279,7 +286,9 @@ class InvoicingHandlers:
                         await asyncio.sleep(_backoff(attempt))
                     continue
                 self.fault("number_reserved")
-                return await self._settle(counter, reservation, invoice, confirming=invoice_id)
+                return await self._settle(
+                    counter, reservation, invoice, confirming=invoice_id, release=False
+                )
         raise Contention(f"numbering for seller {seller_id} is busy; try again")
 
     async def _settle(
@@ -289,11 +298,13 @@ class InvoicingHandlers:
         known: Invoice | None = None,
         *,
         confirming: str | None = None,
+        release: bool = True,
     ) -> Invoice | None:
         """Bring a pending reservation to its end: number written into the invoice, released.
         Returns the invoice when this call issued it. `known`: the invoice as just read;
         `confirming`: the invoice the request being served confirms (it gets the request's
-        Idempotency-Key mark)."""
+        Idempotency-Key mark); `release=False`: once this call has written the number, leave
+        the reservation pending for the seller's next reservation to release in its write."""
         issued: Invoice | None = None
         for _ in range(WRITE_RETRIES):
             invoice = known or await self.invoices.get(reservation.invoice_id)
@@ -317,6 +328,8 @@ class InvoicingHandlers:
                 INVOICES_ISSUED.inc()
                 log.debug("issued invoice %s as %s", invoice.invoice_id, invoice.number)
                 issued = invoice
+                if not release:
+                    return issued
                 decision = Settlement.RELEASE
             previous = counter.version
             if decision is Settlement.RELEASE:
@@ -331,14 +344,32 @@ class InvoicingHandlers:
         raise Contention(f"invoice {reservation.invoice_id} kept changing while numbered")
 
     async def recover_numbering(self) -> int:
-        """Settle reservations a crash left pending (start-up); returns how many."""
+        """Settle the reservations a crash left unfinished (start-up); returns how many.
+
+        A reservation whose invoice holds its number is finished, only not yet released: the
+        seller's next confirm releases it in its own write, so it is left as it is."""
+        unfinished = 0
         pending = await self.counters.with_pending()
-        for counter in pending:
-            assert counter.pending is not None
-            await self._settle(counter, counter.pending)
-        if pending:
-            log.warning("settled %d numbering reservations left by a crash", len(pending))
-        return len(pending)
+        for start in range(0, len(pending), RECOVERY_CHUNK):
+            chunk = pending[start : start + RECOVERY_CHUNK]
+            reservations = [counter.pending for counter in chunk if counter.pending is not None]
+            # Concurrent reads of one chunk go to the database as one `find`.
+            finished = await asyncio.gather(*map(self._holds_its_number, reservations))
+            for counter, reservation, done in zip(chunk, reservations, finished, strict=True):
+                if not done:
+                    await self._settle(counter, reservation)
+                    unfinished += 1
+        if unfinished:
+            log.warning("settled %d numbering reservations left by a crash", unfinished)
+        return unfinished
+
+    async def _holds_its_number(self, reservation: Reservation) -> bool:
+        """Whether the reserved invoice carries the reserved number. A copy that says so is
+        as good as a read: an invoice's number, once written, never changes."""
+        invoice = self.invoices.kept(reservation.invoice_id)
+        if invoice is None or invoice.sequence != reservation.sequence:
+            invoice = await self.invoices.get(reservation.invoice_id)
+        return invoice is not None and invoice.sequence == reservation.sequence
 
     # --- what other services tell us ------------------------------------------------------
 

@@ -4,6 +4,11 @@ The seller's counter holds the next number and at most one `pending` reservation
 invoice that holds it. Confirming is: reserve (counter), write the number into the invoice
 (with its `invoice.issued` event), release (counter). Whoever finds a reservation pending
 settles it first, so a crash between any two steps leaves neither a gap nor a duplicate.
+
+The release is lazy: a confirm leaves its reservation pending once the invoice holds the
+number, and the seller's next confirm releases it in the same counter write that takes the
+next number. Two counter writes per invoice would otherwise be one more round trip than the
+numbering needs; a pending reservation whose invoice holds its number is already settled.
 """
 
 from __future__ import annotations
