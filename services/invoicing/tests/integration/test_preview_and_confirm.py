@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
 import httpx
 import pytest
+from juniper_shared.metrics import DB_COMMANDS
 from juniper_shared.testing import bearer, wait_until
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
@@ -276,3 +278,30 @@ async def test_a_preview_naming_the_order_version_never_drafts_an_older_one(
         )
     assert caught_up.status_code == 200, caught_up.text
     assert caught_up.json()["subtotal"] == "12.50"
+
+
+async def test_a_preview_ahead_of_the_read_model_waits_for_the_consumer_without_reading(
+    service: Invoicing, unique: str
+) -> None:
+    """The seller's edit (version 3) reaches invoicing just after the preview naming it."""
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id, version=2))])
+    await service.until_previewable(order_id)
+    reads_before = DB_COMMANDS.labels("find", "orders")._value.get()
+
+    preview = asyncio.create_task(
+        service.http.post(
+            f"/v1/orders/{order_id}/invoice/preview",
+            json={"shipping": {**SHIPPING}, "order_version": 3},
+            headers=bearer("seller-1"),
+        )
+    )
+    await asyncio.sleep(0.05)
+    edited = snapshot(order_id, version=3, items=[("MUG-1", "Stoneware mug", "12.50", 1)])
+    await service.publish_orders([updated(edited)])
+    drafted = await preview
+
+    assert drafted.status_code == 200, drafted.text
+    assert drafted.json()["subtotal"] == "12.50"
+    # This process's consumer handed the version over: the older one stored was never read.
+    assert DB_COMMANDS.labels("find", "orders")._value.get() == reads_before

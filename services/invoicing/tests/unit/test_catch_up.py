@@ -57,3 +57,12 @@ async def test_only_the_most_recent_orders_are_remembered() -> None:
     versions.seen([order(1, f"ord-{n}") for n in range(OrderVersions.RECENT + 1)])
     assert (await versions.wait(f"ord-{OrderVersions.RECENT}", 1, timeout=60)) is not None
     assert (await versions.wait("ord-0", 1, timeout=0.01)) is None  # forgotten: it waits
+
+
+def test_an_order_is_followed_once_a_version_of_it_was_seen_until_it_is_forgotten() -> None:
+    versions = OrderVersions()
+    assert not versions.follows("ord-0")
+    versions.seen([order(1, "ord-0")])
+    assert versions.follows("ord-0")
+    versions.seen([order(1, f"ord-{n}") for n in range(1, OrderVersions.RECENT + 1)])
+    assert not versions.follows("ord-0")

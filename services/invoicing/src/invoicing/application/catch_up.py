@@ -48,6 +48,11 @@ class OrderVersions:
             else:
                 del self._waiting[order.order_id]
 
+    def follows(self, order_id: str) -> bool:
+        """Whether this process's consumer stored a version of the order lately: then the
+        order's partition is most likely its own, and the next versions arrive here first."""
+        return order_id in self._recent
+
     def recent(self, order_id: str, version: int) -> InvoiceableOrder | None:
         """The newest snapshot this process stored of the order, if it is at `version` or newer."""
         known = self._recent.get(order_id)

@@ -78,6 +78,9 @@ WRITE_RETRIES = 5
 CATCH_UP_WAITS = (0.2, 0.4, 0.95)
 """How long a preview waits for the read model to reach the order version it names (1.55 s in
 all); after each wait it reads the database again, in case another replica stored it."""
+FOLLOWED_WAITS = (0.6, 0.95)
+"""The same 1.55 s for an order this process's own consumer follows, the first wait before any
+read: its consumer hands the version over, and what the database has is older."""
 NUMBERING_ATTEMPTS = 200
 """Bounded wait for a seller's counter when many confirms of that seller race."""
 LOCK_STRIPES = 64
@@ -195,19 +198,27 @@ class InvoicingHandlers:
     async def _order_at_least(self, order_id: str, version: int | None) -> InvoiceableOrder | None:
         # The snapshot this process's consumer stored last serves when it is recent enough (no
         # read): confirm checks the draft against the read model as stored.
-        order = self.versions.recent(order_id, version) if version is not None else None
+        if version is None:
+            return await self.orders.get(order_id)
+        order = self.versions.recent(order_id, version)
+        waits: Sequence[float] = CATCH_UP_WAITS
+        if order is None and self.versions.follows(order_id):
+            # The version named is on its way through this process's own consumer: wait for
+            # it before reading what the database has, which would be older.
+            order = await self.versions.wait(order_id, version, timeout=FOLLOWED_WAITS[0])
+            waits = FOLLOWED_WAITS[1:]
         if order is not None:
             return order
         order = await self.orders.get(order_id)
-        for wait in CATCH_UP_WAITS if version is not None else ():
-            if order is None or version is None or order.version >= version:
+        for wait in waits:
+            if order is None or order.version >= version:
                 break
             # Usually this process's own consumer stores it within milliseconds and hands the
             # snapshot over; otherwise read again (another replica may have stored it).
             order = await self.versions.wait(
                 order_id, version, timeout=wait
             ) or await self.orders.get(order_id)
-        if order is not None and version is not None and order.version < version:
+        if order is not None and order.version < version:
             raise OrderNotCurrent(
                 f"invoicing has order {order_id} at version {order.version}, not yet {version}; "
                 "retry in a moment"
