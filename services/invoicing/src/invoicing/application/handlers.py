@@ -360,13 +360,16 @@ class InvoicingHandlers:
         A reservation whose invoice holds its number is finished, only not yet released: the
         seller's next confirm releases it in its own write, so it is left as it is."""
         unfinished = 0
-        pending = await self.counters.with_pending()
+        pending = [
+            (counter, counter.pending)
+            for counter in await self.counters.with_pending()
+            if counter.pending is not None
+        ]
         for start in range(0, len(pending), RECOVERY_CHUNK):
             chunk = pending[start : start + RECOVERY_CHUNK]
-            reservations = [counter.pending for counter in chunk if counter.pending is not None]
             # Concurrent reads of one chunk go to the database as one `find`.
-            finished = await asyncio.gather(*map(self._holds_its_number, reservations))
-            for counter, reservation, done in zip(chunk, reservations, finished, strict=True):
+            finished = await asyncio.gather(*(self._holds_its_number(r) for _, r in chunk))
+            for (counter, reservation), done in zip(chunk, finished, strict=True):
                 if not done:
                     await self._settle(counter, reservation)
                     unfinished += 1
