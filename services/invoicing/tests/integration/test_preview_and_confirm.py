@@ -250,32 +250,42 @@ async def test_the_invoice_document_prints_as_html_and_as_a_real_pdf(
     assert (await service.http.get(url, headers=bearer("seller-2"))).status_code == 404
 
 
+async def order_at_version_2(service: Invoicing, unique: str) -> str:
+    """An approved order invoicing has stored at version 2; returns its id."""
+    order_id = f"ord-{unique}"
+    await service.publish_orders([accepted(snapshot(order_id, version=2))])
+    await service.until_previewable(order_id)
+    return order_id
+
+
+async def edit_to_version_3(service: Invoicing, order_id: str) -> None:
+    """The seller's quantity change (one mug, subtotal 12.50) arrives on `orders.events`."""
+    edited = snapshot(order_id, version=3, items=[("MUG-1", "Stoneware mug", "12.50", 1)])
+    await service.publish_orders([updated(edited)])
+
+
+async def preview_at(service: Invoicing, order_id: str, version: int) -> httpx.Response:
+    return await service.http.post(
+        f"/v1/orders/{order_id}/invoice/preview",
+        json={"shipping": {**SHIPPING}, "order_version": version},
+        headers=bearer("seller-1"),
+    )
+
+
 async def test_a_preview_naming_the_order_version_never_drafts_an_older_one(
     service: Invoicing, unique: str
 ) -> None:
     """The seller changed a quantity (version 3) a moment ago; invoicing has only heard of 2."""
-    order_id = f"ord-{unique}"
-    await service.publish_orders([accepted(snapshot(order_id, version=2))])
-    await service.until_previewable(order_id)
+    order_id = await order_at_version_2(service, unique)
 
-    def preview_at(version: int) -> dict[str, object]:
-        return {"shipping": {**SHIPPING}, "order_version": version}
-
-    ahead = await service.http.post(
-        f"/v1/orders/{order_id}/invoice/preview", json=preview_at(3), headers=bearer("seller-1")
-    )
+    ahead = await preview_at(service, order_id, 3)
     assert (ahead.status_code, ahead.json()["error"]["code"]) == (409, "order_not_current")
 
-    edited = snapshot(order_id, version=3, items=[("MUG-1", "Stoneware mug", "12.50", 1)])
-    await service.publish_orders([updated(edited)])
-    caught_up = await service.http.post(
-        f"/v1/orders/{order_id}/invoice/preview", json=preview_at(3), headers=bearer("seller-1")
-    )
+    await edit_to_version_3(service, order_id)
+    caught_up = await preview_at(service, order_id, 3)
     # Invoicing waits briefly for the update to arrive, so the draft has the edit.
     if caught_up.status_code == 409:  # the update was still on its way: the portal retries
-        caught_up = await service.http.post(
-            f"/v1/orders/{order_id}/invoice/preview", json=preview_at(3), headers=bearer("seller-1")
-        )
+        caught_up = await preview_at(service, order_id, 3)
     assert caught_up.status_code == 200, caught_up.text
     assert caught_up.json()["subtotal"] == "12.50"
 
@@ -284,21 +294,12 @@ async def test_a_preview_ahead_of_the_read_model_waits_for_the_consumer_without_
     service: Invoicing, unique: str
 ) -> None:
     """The seller's edit (version 3) reaches invoicing just after the preview naming it."""
-    order_id = f"ord-{unique}"
-    await service.publish_orders([accepted(snapshot(order_id, version=2))])
-    await service.until_previewable(order_id)
+    order_id = await order_at_version_2(service, unique)
     reads_before = DB_COMMANDS.labels("find", "orders")._value.get()
 
-    preview = asyncio.create_task(
-        service.http.post(
-            f"/v1/orders/{order_id}/invoice/preview",
-            json={"shipping": {**SHIPPING}, "order_version": 3},
-            headers=bearer("seller-1"),
-        )
-    )
+    preview = asyncio.create_task(preview_at(service, order_id, 3))
     await asyncio.sleep(0.05)
-    edited = snapshot(order_id, version=3, items=[("MUG-1", "Stoneware mug", "12.50", 1)])
-    await service.publish_orders([updated(edited)])
+    await edit_to_version_3(service, order_id)
     drafted = await preview
 
     assert drafted.status_code == 200, drafted.text
