@@ -32,6 +32,8 @@ MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
 ORDERS = int(os.environ.get("BENCH_INGEST_ORDERS", "10000"))
 ACCEPTS = int(os.environ.get("BENCH_ACCEPTS", "200"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+PAGE_REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "30"))
+"""All Orders table requests per round, for the seller who then has every ingested order."""
 SELLER = "seller-bench"
 
 
@@ -256,6 +258,23 @@ async def accept_latencies(service: OrdersProcess, order_ids: list[str]) -> list
     return latencies
 
 
+async def table_latencies(service: OrdersProcess) -> list[float]:
+    """The seller's All Orders table (25 rows and the total), one request at a time: the first
+    page, a deep page and the accepted orders, in turn. The seller has every ingested order."""
+    views: list[dict[str, Any]] = [{}, {"page": 40}, {"status": "approved"}]
+    latencies = []
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{service.port}", headers=bearer(SELLER), timeout=120
+    ) as http:
+        for request in range(PAGE_REQUESTS):
+            started = time.perf_counter()
+            response = await http.get("/v1/orders", params=views[request % len(views)])
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+            assert response.json()["total_count"] in (ORDERS + 1, ACCEPTS), response.text
+    return latencies
+
+
 async def one_round() -> dict[str, float]:
     events = [placed_order(seller_id=SELLER) for _ in range(ORDERS)]
     payloads = [(event.key().encode(), encode(event)) for event in events]
@@ -281,6 +300,7 @@ async def one_round() -> dict[str, float]:
         accepts = await accept_latencies(
             service, [event.data.order_id for event in events[:ACCEPTS]]
         )
+        tables = await table_latencies(service)
     finally:
         service.stop()
         await client.drop_database(service.database)
@@ -295,6 +315,8 @@ async def one_round() -> dict[str, float]:
         "accept_p99_ms": 1000 * percentile(accepts, 0.99),
         "bare_update_p50_ms": 1000 * statistics.median(bare),
         "bare_update_p99_ms": 1000 * percentile(bare, 0.99),
+        "table_p50_ms": 1000 * statistics.median(tables),
+        "table_p99_ms": 1000 * percentile(tables, 0.99),
     }
 
 
@@ -340,6 +362,11 @@ async def main() -> None:
         f"accept over HTTP: p50 {m['accept_p50_ms']:.1f} ms, p99 {m['accept_p99_ms']:.1f} ms; "
         f"bare update p50 {m['bare_update_p50_ms']:.2f} ms "
         f"(ratio {r['accept_p50_vs_bare_update_p50']:.1f}x)"
+    )
+    print(
+        f"All Orders table of a seller with {ORDERS + 1} orders (first page, page 40, "
+        f"status filter): p50 {figure('table_p50_ms', '.0f')} ms, "
+        f"p99 {figure('table_p99_ms', '.0f')} ms"
     )
     print(
         f"ingest_orders_per_s={m['ingest_orders_per_s']:.0f} ingest_ratio={m['ingest_ratio']:.2f} "

@@ -26,6 +26,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -270,3 +271,137 @@ def test_equality_on_an_indexed_field_uses_its_gin_index_and_keeps_mongodb_seman
     finally:
         client.drop_database(database)
         client.close()
+
+
+EXACT = "junipermarket:exact-pushdown"  # juniper_shared.mongo.EXACT_PUSHDOWN
+
+
+def _newest_first_page(
+    documents: list[dict[str, Any]], status: str | None, skip: int, limit: int
+) -> tuple[list[str], int]:
+    """The All Orders page and total computed here, by MongoDB's rules, for comparison."""
+    matching = [
+        d
+        for d in documents
+        if d["seller_id"] == "big"
+        and d.get("hidden") is not True
+        and (status is None or d["status"] == status)
+    ]
+    matching.sort(key=lambda d: (d["placed_at"], d["_id"]), reverse=True)
+    return [d["_id"] for d in matching[skip : skip + limit]], len(matching)
+
+
+def test_a_query_vouched_exact_is_sorted_limited_and_counted_from_a_btree_index() -> None:
+    """A seller's All Orders page (`juniper_shared.mongo.EXACT_PUSHDOWN`): the same rows and
+    total as MongoDB's rules give, read from the `_btree` index a page at a time, not the
+    seller's every order; the comment is what switches it on."""
+    database = f"infra_exact_{uuid.uuid4().hex[:12]}"
+    collection = "orders"
+    client: MongoClient[dict[str, Any]] = MongoClient(MONGODB_URL, serverSelectionTimeoutMS=10_000)
+    try:
+        coll = client[database][collection]
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        documents: list[dict[str, Any]] = []
+        for i in range(DOCS):
+            document: dict[str, Any] = {
+                "_id": f"ord-{i:05d}",
+                "seller_id": "big" if i % 4 else f"small-{i % 50}",
+                # Ties on placed_at (every fifth order shares one) are ordered by _id.
+                "placed_at": start + timedelta(seconds=0 if i % 5 == 0 else i),
+                "status": ("pending", "approved", "rejected")[i % 3],
+                "pad": "x" * 300,
+            }
+            if i % 7:  # the rest have no such field, which `$ne: true` matches
+                document["hidden"] = i % 7 == 1
+            documents.append(document)
+        coll.insert_many(documents, ordered=False)
+        coll.create_index(
+            [("seller_id", 1), ("placed_at", -1), ("_id", -1)], name="seller_newest_first_btree"
+        )
+        table = _table_of(database, collection)
+        indexdefs = _psql(
+            f"SELECT indexdef FROM pg_indexes WHERE schemaname = {_literal(database)} "
+            f"AND tablename = {_literal(table)}"
+        )
+        assert "USING gin" not in indexdefs, indexdefs
+        assert "((_jsonb -> 'placed_at'::text)) DESC NULLS LAST" in indexdefs, indexdefs
+        _psql(f"ANALYZE {_ident(database)}.{_ident(table)}")  # as autovacuum would, in time
+        _, _, fetched_before = _tuples_fetched_once(database, table)
+
+        pages = 0
+        for status in (None, "pending"):
+            for page in (1, 2, 7):
+                query: dict[str, Any] = {"seller_id": "big", "hidden": {"$ne": True}}
+                if status is not None:
+                    query["status"] = status
+                skip = (page - 1) * 25
+                rows = [
+                    d["_id"]
+                    for d in coll.find(query, {"_id": 1}, comment=EXACT)
+                    .sort([("placed_at", -1), ("_id", -1)])
+                    .skip(skip)
+                    .limit(25)
+                ]
+                pages += 1
+                expected_rows, expected_total = _newest_first_page(documents, status, skip, 25)
+                assert rows == expected_rows, (status, page)
+                total = client[database].command(
+                    {"count": collection, "query": query, "comment": EXACT}
+                )["n"]
+                assert total == expected_total, (status, page)
+
+        # The pages read from the index in its order: (skip + 25) rows each, plus the hidden
+        # ones passed over, not the seller's 1,500 orders per page (the counts fetch none
+        # from the heap through an index scan; they are bitmap scans).
+        _, _, fetched_after = _tuples_fetched_once(database, table)
+        seller_orders = sum(1 for d in documents if d["seller_id"] == "big")
+        assert 0 < fetched_after - fetched_before < pages * seller_orders // 3, (
+            f"{fetched_after - fetched_before} rows fetched through the index for {pages} pages "
+            f"of a seller with {seller_orders} orders"
+        )
+
+        # The comment is the promise, so it decides: an order that breaks it (an array of
+        # sellers) is matched by MongoDB's rules without it, and by the exact `=` with it.
+        coll.insert_one(
+            {"_id": "ord-shared", "seller_id": ["big", "other"], "placed_at": start, "status": "x"}
+        )
+        query = {"seller_id": "big", "status": "x"}
+        assert coll.count_documents(query) == 1
+        assert client[database].command({"count": collection, "query": query})["n"] == 1
+        assert (
+            client[database].command({"count": collection, "query": query, "comment": EXACT})["n"]
+            == 0
+        )
+
+        # A filter the pushdown cannot take exactly ($gt) is answered as without the comment.
+        wide = {"seller_id": "big", "placed_at": {"$gt": start + timedelta(seconds=DOCS - 40)}}
+        vouched = [d["_id"] for d in coll.find(wide, comment=EXACT).sort("_id", -1).limit(5)]
+        plain = [d["_id"] for d in coll.find(wide).sort("_id", -1).limit(5)]
+        assert vouched == plain and len(plain) == 5
+    finally:
+        client.drop_database(database)
+        client.close()
+
+
+def _tuples_fetched_once(schema: str, table: str) -> tuple[int, int, int]:
+    """(seq_scan, idx_scan, idx_tup_fetch) once the counters stop moving (bounded): they are
+    flushed by FerretDB's pooled sessions up to ~10 s late."""
+
+    def read() -> tuple[int, int, int]:
+        row = _psql(
+            "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0), coalesce(idx_tup_fetch, 0) "
+            f"FROM pg_stat_user_tables WHERE schemaname = {_literal(schema)} "
+            f"AND relname = {_literal(table)}"
+        )
+        seq, idx, fetched = row.split("|")
+        return int(seq), int(idx), int(fetched)
+
+    deadline = time.monotonic() + STATS_WAIT_S
+    last = read()
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - stable_since < 12:
+        time.sleep(0.5)
+        current = read()
+        if current != last:
+            last, stable_since = current, time.monotonic()
+    return last

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from juniper_shared.metrics import CommandCounter
@@ -30,3 +31,30 @@ def database(
     client: AsyncMongoClient[Document], settings: ServiceSettings, *, default: str
 ) -> AsyncDatabase[Document]:
     return client[settings.mongodb_database or default]
+
+
+EXACT_PUSHDOWN = "junipermarket:exact-pushdown"
+"""The comment by which a query vouches for itself to our FerretDB build (deploy/local/ferretdb):
+every field its filter and its sort name holds scalars of one type (the filter value's type),
+never an array. The filter is then top-level equality to a string or a bool, or `$ne` of one.
+FerretDB then filters, sorts, limits and counts in PostgreSQL, from a btree index whose name ends
+in `_btree`, instead of reading every matching document into Go; MongoDB records the comment and
+does what it always does. A query that does not qualify is answered as without the comment."""
+
+
+async def count_exact(collection: AsyncCollection[Document], query: Document) -> int:
+    """The number of documents matching `query`, a filter vouched exact (see EXACT_PUSHDOWN):
+    the `count` command, which our FerretDB build answers from PostgreSQL's `count(*)`."""
+    reply = await collection.database.command(
+        {"count": collection.name, "query": query, "comment": EXACT_PUSHDOWN}
+    )
+    return int(reply["n"])
+
+
+async def replace_index(
+    collection: AsyncCollection[Document], old_name: str, keys: list[tuple[str, int]], name: str
+) -> None:
+    """Create the index `name` on `keys`, then drop the index it supersedes, if there."""
+    await collection.create_index(keys, name=name)
+    if old_name in {index["name"] async for index in await collection.list_indexes()}:
+        await collection.drop_index(old_name)

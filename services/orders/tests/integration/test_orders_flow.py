@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -332,3 +333,60 @@ async def test_poison_goes_to_the_dlq_and_the_partition_keeps_flowing(
 
 async def _ready(service: OrdersUnderTest) -> int:
     return (await service.http.get("/readyz")).status_code
+
+
+async def test_the_all_orders_table_pages_newest_first_with_the_total_and_a_status_filter(
+    orders_service: OrdersUnderTest,
+) -> None:
+    """Pages come from the database's index in the table's order (placed_at, then order id,
+    newest first); they must match that order exactly, ties and a status filter included."""
+    seller_id = "seller-pages"
+    await ungated(orders_service, seller_id)
+    seller = orders_service.as_seller(seller_id)
+    start = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    events = [
+        placed_order(
+            seller_id=seller_id,
+            # Every sixth order shares one time, and the tie spans the first page's end:
+            # the order id decides among them.
+            placed_at=(start + timedelta(minutes=35 if i % 6 == 0 else i)).isoformat(),
+        )
+        for i in range(61)
+    ]
+    await orders_service.place(*events)
+
+    async def table(**params: Any) -> dict[str, Any]:
+        response = await orders_service.http.get("/v1/orders", params=params, headers=seller)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def total() -> int:
+        return int((await table())["total_count"])
+
+    await wait_until(total, equals=61, timeout=30)
+    newest_first = [
+        event.data.order_id
+        for event in sorted(events, key=lambda e: (e.data.placed_at, e.data.order_id), reverse=True)
+    ]
+    accepted = newest_first[3:6]
+    for position, order_id in enumerate(accepted):
+        body = {"customer": {"create": {"name": "Maple", "email": "buying@maple.example"}}}
+        response = await orders_service.http.post(
+            f"/v1/orders/{order_id}/accept", headers=seller, json=body if position == 0 else None
+        )
+        assert response.status_code == 200, response.text
+
+    pages = [await table(page=page, page_size=25) for page in (1, 2, 3, 4)]
+    assert [len(page["items"]) for page in pages] == [25, 25, 11, 0]
+    assert {page["total_count"] for page in pages} == {61}
+    assert [row["order_id"] for page in pages for row in page["items"]] == newest_first
+
+    approved = await table(status="approved")
+    assert approved["total_count"] == 3
+    assert [row["order_id"] for row in approved["items"]] == accepted
+    pending = await table(status="pending", page=3, page_size=25)
+    assert pending["total_count"] == 58
+    assert [row["order_id"] for row in pending["items"]] == [
+        order_id for order_id in newest_first if order_id not in accepted
+    ][50:]
