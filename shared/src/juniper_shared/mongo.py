@@ -35,11 +35,13 @@ def database(
 
 EXACT_PUSHDOWN = "junipermarket:exact-pushdown"
 """The comment by which a query vouches for itself to our FerretDB build (deploy/local/ferretdb):
-every field its filter and its sort name holds scalars of one type (the filter value's type),
-never an array. The filter is then top-level equality to a string or a bool, or `$ne` of one.
-FerretDB then filters, sorts, limits and counts in PostgreSQL, from a btree index whose name ends
-in `_btree`, instead of reading every matching document into Go; MongoDB records the comment and
-does what it always does. A query that does not qualify is answered as without the comment."""
+the fields its filter names never hold an array or a value of another type that could equal the
+filter's (a null or a missing field simply does not match), and each field its sort names holds
+one type in every document. If the filter is top-level equality to a string or a bool, or `$ne`
+of one, FerretDB then filters, sorts, skips, limits and counts in PostgreSQL, from a btree index
+whose name ends in `_btree`, instead of reading every matching document into Go. MongoDB records
+the comment and does what it always does. A query that does not qualify is answered as without
+the comment."""
 
 
 async def count_exact(collection: AsyncCollection[Document], query: Document) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 from juniper_shared.batching import GroupUpdates
 from juniper_shared.inbox import insert_new
+from juniper_shared.mongo import EXACT_PUSHDOWN, replace_index
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,9 +24,25 @@ MAX_LISTED = 200
 """Most deliveries listed for one order (a handful is normal: one per event)."""
 
 
+LISTED_ORDER = [("occurred_at", ASCENDING), ("_id", ASCENDING)]
+"""The per-order view's order: the events' order, the event id among simultaneous ones."""
+
+
 async def create_indexes(db: AsyncDatabase[Document]) -> None:
-    """For the seller's per-order view (MongoDB uses it; FerretDB 1.x scans but accepts it)."""
-    await db[DELIVERIES].create_index([("seller_id", ASCENDING), ("order_id", ASCENDING)])
+    """For the seller's per-order view: one index per field that relates an email to an order,
+    each in the view's order, so the view reads that order's emails only (replacing the index
+    of earlier versions, which left FerretDB reading every email of the seller)."""
+    deliveries = db[DELIVERIES]
+    await replace_index(
+        deliveries,
+        "seller_id_1_order_id_1",
+        [("seller_id", ASCENDING), ("order_id", ASCENDING), *LISTED_ORDER],
+        name="seller_order_emails_btree",
+    )
+    await deliveries.create_index(
+        [("seller_id", ASCENDING), ("related_order_id", ASCENDING), *LISTED_ORDER],
+        name="seller_related_order_emails_btree",
+    )
 
 
 def pending_document(notice: Notice, *, now: datetime) -> Document:
@@ -77,16 +94,19 @@ class MongoDeliveryLog:
         )
 
     async def for_order(self, seller_id: str, order_id: str) -> list[DeliveryView]:
-        cursor = (
-            self._deliveries.find(
-                {
-                    "seller_id": seller_id,
-                    "$or": [{"order_id": order_id}, {"related_order_id": order_id}],
-                }
+        # Two queries vouched exact (string ids; `related_order_id` a string or null), not one
+        # `$or`: each is served by its own index, which FerretDB cannot do for an `$or`.
+        found: dict[str, Document] = {}
+        for field in ("order_id", "related_order_id"):
+            cursor = (
+                self._deliveries.find(
+                    {"seller_id": seller_id, field: order_id}, comment=EXACT_PUSHDOWN
+                )
+                .sort(LISTED_ORDER)
+                .limit(MAX_LISTED)
             )
-            .sort([("occurred_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(MAX_LISTED)
-        )
+            found.update({document["_id"]: document async for document in cursor})
+        listed = sorted(found.values(), key=lambda d: (d["occurred_at"], d["_id"]))[:MAX_LISTED]
         return [
             DeliveryView(
                 event_id=document["_id"],
@@ -96,5 +116,5 @@ class MongoDeliveryLog:
                 attempts=document.get("attempts", 0),
                 sent_at=document.get("sent_at"),
             )
-            async for document in cursor
+            for document in listed
         ]
