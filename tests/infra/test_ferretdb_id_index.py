@@ -98,15 +98,17 @@ def _table_of(database: str, collection: str) -> str:
     return table
 
 
-def _stats(schema: str, table: str) -> tuple[int, int, int]:
-    """(seq_scan, idx_scan, n_tup_ins) of one table, as flushed so far."""
+def _stats(schema: str, table: str, third: str = "n_tup_ins") -> tuple[int, int, int]:
+    """(seq_scan, idx_scan, `third`) of one table, as flushed so far; `third` is another
+    column of pg_stat_user_tables (n_tup_ins unless told)."""
     row = _psql(
-        "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0), n_tup_ins FROM pg_stat_user_tables "
-        f"WHERE schemaname = {_literal(schema)} AND relname = {_literal(table)}"
+        f"SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0), coalesce({third}, 0) "
+        f"FROM pg_stat_user_tables WHERE schemaname = {_literal(schema)} "
+        f"AND relname = {_literal(table)}"
     )
     assert row, f"table {schema}.{table} not in pg_stat_user_tables"
-    seq, idx, inserted = row.split("|")
-    return int(seq), int(idx), int(inserted)
+    seq, idx, counted = row.split("|")
+    return int(seq), int(idx), int(counted)
 
 
 def _stats_once(
@@ -326,7 +328,7 @@ def test_a_query_vouched_exact_is_sorted_limited_and_counted_from_a_btree_index(
         assert "USING gin" not in indexdefs, indexdefs
         assert "((_jsonb -> 'placed_at'::text)) DESC NULLS LAST" in indexdefs, indexdefs
         _psql(f"ANALYZE {_ident(database)}.{_ident(table)}")  # as autovacuum would, in time
-        _, _, fetched_before = _tuples_fetched_once(database, table)
+        fetched_before = _tuples_fetched_once(database, table)
 
         pages = 0
         for status in (None, "pending"):
@@ -353,7 +355,7 @@ def test_a_query_vouched_exact_is_sorted_limited_and_counted_from_a_btree_index(
         # The pages read from the index in its order: (skip + 25) rows each, plus the hidden
         # ones passed over, not the seller's 1,500 orders per page (the counts fetch none
         # from the heap through an index scan; they are bitmap scans).
-        _, _, fetched_after = _tuples_fetched_once(database, table)
+        fetched_after = _tuples_fetched_once(database, table)
         seller_orders = sum(1 for d in documents if d["seller_id"] == "big")
         assert 0 < fetched_after - fetched_before < pages * seller_orders // 3, (
             f"{fetched_after - fetched_before} rows fetched through the index for {pages} pages "
@@ -383,25 +385,15 @@ def test_a_query_vouched_exact_is_sorted_limited_and_counted_from_a_btree_index(
         client.close()
 
 
-def _tuples_fetched_once(schema: str, table: str) -> tuple[int, int, int]:
-    """(seq_scan, idx_scan, idx_tup_fetch) once the counters stop moving (bounded): they are
-    flushed by FerretDB's pooled sessions up to ~10 s late."""
-
-    def read() -> tuple[int, int, int]:
-        row = _psql(
-            "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0), coalesce(idx_tup_fetch, 0) "
-            f"FROM pg_stat_user_tables WHERE schemaname = {_literal(schema)} "
-            f"AND relname = {_literal(table)}"
-        )
-        seq, idx, fetched = row.split("|")
-        return int(seq), int(idx), int(fetched)
-
+def _tuples_fetched_once(schema: str, table: str) -> int:
+    """The table's idx_tup_fetch once its counters stop moving (bounded): they are flushed by
+    FerretDB's pooled sessions up to ~10 s late."""
     deadline = time.monotonic() + STATS_WAIT_S
-    last = read()
+    last = _stats(schema, table, "idx_tup_fetch")
     stable_since = time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - stable_since < 12:
         time.sleep(0.5)
-        current = read()
+        current = _stats(schema, table, "idx_tup_fetch")
         if current != last:
             last, stable_since = current, time.monotonic()
-    return last
+    return last[2]
