@@ -5,7 +5,7 @@ UV := uv
 export UV_LINK_MODE ?= copy
 
 # Benchmarks need the infrastructure: make infra-up first.
-.PHONY: bench bench-orders bench-chain test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate
+.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate
 
 help: ## List the tasks
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,5 +71,9 @@ bench-chain: install ## Orders through the whole chain (ingest..email): throughp
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/chain_bench.py
 
-bench: bench-orders bench-chain ## Every benchmark; the last line holds every figure (key=value)
+bench-floor: install ## The least CPU an order can cost on these parts, bare (round trip, request, message)
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
+		$(UV) run --frozen python bench/floor_bench.py
+
+bench: bench-orders bench-chain bench-floor ## Every benchmark; the last line holds every figure (key=value)
 	@$(UV) run --frozen python bench/summary.py

@@ -222,7 +222,7 @@ async def warm_broker(seconds: float) -> int:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> tuple[str, int, float, float] | None:
+def proc_stat(pid: int) -> tuple[str, int, float, float] | None:
     """(command, parent pid, own CPU seconds, reaped children's CPU seconds)."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
@@ -252,16 +252,22 @@ def stack_cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of every process the chain runs on, by component."""
     cpu: dict[str, float] = {}
     for name, process in stack.processes.items():
-        found = _stat(process.pid) if process.pid else None
+        found = proc_stat(process.pid) if process.pid else None
         cpu[name] = found[2] if found else 0.0
+    return cpu | infra_cpu_seconds()
+
+
+def infra_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of Kafka's JVM, FerretDB and PostgreSQL."""
+    cpu: dict[str, float] = {}
     for name in ("kafka", "ferretdb"):
         pid = _pid_file(name)
-        found = _stat(pid) if pid else None
+        found = proc_stat(pid) if pid else None
         cpu[name] = found[2] if found else 0.0
     # PostgreSQL: the postmaster (its reaped backends included) and every live backend.
     postgres = 0.0
     pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-    stats = {pid: s for pid in pids if (s := _stat(pid)) is not None}
+    stats = {pid: s for pid in pids if (s := proc_stat(pid)) is not None}
     for _pid, (command, parent, own, reaped) in stats.items():
         if command != "postgres":
             continue

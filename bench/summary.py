@@ -1,4 +1,4 @@
-"""The last word of `make bench`: every figure of both benchmarks, median (min-max) of their
+"""The last word of `make bench`: every figure of the three benchmarks, median (min-max) of their
 rounds, one per line, then one line with all of them as key=value pairs."""
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ def main() -> None:
     try:
         chain = json.loads((RESULTS / "chain.json").read_text())
         ingest = json.loads((RESULTS / "orders.json").read_text())
+        floor = json.loads((RESULTS / "floor.json").read_text())
     except FileNotFoundError as missing:
-        sys.exit(f"run both benchmarks first (make bench): {missing.filename} is missing")
-    c, i = chain["spread"], ingest["spread"]
+        sys.exit(f"run the three benchmarks first (make bench): {missing.filename} is missing")
+    c, i, f = chain["spread"], ingest["spread"], floor["spread"]
     sizes = chain["database_sizes"]
     growth = chain["growth"]
     print(f"summary: medians of {len(chain['rounds'])} rounds (min-max)")
@@ -41,6 +42,12 @@ def main() -> None:
         f"ratio {chain['growth_ratio']:.2f}"
     )
     print(
+        f"  floor of the parts      {figure(f, 'floor_cpu_ms_per_order', '.1f')} CPU ms per order "
+        f"(bare: {floor['per_order']['round_trips']} round trips, {floor['per_order']['requests']} "
+        f"requests, {floor['per_order']['messages']} messages); the chain costs "
+        f"{c['cpu_ms_per_order_total']['median'] / f['floor_cpu_ms_per_order']['median']:.1f}x it"
+    )
+    print(
         f"orders_per_s={c['orders_per_s']['median']:.2f} "
         f"cpu_ms_per_order={c['cpu_ms_per_order_total']['median']:.0f} "
         f"db_round_trips_per_order={c['db_round_trips_per_order']['median']:.1f} "
@@ -48,7 +55,8 @@ def main() -> None:
         f"ingest_orders_per_s={i['ingest_orders_per_s']['median']:.0f} "
         f"ingest_ratio={i['ingest_ratio']['median']:.2f} "
         f"accept_to_paid_p99_ms={c['accept_to_paid_p99_ms']['median']:.0f} "
-        f"growth_ratio={chain['growth_ratio']:.2f}"
+        f"growth_ratio={chain['growth_ratio']:.2f} "
+        f"floor_cpu_ms_per_order={f['floor_cpu_ms_per_order']['median']:.1f}"
     )
 
 
