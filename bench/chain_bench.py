@@ -478,8 +478,8 @@ async def one_order(
         rows = [r for r in response.json()["items"] if r["order_id"] == order_id]
         return bool(rows) and rows[0]["payment_status"] == "paid"
 
-    # The seller's order page until it shows paid, then the All Orders table once: the table
-    # is a query by seller, which FerretDB 1.x answers with a scan of the collection.
+    # The seller's order page until it shows paid (a seller watching this one order), then
+    # the All Orders table once, where the row must show it paid too.
     await retry_until(
         lambda: send(http, "GET", f"{orders}/v1/orders/{order_id}", headers=headers), order_paid
     )
