@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -331,6 +332,17 @@ async def test_poison_goes_to_the_dlq_and_the_partition_keeps_flowing(
     await wait_until(lambda: _ready(orders_service), equals=200)
 
 
+async def count_round_trips(service: OrdersUnderTest) -> float:
+    """`count` commands sent on the orders collection so far, from the service's /metrics."""
+    metrics = (await service.http.get("/metrics")).text
+    found = re.search(
+        r'^jm_db_commands_total\{collection="orders",command="count"\} ([0-9.e+]+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
 async def _ready(service: OrdersUnderTest) -> int:
     return (await service.http.get("/readyz")).status_code
 
@@ -377,16 +389,20 @@ async def test_the_all_orders_table_pages_newest_first_with_the_total_and_a_stat
         )
         assert response.status_code == 200, response.text
 
+    counts_before = await count_round_trips(orders_service)
     pages = [await table(page=page, page_size=25) for page in (1, 2, 3, 4)]
     assert [len(page["items"]) for page in pages] == [25, 25, 11, 0]
     assert {page["total_count"] for page in pages} == {61}
     assert [row["order_id"] for page in pages for row in page["items"]] == newest_first
+    # Full pages and the empty one past the end count; the last page's rows give the total.
+    assert await count_round_trips(orders_service) == counts_before + 3
 
     approved = await table(status="approved")
     assert approved["total_count"] == 3
     assert [row["order_id"] for row in approved["items"]] == accepted
     pending = await table(status="pending", page=3, page_size=25)
     assert pending["total_count"] == 58
+    assert await count_round_trips(orders_service) == counts_before + 3
     assert [row["order_id"] for row in pending["items"]] == [
         order_id for order_id in newest_first if order_id not in accepted
     ][50:]

@@ -145,6 +145,7 @@ class MongoOrders:
         query: Document = {"seller_id": seller_id, HIDDEN: {"$ne": True}}
         if status is not None:
             query["status"] = status
+        offset = (page - 1) * page_size
         cursor = (
             self._orders.find(
                 query,
@@ -158,12 +159,23 @@ class MongoOrders:
                 comment=EXACT_PUSHDOWN,
             )
             .sort([("placed_at", DESCENDING), ("_id", DESCENDING)])
-            .skip((page - 1) * page_size)
+            .skip(offset)
             .limit(page_size)
         )
         rows = [order_from_document(document) async for document in cursor]
-        total = await count_exact(self._orders, query)
+        total = total_from_page(offset, len(rows), page_size)
+        if total is None:
+            total = await count_exact(self._orders, query)
         return Page(rows=rows, total_count=total)
+
+
+def total_from_page(offset: int, rows: int, page_size: int) -> int | None:
+    """The total a page implies, so that most tables need no count round trip: a page with rows
+    that is not full is the last one, and the first page of an empty table says zero. A full
+    page, or an empty page past the first (the offset may be past the end), says nothing."""
+    if rows < page_size and (rows > 0 or offset == 0):
+        return offset + rows
+    return None
 
 
 class MongoCustomers:
