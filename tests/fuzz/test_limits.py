@@ -161,6 +161,8 @@ LIMITS: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ),
     ("orders", "GET", "/v1/orders", {"params": {"page_size": 101}}, 422, "validation_error"),
     ("orders", "GET", "/v1/orders", {"params": {"page_size": 0}}, 422, "validation_error"),
+    ("orders", "GET", "/v1/customers", {"params": {"page_size": 501}}, 422, "validation_error"),
+    ("orders", "GET", "/v1/customers", {"params": {"page": 0}}, 422, "validation_error"),
     ("orders", "GET", "/v1/orders", {"params": {"page": 100_001}}, 422, "validation_error"),
     (
         "invoicing",

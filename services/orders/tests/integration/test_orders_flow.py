@@ -135,6 +135,52 @@ async def test_ungated_accept_can_associate_an_existing_customer(
     assert customer["buyer_ids"] == ["buyer-77"]
 
 
+async def test_the_customer_list_pages_by_customer_id_with_the_total(
+    orders_service: OrdersUnderTest,
+) -> None:
+    seller_id = "seller-many-customers"
+    seller = orders_service.as_seller(seller_id)
+    created = []
+    for number in range(5):
+        response = await orders_service.http.post(
+            "/v1/customers",
+            headers=seller,
+            json={"name": f"Shop {number}", "email": f"shop{number}@example.com"},
+        )
+        assert response.status_code == 201, response.text
+        created.append(response.json()["customer_id"])
+    # Another seller's customer is never listed, nor counted.
+    other = await orders_service.http.post(
+        "/v1/customers",
+        headers=orders_service.as_seller("seller-elsewhere"),
+        json={"name": "Elsewhere", "email": "hi@elsewhere.example"},
+    )
+    assert other.status_code == 201
+
+    async def listing(**params: Any) -> dict[str, Any]:
+        response = await orders_service.http.get("/v1/customers", params=params, headers=seller)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    everything = await listing()
+    assert [c["customer_id"] for c in everything["items"]] == sorted(created)
+    assert (everything["total_count"], everything["page"], everything["page_size"]) == (5, 1, 500)
+    pages = [await listing(page=page, page_size=2) for page in (1, 2, 3, 4)]
+    assert [[c["customer_id"] for c in page["items"]] for page in pages] == [
+        sorted(created)[0:2],
+        sorted(created)[2:4],
+        sorted(created)[4:],
+        [],
+    ]
+    assert {page["total_count"] for page in pages} == {5}
+    too_big = await orders_service.http.get(
+        "/v1/customers", params={"page_size": 501}, headers=seller
+    )
+    assert too_big.status_code == 422
+    assert too_big.json()["error"]["code"] == "validation_error"
+
+
 async def test_reject_with_a_reason_and_message_tells_the_buyer(
     orders_service: OrdersUnderTest,
 ) -> None:

@@ -139,7 +139,9 @@ class MongoOrders:
     async def reveal(self, order_id: str) -> None:
         await self._orders.update_one({"_id": order_id}, {"$set": {HIDDEN: False}})
 
-    async def page(self, seller_id: str, *, status: str | None, page: int, page_size: int) -> Page:
+    async def page(
+        self, seller_id: str, *, status: str | None, page: int, page_size: int
+    ) -> Page[Order]:
         # Vouched exact (strings and a bool, one type each): sorted, paged and counted by the
         # database from the seller_newest_first index, whatever the seller's number of orders.
         query: Document = {"seller_id": seller_id, HIDDEN: {"$ne": True}}
@@ -208,13 +210,21 @@ class MongoCustomers:
         if result.matched_count == 0:
             raise VersionConflict(None)
 
-    async def list(self, seller_id: str, *, limit: int) -> list[Customer]:
+    async def page(self, seller_id: str, *, page: int, page_size: int) -> Page[Customer]:
+        # Vouched exact, like the All Orders table: from the seller_customers index.
+        query: Document = {"seller_id": seller_id}
+        offset = (page - 1) * page_size
         cursor = (
-            self._customers.find({"seller_id": seller_id}, comment=EXACT_PUSHDOWN)
+            self._customers.find(query, comment=EXACT_PUSHDOWN)
             .sort("_id", ASCENDING)
-            .limit(limit)
+            .skip(offset)
+            .limit(page_size)
         )
-        return [customer_from_document(document) async for document in cursor]
+        rows = [customer_from_document(document) async for document in cursor]
+        total = total_from_page(offset, len(rows), page_size)
+        if total is None:
+            total = await count_exact(self._customers, query)
+        return Page(rows=rows, total_count=total)
 
     async def linked_customer(self, seller_id: str, buyer_id: str) -> str | None:
         cached = self._known_links.get((seller_id, buyer_id))

@@ -172,7 +172,9 @@ class OrdersHandlers:
             raise NotFound(f"order {order_id} not found")
         return order
 
-    async def page(self, seller_id: str, *, status: str | None, page: int, page_size: int) -> Page:
+    async def page(
+        self, seller_id: str, *, status: str | None, page: int, page_size: int
+    ) -> Page[Order]:
         return await self.orders.page(seller_id, status=status, page=page, page_size=page_size)
 
     # --- the seller's decisions -----------------------------------------------------------
@@ -316,6 +318,9 @@ class OrdersHandlers:
         for buyer_id in customer.buyer_ids:
             await self.customers.link_buyer(seller_id, buyer_id, customer.customer_id)
         return customer
+
+    async def customer_page(self, seller_id: str, *, page: int, page_size: int) -> Page[Customer]:
+        return await self.customers.page(seller_id, page=page, page_size=page_size)
 
     async def customer(self, seller_id: str, customer_id: str) -> Customer:
         customer = await self.customers.get(customer_id)

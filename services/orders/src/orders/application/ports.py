@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from juniper_shared.contracts.events import Envelope
 
@@ -20,9 +20,14 @@ class VersionConflict(Exception):
         self.current = current
 
 
+Row = TypeVar("Row")
+
+
 @dataclass(frozen=True)
-class Page:
-    rows: list[Order]
+class Page(Generic[Row]):
+    """One page of a seller's list, and how many rows the whole list has."""
+
+    rows: list[Row]
     total_count: int
 
 
@@ -51,7 +56,7 @@ class OrderRepository(Protocol):
 
     async def page(
         self, seller_id: str, *, status: str | None, page: int, page_size: int
-    ) -> Page: ...
+    ) -> Page[Order]: ...
 
 
 class CustomerRepository(Protocol):
@@ -59,7 +64,9 @@ class CustomerRepository(Protocol):
 
     async def save(self, customer: Customer, *, new: bool) -> None: ...
 
-    async def list(self, seller_id: str, *, limit: int) -> list[Customer]: ...
+    async def page(self, seller_id: str, *, page: int, page_size: int) -> Page[Customer]:
+        """The seller's customers by customer id, one page."""
+        ...
 
     async def linked_customer(self, seller_id: str, buyer_id: str) -> str | None:
         """The customer a buyer is linked to at this seller, if any."""

@@ -34,6 +34,7 @@ from orders.entrypoints.schemas import (
 )
 
 MAX_PAGE_SIZE = 100
+MAX_CUSTOMER_PAGE_SIZE = 500
 
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
 
@@ -279,10 +280,22 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         )
         return body
 
-    @router.get("/customers", response_model=CustomerList, tags=["customers"])
-    async def list_customers(seller_id: SellerId) -> CustomerList:
-        customers = await handlers.customers.list(seller_id, limit=500)
-        return CustomerList(items=[customer_view(customer) for customer in customers])
+    @router.get(
+        "/customers", response_model=CustomerList, tags=["customers"], summary="The customers"
+    )
+    async def list_customers(
+        seller_id: SellerId,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        # The default is the whole list as it was before paging (500 at most).
+        page_size: Annotated[int, Query(ge=1, le=MAX_CUSTOMER_PAGE_SIZE)] = MAX_CUSTOMER_PAGE_SIZE,
+    ) -> CustomerList:
+        result = await handlers.customer_page(seller_id, page=page, page_size=page_size)
+        return CustomerList(
+            items=[customer_view(customer) for customer in result.rows],
+            total_count=result.total_count,
+            page=page,
+            page_size=page_size,
+        )
 
     @router.post(
         "/customers",

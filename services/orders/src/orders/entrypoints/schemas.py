@@ -133,6 +133,9 @@ class CustomerView(BaseModel):
 
 class CustomerList(BaseModel):
     items: list[CustomerView]
+    total_count: int
+    page: int
+    page_size: int
 
 
 def _money(order: Order, units: int) -> str:
