@@ -43,7 +43,7 @@ def main() -> None:
     )
     print(
         f"  floor of the parts      {figure(f, 'floor_cpu_ms_per_order', '.1f')} CPU ms per order "
-        f"(bare: {floor['per_order']['round_trips']} round trips, {floor['per_order']['requests']} "
+        f"(bare: {floor['per_order']['writes']} writes, {floor['per_order']['requests']} "
         f"requests, {floor['per_order']['messages']} messages); the chain costs "
         f"{c['cpu_ms_per_order_total']['median'] / f['floor_cpu_ms_per_order']['median']:.1f}x it"
     )
