@@ -71,7 +71,7 @@ bench-chain: install ## Orders through the whole chain (ingest..email): throughp
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/chain_bench.py
 
-bench-floor: install ## The least CPU an order can cost on these parts, bare (round trip, request, message)
+bench-floor: install ## The least CPU an order can cost on these parts, bare (database write, HTTP request, Kafka message)
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/floor_bench.py
 
