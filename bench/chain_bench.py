@@ -176,12 +176,11 @@ RECEIPT = re.compile(r"^Receipt: ")
 # --- the broker's JIT -----------------------------------------------------------------------
 
 
-async def warm_broker(seconds: float) -> int:
-    """Small idempotent produce requests from 16 senders at once, and a group consumer that
-    commits after every fetch, for `seconds`: the request kinds the services make, enough of
-    them for the JVM to compile their paths. Returns how many records went through."""
-    topic = f"bench.warm.{uuid.uuid4().hex[:8]}"
-    value = b"x" * 1024
+def producer_and_group_consumer(
+    topic: str, **consumer_options: Any
+) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
+    """An idempotent producer (`acks=all`, 5 ms linger) and a consumer group of its own reading
+    `topic` from the start and committing by hand, as the services make them; not started."""
     producer = AIOKafkaProducer(
         bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", linger_ms=5
     )
@@ -191,7 +190,18 @@ async def warm_broker(seconds: float) -> int:
         group_id=topic,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **consumer_options,
     )
+    return producer, consumer
+
+
+async def warm_broker(seconds: float) -> int:
+    """Small idempotent produce requests from 16 senders at once, and a group consumer that
+    commits after every fetch, for `seconds`: the request kinds the services make, enough of
+    them for the JVM to compile their paths. Returns how many records went through."""
+    topic = f"bench.warm.{uuid.uuid4().hex[:8]}"
+    value = b"x" * 1024
+    producer, consumer = producer_and_group_consumer(topic)
     await producer.start()
     await consumer.start()
     stop_at = time.monotonic() + seconds

@@ -43,14 +43,12 @@ from typing import Any
 import aiohttp
 import uvicorn
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from chain_bench import infra_cpu_seconds, proc_stat
+from chain_bench import infra_cpu_seconds, proc_stat, producer_and_group_consumer
 from fastapi import FastAPI
 from orders_bench import median_min_max
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient, UpdateOne
 
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WRITES = 2_000
@@ -230,17 +228,7 @@ async def kafka_message() -> dict[str, float]:
     """CPU ms per 1 KB record produced and consumed once: the broker's and the clients'."""
     topic = f"bench.floor.{uuid.uuid4().hex[:8]}"
     value = b"x" * 1024
-    producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", linger_ms=5
-    )
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=BOOTSTRAP,
-        group_id=topic,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=500,
-    )
+    producer, consumer = producer_and_group_consumer(topic, max_poll_records=500)
     await producer.start()
     await consumer.start()
     received = 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
@@ -33,6 +33,8 @@ from orders.adapters.documents import (
 from orders.application.ports import Page, VersionConflict
 from orders.domain.customer import Customer
 from orders.domain.order import Order
+
+Row = TypeVar("Row")
 
 Document = dict[str, Any]
 
@@ -147,28 +149,47 @@ class MongoOrders:
         query: Document = {"seller_id": seller_id, HIDDEN: {"$ne": True}}
         if status is not None:
             query["status"] = status
-        offset = (page - 1) * page_size
-        cursor = (
-            self._orders.find(
-                query,
-                {
-                    "history": 0,
-                    REQUEST_MARKS: 0,
-                    OUTBOX_FIELD: 0,
-                    PENDING_FIELD: 0,
-                    PROCESSED_FIELD: 0,
-                },
-                comment=EXACT_PUSHDOWN,
-            )
-            .sort([("placed_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(offset)
-            .limit(page_size)
+        return await exact_page(
+            self._orders,
+            query,
+            projection={
+                "history": 0,
+                REQUEST_MARKS: 0,
+                OUTBOX_FIELD: 0,
+                PENDING_FIELD: 0,
+                PROCESSED_FIELD: 0,
+            },
+            sort=[("placed_at", DESCENDING), ("_id", DESCENDING)],
+            page=page,
+            page_size=page_size,
+            to_row=order_from_document,
         )
-        rows = [order_from_document(document) async for document in cursor]
-        total = total_from_page(offset, len(rows), page_size)
-        if total is None:
-            total = await count_exact(self._orders, query)
-        return Page(rows=rows, total_count=total)
+
+
+async def exact_page(
+    collection: AsyncCollection[Document],
+    query: Document,
+    *,
+    sort: list[tuple[str, int]],
+    page: int,
+    page_size: int,
+    to_row: Callable[[Document], Row],
+    projection: Document | None = None,
+) -> Page[Row]:
+    """One page of a query vouched exact (EXACT_PUSHDOWN): filtered, sorted, skipped and limited
+    by the database from its index; the total from the page when it tells it, else a count."""
+    offset = (page - 1) * page_size
+    cursor = (
+        collection.find(query, projection, comment=EXACT_PUSHDOWN)
+        .sort(sort)
+        .skip(offset)
+        .limit(page_size)
+    )
+    rows = [to_row(document) async for document in cursor]
+    total = total_from_page(offset, len(rows), page_size)
+    if total is None:
+        total = await count_exact(collection, query)
+    return Page(rows=rows, total_count=total)
 
 
 def total_from_page(offset: int, rows: int, page_size: int) -> int | None:
@@ -212,19 +233,14 @@ class MongoCustomers:
 
     async def page(self, seller_id: str, *, page: int, page_size: int) -> Page[Customer]:
         # Vouched exact, like the All Orders table: from the seller_customers index.
-        query: Document = {"seller_id": seller_id}
-        offset = (page - 1) * page_size
-        cursor = (
-            self._customers.find(query, comment=EXACT_PUSHDOWN)
-            .sort("_id", ASCENDING)
-            .skip(offset)
-            .limit(page_size)
+        return await exact_page(
+            self._customers,
+            {"seller_id": seller_id},
+            sort=[("_id", ASCENDING)],
+            page=page,
+            page_size=page_size,
+            to_row=customer_from_document,
         )
-        rows = [customer_from_document(document) async for document in cursor]
-        total = total_from_page(offset, len(rows), page_size)
-        if total is None:
-            total = await count_exact(self._customers, query)
-        return Page(rows=rows, total_count=total)
 
     async def linked_customer(self, seller_id: str, buyer_id: str) -> str | None:
         cached = self._known_links.get((seller_id, buyer_id))
