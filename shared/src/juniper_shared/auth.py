@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import jwt
@@ -12,6 +15,23 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from juniper_shared.errors import ApiError
 
 _bearer = HTTPBearer(auto_error=False, description="JWT signed HS256 with a `seller_id` claim")
+
+
+MIN_SECRET_BYTES = 32
+"""HS256 wants a key at least as long as its hash (RFC 7518, section 3.2)."""
+
+
+def short_secret_warning(secret: str) -> str | None:
+    """What to tell the operator, once at start, when `AUTH_JWT_SECRET` is shorter than HS256
+    wants. The contract's local secret (`dev-only-secret`, 15 bytes) is, so the services say it
+    once in their own log instead of PyJWT warning on stderr at the first request."""
+    length = len(secret.encode())
+    if length >= MIN_SECRET_BYTES:
+        return None
+    return (
+        f"AUTH_JWT_SECRET is {length} bytes; HS256 wants at least {MIN_SECRET_BYTES} "
+        "(RFC 7518, section 3.2): fine for local development, use a longer one anywhere else"
+    )
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -48,12 +68,13 @@ def decode_seller_id(token: str, secret: str) -> str:
 
 def _verify(token: str, secret: str) -> tuple[str, float]:
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=["HS256"],
-            options={"require": [], "verify_exp": True},
-        )
+        with _short_keys_allowed():
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=["HS256"],
+                options={"require": [], "verify_exp": True},
+            )
     except jwt.ExpiredSignatureError as error:
         raise _unauthorized("token expired") from error
     except jwt.InvalidTokenError as error:
@@ -82,6 +103,18 @@ SellerId = Annotated[str, Depends(current_seller)]
 def issue_token(seller_id: str, secret: str, *, ttl_seconds: int = 3600) -> str:
     """A token for `seller_id` (demo, tests and the ops CLI)."""
     now = int(time.time())
-    return jwt.encode(
-        {"seller_id": seller_id, "iat": now, "exp": now + ttl_seconds}, secret, algorithm="HS256"
-    )
+    with _short_keys_allowed():
+        return jwt.encode(
+            {"seller_id": seller_id, "iat": now, "exp": now + ttl_seconds},
+            secret,
+            algorithm="HS256",
+        )
+
+
+@contextmanager
+def _short_keys_allowed() -> Iterator[None]:
+    """PyJWT's warning for a short key, off: `short_secret_warning` says it once, at start.
+    Only verifying and issuing a token pay for it, not a request whose token is known."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        yield

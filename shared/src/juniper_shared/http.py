@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juniper_shared import tracing
+from juniper_shared.auth import short_secret_warning
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.logs import correlation_id
 from juniper_shared.metrics import HTTP_REQUESTS
@@ -304,6 +305,8 @@ def run_service(
     from juniper_shared.logs import configure_logging
 
     configure_logging(service, settings.log_level)
+    if warning := short_secret_warning(settings.auth_jwt_secret.get_secret_value()):
+        log.warning(warning)
     tracing.setup(service)  # tracing hook: on only when the OTEL_* variables ask for it
     # uvloop: the event loop itself was the largest self-time in the services' profiles
     # (asyncio's selector loop in pure Python); uvloop runs the same code on libuv.
