@@ -23,8 +23,8 @@ MIN_SECRET_BYTES = 32
 
 def short_secret_warning(secret: str) -> str | None:
     """What to tell the operator, once at start, when `AUTH_JWT_SECRET` is shorter than HS256
-    wants. The contract's local secret (`dev-only-secret`, 15 bytes) is, so the services say it
-    once in their own log instead of PyJWT warning on stderr at the first request."""
+    wants. The contract's local secret, `dev-only-secret`, is 15 bytes: the services say so once
+    in their own log, rather than PyJWT on stderr at each process's first request."""
     length = len(secret.encode())
     if length >= MIN_SECRET_BYTES:
         return None
