@@ -28,6 +28,11 @@ class InvalidRequest(DomainError):
     code = "validation_error"
 
 
+class RetryLater(Exception):
+    """A dependency is unreachable or busy (a lost race that kept repeating, a mail server
+    down): the same work may succeed when tried again, so a consumer redelivers its batch."""
+
+
 class ApiError(Exception):
     """An error the HTTP layer reports as `{"error": {"code", "message"}}` with `status`."""
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+import pymongo.errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -18,11 +21,19 @@ from faststream.message import StreamMessage
 
 from juniper_shared import tracing
 from juniper_shared.contracts.events import Envelope
-from juniper_shared.contracts.registry import PoisonMessage, Topic, UnknownEventType, topic_of
+from juniper_shared.contracts.registry import (
+    ForgedEvent,
+    PoisonMessage,
+    Topic,
+    UnknownEventType,
+    topic_of,
+)
+from juniper_shared.errors import RetryLater
 from juniper_shared.metrics import (
     BATCH_FAILURES,
     BATCH_SECONDS,
     DEAD_LETTERS,
+    FORGED_EVENTS,
     MESSAGES_CONSUMED,
     MESSAGES_PUBLISHED,
     MESSAGES_SKIPPED,
@@ -42,7 +53,11 @@ FETCH_GATHER_BYTES = 1 << 20
 much is there."""
 
 MAX_DEAD_LETTER_BYTES = 512 * 1024
-"""A dead letter keeps at most this much of the message (Kafka refuses above 1 MiB)."""
+"""A dead letter keeps at most this much of the message (Kafka refuses above 1 MiB)..."""
+MAX_DEAD_LETTER_HEADER_BYTES = 64 * 1024
+"""...this much of its original headers..."""
+MAX_DEAD_LETTER_KEY_BYTES = 4 * 1024
+"""...and this much of its key."""
 
 
 def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
@@ -185,8 +200,13 @@ class Subscription:
     (None: every type of the topic)."""
 
 
-TopicRecords = tuple[Subscription, list[ConsumerRecord[Any, Any]]]
-"""One subscription and the records of its topic in a batch."""
+@dataclass(frozen=True)
+class Delivery:
+    """One consumed record and the event decoded from it."""
+
+    topic: Topic
+    record: ConsumerRecord[Any, Any]
+    event: Envelope
 
 
 def consume_batches(
@@ -199,8 +219,9 @@ def consume_batches(
 ) -> None:
     """Subscribe a service to its topics with one consumer. Each batch's valid events go to
     their topic's handler, topic by topic in the order given; the offsets are committed once
-    the whole batch is handled; poison goes to the DLQ; an exception redelivers the batch
-    (handlers are idempotent, so a topic handled before the failure may see its events again).
+    the whole batch is handled; poison goes to the DLQ. A failure is classified (`BatchRun`):
+    a transient one redelivers the batch after a back-off; anything else one record causes
+    goes to the DLQ with that record while the rest of the batch is applied.
 
     Subscriptions that share one handler get the batch's events of all their topics in one
     call, in the order given (notifications emails about order and invoice news alike: one
@@ -211,6 +232,7 @@ def consume_batches(
     fetch and commit requests and polled on its own when idle."""
     prefix = settings.kafka_topic_prefix
     by_name = {prefix + subscription.topic.name: subscription for subscription in subscriptions}
+    failures = RecordFailures(poison_after=settings.consumer_poison_after)
 
     @subscribe_batch(
         broker,
@@ -224,50 +246,161 @@ def consume_batches(
             # Only subscribed topics come; anything else is dropped rather than failing the
             # batch (and the partition) forever.
             by_topic.get(record.topic, []).append(record)
-        by_handler: dict[BatchHandler, list[TopicRecords]] = {}
+        by_handler: dict[BatchHandler, list[Delivery]] = {}
         for name, subscription in by_name.items():
             if by_topic[name]:
-                by_handler.setdefault(subscription.handle, []).append(
-                    (subscription, by_topic[name])
+                by_handler.setdefault(subscription.handle, []).extend(
+                    await decode_batch(
+                        subscription.topic,
+                        by_topic[name],
+                        dead_letters,
+                        handles=subscription.handles,
+                    )
                 )
-        for handle, parts in by_handler.items():
-            await _handle_topics(handle, parts, dead_letters, prefix=prefix, group_id=group_id)
+        for handle, deliveries in by_handler.items():
+            if deliveries:
+                run = BatchRun(handle, deliveries, dead_letters, failures)
+                # Tracing hook: CONSUMER spans parented on the records' headers (off: nothing).
+                with tracing.consuming(
+                    prefix + deliveries[0].topic.name,
+                    prefix + group_id,
+                    [delivery.record for delivery in deliveries],
+                    [delivery.event for delivery in deliveries],
+                ):
+                    await run.apply()
 
 
-async def _handle_topics(
-    handle: BatchHandler,
-    parts: Sequence[TopicRecords],
-    dead_letters: DeadLetters,
-    *,
-    prefix: str,
-    group_id: str,
-) -> None:
-    """Decode the batch's records of one or more topics and hand their valid events to the
-    handler those topics share, in one call. `prefix` and `group_id` name the tracing spans'
-    topic and group."""
-    topics = [subscription.topic for subscription, _ in parts]
-    started = time.perf_counter()
-    try:
-        events: list[Envelope] = []
-        for subscription, records in parts:
-            events += await decode_batch(
-                subscription.topic, records, dead_letters, handles=subscription.handles
-            )
-        if events:
-            consumed = [record for _, records in parts for record in records]
-            # Tracing hook: CONSUMER spans parented on the records' headers (off: nothing).
-            with tracing.consuming(prefix + topics[0].name, prefix + group_id, consumed, events):
-                await handle(events)
-    except Exception:
-        for topic in topics:
-            BATCH_FAILURES.labels(topic.name).inc()
-        log.exception("%s batch failed; it will be redelivered", "+".join(t.name for t in topics))
-        # Give a failing dependency a moment before the same batch comes again.
-        await asyncio.sleep(0.5)
-        raise
-    elapsed = time.perf_counter() - started
-    for topic in topics:
-        BATCH_SECONDS.labels(topic.name).observe(elapsed)
+def is_transient(error: BaseException) -> bool:
+    """A failure that trying again later may cure: a dependency unreachable, slow or busy."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(is_transient(inner) for inner in error.exceptions)
+    if isinstance(error, RetryLater | TimeoutError | ConnectionError):
+        return True
+    if isinstance(error, pymongo.errors.ConnectionFailure | pymongo.errors.ExecutionTimeout):
+        return True
+    if isinstance(error, pymongo.errors.PyMongoError) and error.has_error_label(
+        "RetryableWriteError"
+    ):
+        return True
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+
+
+class RecordFailures:
+    """A consumer's memory of failures: how many batches in a row failed (the back-off grows
+    with it), and how many times each record failed alone, the same way, while other records
+    went through. A record that does that `poison_after` times is poison whatever the failure
+    looks like (a message that makes the database drop the connection looks transient)."""
+
+    MAX_TRACKED = 10_000
+    """Records tracked at once; the oldest are forgotten first (a partition that moved to
+    another consumer never comes back here)."""
+
+    def __init__(self, *, poison_after: int) -> None:
+        self.poison_after = poison_after
+        self.streak = 0
+        self._records: dict[tuple[str, int, int], tuple[str, int]] = {}
+
+    def count(self, record: ConsumerRecord[Any, Any], error: BaseException) -> bool:
+        """Count one more failure of `record`; True once it is poison."""
+        key = (record.topic, record.partition, record.offset)
+        signature = f"{type(error).__qualname__}: {error}"[:200]
+        previous, times = self._records.pop(key, ("", 0))
+        times = times + 1 if previous == signature else 1
+        self._records[key] = (signature, times)
+        if len(self._records) > self.MAX_TRACKED:
+            del self._records[next(iter(self._records))]
+        return times >= self.poison_after
+
+    def succeeded(self, deliveries: Iterable[Delivery]) -> None:
+        self.streak = 0
+        for delivery in deliveries:
+            record = delivery.record
+            self._records.pop((record.topic, record.partition, record.offset), None)
+
+    async def back_off(self) -> None:
+        """Give a failing dependency a moment before the batch comes again: 0.5 s, doubling
+        up to 8 s, with jitter so replicas do not retry in step."""
+        self.streak += 1
+        await asyncio.sleep(min(8.0, 0.5 * 2 ** (self.streak - 1)) * random.uniform(0.8, 1.2))
+
+
+class BatchRun:
+    """One handler applied to one batch's events, with failures classified.
+
+    When the batch fails transiently (a dependency down or busy), it comes again after a
+    back-off. Any other failure, or a transient one `poison_after` times in a row, and its
+    events are applied one at a time, in order, to find the record at fault:
+    - a record failing alone with a non-transient error goes to the DLQ with the reason;
+    - a record failing alone transiently while other records go through is counted, and goes
+      to the DLQ once it has failed that way `poison_after` times;
+    - when nothing goes through, the fault cannot be told from a dependency being down:
+      nothing is counted, and the batch comes again.
+    The rest of the batch is applied and the offset moves on. Handlers are idempotent, so
+    events applied before a failure may be applied again."""
+
+    def __init__(
+        self,
+        handle: BatchHandler,
+        deliveries: list[Delivery],
+        dead_letters: DeadLetters,
+        failures: RecordFailures,
+    ) -> None:
+        self._handle = handle
+        self._deliveries = deliveries
+        self._dead_letters = dead_letters
+        self._failures = failures
+        self._topics = sorted({delivery.topic.name for delivery in deliveries})
+
+    @property
+    def name(self) -> str:
+        return "+".join(self._topics)
+
+    async def apply(self) -> None:
+        started = time.perf_counter()
+        try:
+            await self._handle([delivery.event for delivery in self._deliveries])
+        except Exception as error:
+            for topic in self._topics:
+                BATCH_FAILURES.labels(topic).inc()
+            if is_transient(error) and self._failures.streak < self._failures.poison_after:
+                log.warning("%s batch failed (%r); it will be redelivered", self.name, error)
+                await self._failures.back_off()
+                raise
+            log.warning("%s batch failed (%r); applying its records one by one", self.name, error)
+            await self._apply_one_by_one()
+        self._failures.succeeded(self._deliveries)
+        elapsed = time.perf_counter() - started
+        for topic in self._topics:
+            BATCH_SECONDS.labels(topic).observe(elapsed)
+
+    async def _apply_one_by_one(self) -> None:
+        poisoned: list[tuple[Delivery, BaseException]] = []
+        transient: list[tuple[Delivery, BaseException]] = []
+        applied = 0
+        for delivery in self._deliveries:
+            try:
+                await self._handle([delivery.event])
+                applied += 1
+            except Exception as error:
+                if not is_transient(error):
+                    poisoned.append((delivery, error))
+                    continue
+                transient.append((delivery, error))
+                if not applied and (len(transient) == 2 or len(self._deliveries) == 1):
+                    # Nothing went through: a dependency down looks just like this.
+                    await self._failures.back_off()
+                    raise RetryLater(f"{self.name}: nothing could be applied") from error
+        retry = []
+        for delivery, failure in transient:
+            if self._failures.count(delivery.record, failure):
+                poisoned.append((delivery, failure))
+            else:
+                retry.append(delivery)
+        await self._dead_letters.refuse(poisoned)
+        if retry:
+            # The poison is out; what failed transiently comes again with its batch.
+            await self._failures.back_off()
+            raise RetryLater(f"{len(retry)} events of the {self.name} batch will be retried")
 
 
 @dataclass(frozen=True)
@@ -340,39 +473,81 @@ class EventPublisher:
 
 
 class DeadLetters:
-    """Sends messages no retry can fix to `<topic>.dlq`, with the reason in headers."""
+    """Sends messages no retry can fix to `<topic>.dlq`, with the reason in headers.
+
+    A dead letter always fits its topic: the value is cut at MAX_DEAD_LETTER_BYTES, the key
+    at MAX_DEAD_LETTER_KEY_BYTES, and the original headers are kept only up to
+    MAX_DEAD_LETTER_HEADER_BYTES (a copy that no longer fit would fail its batch forever)."""
 
     def __init__(self, producer: Producer, *, topic_prefix: str = "") -> None:
         self._producer = producer
         self._prefix = topic_prefix
 
+    async def refuse(self, poisoned: Sequence[tuple[Delivery, BaseException]]) -> None:
+        """Dead-letter decoded records that their handler could not apply."""
+        by_topic: dict[Topic, list[tuple[ConsumerRecord[Any, Any], BaseException]]] = {}
+        for delivery, error in poisoned:
+            by_topic.setdefault(delivery.topic, []).append((delivery.record, error))
+        for topic, records in by_topic.items():
+            await self.send(topic, records)
+
     async def send(
-        self, topic: Topic, poisoned: Sequence[tuple[ConsumerRecord[Any, Any], str]]
+        self, topic: Topic, poisoned: Sequence[tuple[ConsumerRecord[Any, Any], BaseException]]
     ) -> None:
         if not poisoned:
             return
         records = []
         for record, error in poisoned:
-            headers: list[Header] = [
-                (name, value)
-                for name, value in (record.headers or ())
-                if not name.startswith("dlq-")
-            ]
-            headers += [
-                ("dlq-error", error[:1000].encode()),
-                ("dlq-source-topic", record.topic.encode()),
-                ("dlq-source-partition", str(record.partition).encode()),
-                ("dlq-source-offset", str(record.offset).encode()),
-            ]
-            value = record.value if record.value is not None else b""
-            if len(value) > MAX_DEAD_LETTER_BYTES:
-                # A poison message too large for the producer would fail its batch forever.
-                headers.append(("dlq-truncated-from", str(len(value)).encode()))
-                value = value[:MAX_DEAD_LETTER_BYTES]
-            records.append((self._prefix + topic.dlq, record.key, value, headers))
+            if isinstance(error, ForgedEvent):
+                FORGED_EVENTS.labels(topic.name).inc()
+            records.append((self._prefix + topic.dlq, *_dead_letter(record, error)))
         await self._producer.send_all(records)
         DEAD_LETTERS.labels(topic.name).inc(len(poisoned))
-        log.warning("sent %d poison messages to %s", len(poisoned), topic.dlq)
+        log.warning(
+            "sent %d poison messages to %s (first: %s)",
+            len(poisoned),
+            topic.dlq,
+            _reason(poisoned[0][1])[:200],
+        )
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, PoisonMessage):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _dead_letter(
+    record: ConsumerRecord[Any, Any], error: BaseException
+) -> tuple[bytes | None, bytes, list[Header]]:
+    """The key, value and headers of `record`'s dead-letter copy."""
+    headers: list[Header] = []
+    kept_bytes = 0
+    dropped = 0
+    for name, value in record.headers or ():
+        size = len(name) + len(value or b"")
+        if name.startswith("dlq-") or kept_bytes + size > MAX_DEAD_LETTER_HEADER_BYTES:
+            dropped += not name.startswith("dlq-")
+            continue
+        kept_bytes += size
+        headers.append((name, value))
+    headers += [
+        ("dlq-error", _reason(error)[:1000].encode()),
+        ("dlq-source-topic", record.topic.encode()),
+        ("dlq-source-partition", str(record.partition).encode()),
+        ("dlq-source-offset", str(record.offset).encode()),
+    ]
+    if dropped:
+        headers.append(("dlq-headers-dropped", str(dropped).encode()))
+    key = record.key
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
+        headers.append(("dlq-key-truncated-from", str(len(key)).encode()))
+        key = key[:MAX_DEAD_LETTER_KEY_BYTES]
+    value = record.value if record.value is not None else b""
+    if len(value) > MAX_DEAD_LETTER_BYTES:
+        headers.append(("dlq-truncated-from", str(len(value)).encode()))
+        value = value[:MAX_DEAD_LETTER_BYTES]
+    return key, value, headers
 
 
 def _header_text(value: bytes | None) -> str:
@@ -399,13 +574,14 @@ async def decode_batch(
     dead_letters: DeadLetters,
     *,
     handles: frozenset[str] | None = None,
-) -> list[Envelope]:
-    """Valid events of the types this consumer handles; poison goes to the DLQ first.
+) -> list[Delivery]:
+    """Valid events of the types this consumer handles; poison (forged events included) goes
+    to the DLQ first.
 
     A type named in the header that this consumer ignores is skipped without parsing.
     """
-    events: list[Envelope] = []
-    poisoned: list[tuple[ConsumerRecord[Any, Any], str]] = []
+    deliveries: list[Delivery] = []
+    poisoned: list[tuple[ConsumerRecord[Any, Any], BaseException]] = []
     skipped = 0
     for record in records:
         header_type = record_type(record)
@@ -418,14 +594,14 @@ async def decode_batch(
             skipped += 1
             continue
         except PoisonMessage as error:
-            poisoned.append((record, str(error)))
+            poisoned.append((record, error))
             continue
         if handles is not None and event.type not in handles:
             skipped += 1
             continue
-        events.append(event)
+        deliveries.append(Delivery(topic, record, event))
         MESSAGES_CONSUMED.labels(topic.name, event.type).inc()
     if skipped:
         MESSAGES_SKIPPED.labels(topic.name).inc(skipped)
     await dead_letters.send(topic, poisoned)
-    return events
+    return deliveries

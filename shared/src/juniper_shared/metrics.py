@@ -15,6 +15,12 @@ MESSAGES_SKIPPED = Counter(
     "jm_messages_skipped_total", "Well-formed messages of types this consumer ignores", ["topic"]
 )
 DEAD_LETTERS = Counter("jm_dead_letters_total", "Messages sent to a dead-letter topic", ["topic"])
+FORGED_EVENTS = Counter(
+    "jm_forged_events_total",
+    "Events refused (and dead-lettered) because their producer is not their topic's writer or "
+    "their seller is not the seller of what they name",
+    ["topic"],
+)
 BATCH_SECONDS = Histogram(
     "jm_consumer_batch_seconds", "Time to handle one consumed batch", ["topic"]
 )

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     """How long the broker may hold a fetch to gather more records (0: it answers as soon as
     one is there). A consumer whose work is not urgent waits, for bigger batches: fewer
     fetches, offset commits and database round trips per record."""
+    consumer_poison_after: int = Field(default=3, ge=1, le=100)
+    """A record that fails this many times in a row, the same way, goes to the DLQ whatever
+    the failure (one that only ever fails alone is not a dependency being down)."""
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
     lag_interval_seconds: float = Field(default=15.0, gt=0)
     """How often consumer lag is measured for /metrics."""

@@ -22,6 +22,7 @@ from juniper_shared.kafka import (
     decode_batch,
     subscribe_batch,
 )
+from juniper_shared.metrics import FORGED_EVENTS
 from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import placed_order, placed_order_data, wait_until
 from pymongo import AsyncMongoClient
@@ -45,7 +46,9 @@ class ConsumerCalls:
 
 @pytest.fixture
 def topic(unique: str) -> Topic:
-    return Topic(name=f"test.placed.{unique}", key="order id", writer="test", events=(OrderPlaced,))
+    return Topic(
+        name=f"test.placed.{unique}", key="order id", writer="checkout", events=(OrderPlaced,)
+    )
 
 
 class StoringConsumer:
@@ -74,7 +77,7 @@ async def run_storing_consumer(
     @subscribe_batch(broker, topic, group_id=f"group-{topic.name}", settings=settings)
     async def on_placed(records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         batch_sizes.append(len(records))
-        events = await decode_batch(topic, records, dead_letters)
+        events = [delivery.event for delivery in await decode_batch(topic, records, dead_letters)]
         await insert_new(
             collection,
             [
@@ -218,7 +221,9 @@ async def consumer_of_two_topics(
 ) -> tuple[KafkaBroker, Producer, Topic, Topic]:
     """One consumer (not started) for two new topics, `handlers(topic)` handling each."""
     first, second = (
-        Topic(name=f"test.{which}.{unique}", key="order id", writer="test", events=(OrderPlaced,))
+        Topic(
+            name=f"test.{which}.{unique}", key="order id", writer="checkout", events=(OrderPlaced,)
+        )
         for which in ("first", "second")
     )
     settings = ServiceSettings(
@@ -301,3 +306,176 @@ async def test_topics_that_share_a_handler_reach_it_in_one_call_per_batch(
     assert sorted(id_ for call in calls for id_ in call) == sorted(firsts | seconds)
     assert any(firsts & set(call) and seconds & set(call) for call in calls), calls
     assert len(calls) == commits.count  # one call per batch, not one per topic
+
+
+# --- failures: nothing one record causes holds back the records behind it --------------------
+
+
+async def dlq_count(infra: Any, topic: Topic, *, settle_seconds: float = 3.0) -> int:
+    """How many dead letters `topic` has, read until none came for `settle_seconds`."""
+    consumer = AIOKafkaConsumer(
+        topic.dlq, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        found = 0
+        while batch := await consumer.getmany(timeout_ms=int(settle_seconds * 1000)):
+            found += sum(len(records) for records in batch.values())
+        return found
+    finally:
+        await consumer.stop()
+
+
+def failing_on(
+    bad_ids: set[str], error: Callable[[], Exception], applied: list[str], attempts: list[str]
+) -> Callable[[Topic], Callable[[list[Envelope]], Awaitable[None]]]:
+    """A handler that raises `error()` for any batch holding one of `bad_ids`, else records."""
+
+    def handler(_topic: Topic) -> Callable[[list[Envelope]], Awaitable[None]]:
+        async def handle(events: list[Envelope]) -> None:
+            ids = [str(event.event_id) for event in events]
+            attempts.extend(id_ for id_ in ids if id_ in bad_ids)
+            if bad_ids & set(ids):
+                raise error()
+            applied.extend(ids)
+
+        return handle
+
+    return handler
+
+
+async def test_a_record_its_handler_refuses_is_dead_lettered_and_the_rest_are_applied(
+    infra: Any, unique: str
+) -> None:
+    applied: list[str] = []
+    attempts: list[str] = []
+    good, bad, behind = placed_order(), placed_order(), placed_order()
+    broker, producer, first, _ = await consumer_of_two_topics(
+        infra,
+        unique,
+        failing_on(
+            {str(bad.event_id)}, lambda: ValueError("total over the cap"), applied, attempts
+        ),
+    )
+    await produce(infra, first.name, [encode(good), encode(bad)])
+    await broker.start()
+    try:
+        await wait_until(lambda: _async(len(applied)), equals=1)
+        await produce(infra, first.name, [encode(behind)])
+        await wait_until(lambda: _async(str(behind.event_id) in applied), equals=True)
+        [letter] = await dlq_messages(infra, first, 1)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    assert set(applied) == {str(good.event_id), str(behind.event_id)}
+    assert json.loads(letter.value)["event_id"] == str(bad.event_id)
+    headers = dict(letter.headers)
+    assert headers["dlq-error"] == b"ValueError: total over the cap"
+    assert headers["dlq-source-topic"] == first.name.encode()
+
+
+async def test_a_record_failing_the_same_transient_looking_way_three_times_is_poison(
+    infra: Any, unique: str
+) -> None:
+    """A message that makes the database drop the connection looks transient every time."""
+    applied: list[str] = []
+    attempts: list[str] = []
+    bad, behind = placed_order(), placed_order()
+    broker, producer, first, _ = await consumer_of_two_topics(
+        infra,
+        unique,
+        failing_on(
+            {str(bad.event_id)}, lambda: ConnectionError("connection closed"), applied, attempts
+        ),
+    )
+    await produce(infra, first.name, [encode(bad), encode(behind)])
+    await broker.start()
+    try:
+        await wait_until(lambda: _async(applied), equals=[str(behind.event_id)], timeout=60)
+        [letter] = await dlq_messages(infra, first, 1)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    assert json.loads(letter.value)["event_id"] == str(bad.event_id)
+    assert len(attempts) >= 3
+    assert dict(letter.headers)["dlq-error"] == b"ConnectionError: connection closed"
+
+
+async def test_a_dependency_down_dead_letters_nothing_and_the_batch_comes_again(
+    infra: Any, unique: str
+) -> None:
+    applied: list[str] = []
+    calls = 0
+
+    def handler(_topic: Topic) -> Callable[[list[Envelope]], Awaitable[None]]:
+        async def handle(events: list[Envelope]) -> None:
+            nonlocal calls
+            calls += 1
+            if calls <= 8:  # the database is down for the first eight calls, whatever they hold
+                raise ConnectionError("database unreachable")
+            applied.extend(str(event.event_id) for event in events)
+
+        return handle
+
+    orders = [placed_order() for _ in range(3)]
+    broker, producer, first, _ = await consumer_of_two_topics(infra, unique, handler)
+    await produce(infra, first.name, [encode(order) for order in orders])
+    await broker.start()
+    try:
+        await wait_until(lambda: _async(len(set(applied))), equals=3, timeout=90)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    assert set(applied) == {str(order.event_id) for order in orders}
+    assert await dlq_count(infra, first) == 0
+
+
+async def test_an_event_from_another_producer_than_its_topics_writer_is_refused(
+    infra: Any, unique: str
+) -> None:
+    applied: list[str] = []
+    genuine = placed_order()
+    forged = placed_order().model_copy(update={"producer": "payments"})
+    broker, producer, first, _ = await consumer_of_two_topics(
+        infra, unique, failing_on(set(), lambda: ValueError(), applied, [])
+    )
+    before = FORGED_EVENTS.labels(first.name)._value.get()
+    await produce(infra, first.name, [encode(forged), encode(genuine)])
+    await broker.start()
+    try:
+        await wait_until(lambda: _async(applied), equals=[str(genuine.event_id)])
+        [letter] = await dlq_messages(infra, first, 1)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    assert json.loads(letter.value)["event_id"] == str(forged.event_id)
+    assert b"producer 'payments'" in dict(letter.headers)["dlq-error"]
+    assert FORGED_EVENTS.labels(first.name)._value.get() == before + 1
+
+
+async def test_a_dead_letter_fits_its_topic_whatever_headers_the_original_carried(
+    infra: Any, unique: str
+) -> None:
+    applied: list[str] = []
+    behind = placed_order()
+    broker, producer, first, _ = await consumer_of_two_topics(
+        infra, unique, failing_on(set(), lambda: ValueError(), applied, [])
+    )
+    raw = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    await raw.start()
+    try:
+        # 900 kB of headers: with the DLQ's own headers added, a full copy would pass 1 MiB.
+        headers = [(f"h{index}", b"x" * 90_000) for index in range(10)]
+        await raw.send_and_wait(first.name, b"not json", key=b"k", headers=headers)
+        await raw.send_and_wait(first.name, encode(behind), key=b"k")
+    finally:
+        await raw.stop()
+    await broker.start()
+    try:
+        await wait_until(lambda: _async(applied), equals=[str(behind.event_id)])
+        [letter] = await dlq_messages(infra, first, 1)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    assert letter.value == b"not json"
+    assert int(dict(letter.headers)["dlq-headers-dropped"]) > 0

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from juniper_shared.testing import read_topic
 
-from .support import Invoicing, accepted, payment_failed, payment_succeeded, snapshot
+from .support import (
+    Invoicing,
+    accepted,
+    cancelled,
+    payment_failed,
+    payment_succeeded,
+    snapshot,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +107,55 @@ async def test_a_failed_charge_then_a_retry_that_succeeds_ends_paid_and_stays_pa
         "81.00",
         "Ada Buyer",
     )
+
+
+async def test_payment_events_that_do_not_agree_with_the_invoice_are_dead_lettered(
+    service: Invoicing, unique: str
+) -> None:
+    """Another seller's, another order's, or another amount's success marks nothing paid."""
+    invoice = await issued_invoice(service, f"ord-{unique}")
+    invoice_id = invoice["invoice_id"]
+    genuine = payment_succeeded(invoice)
+    forged = [
+        genuine.model_copy(update={"seller_id": "seller-intruder", "event_id": uuid.uuid4()}),
+        genuine.model_copy(
+            update={
+                "event_id": uuid.uuid4(),
+                "data": genuine.data.model_copy(update={"order_id": "ord-other"}),
+            }
+        ),
+        genuine.model_copy(
+            update={
+                "event_id": uuid.uuid4(),
+                "data": genuine.data.model_copy(update={"amount": Decimal("0.01")}),
+            }
+        ),
+    ]
+    await service.publish_payments([*forged, payment_failed(invoice)], key=invoice_id)
+    failed = await service.until_status(invoice_id, "payment_failed")
+    assert failed["payment_status"] == "failed"
+    letters = await read_topic(
+        service.bootstrap,
+        service.prefix + "payments.events.dlq",
+        until=lambda records: len(records) >= 3,
+    )
+    assert sorted(json.loads(letter.value)["event_id"] for letter in letters) == sorted(
+        str(event.event_id) for event in forged
+    )
+    assert (await service.invoice(invoice_id)).json()["status"] == "payment_failed"
+
+
+async def test_an_order_cancelled_by_another_seller_voids_no_invoice(
+    service: Invoicing, unique: str
+) -> None:
+    order_id = f"ord-{unique}"
+    invoice = await issued_invoice(service, order_id)
+    forged = cancelled(snapshot(order_id, seller_id="seller-intruder", version=5))
+    await service.publish_orders([forged])
+    [letter] = await read_topic(
+        service.bootstrap,
+        service.prefix + "orders.events.dlq",
+        until=lambda records: len(records) >= 1,
+    )
+    assert json.loads(letter.value)["event_id"] == str(forged.event_id)
+    assert (await service.invoice(invoice["invoice_id"])).json()["status"] == "issued"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +130,58 @@ async def test_the_all_orders_row_shows_the_invoice_link_then_paid(
         )
     ).json()
     assert [e["type"] for e in details["history"]].count("invoiced") == 1
+
+
+def issued_event(order_id: str, *, seller_id: str, url: str) -> InvoiceIssued:
+    invoice_id = f"inv-{order_id}"
+    return InvoiceIssued(
+        producer="invoicing",
+        seller_id=seller_id,
+        data=InvoiceIssuedData(
+            invoice_id=invoice_id,
+            number="INV-000666",
+            order_id=order_id,
+            seller_id=seller_id,
+            buyer=BUYER,
+            lines=[],
+            subtotal="50.00",
+            shipping_cost="0",
+            amount="50.00",
+            currency="USD",
+            payment_method={"type": "other"},
+            issued_at=datetime.now(UTC),
+            url=url,
+        ),
+    )
+
+
+async def test_an_invoice_event_of_another_seller_is_dead_lettered_and_changes_nothing(
+    orders_service: OrdersUnderTest,
+) -> None:
+    order = await accept(orders_service)
+    forged = issued_event(order["order_id"], seller_id="seller-intruder", url="https://evil.test/")
+    await publish_raw(
+        orders_service.settings.kafka_bootstrap_servers,
+        orders_service.topic("invoices.events"),
+        [(forged.key().encode(), encode(forged))],
+    )
+    [letter] = await read_topic(
+        orders_service.settings.kafka_bootstrap_servers,
+        orders_service.topic("invoices.events.dlq"),
+        until=lambda records: len(records) >= 1,
+    )
+    assert json.loads(letter.value)["event_id"] == str(forged.event_id)
+    assert b"another seller" in dict(letter.headers)["dlq-error"]
+    seller = orders_service.as_seller(SELLER)
+    details = await orders_service.http.get(f"/v1/orders/{order['order_id']}", headers=seller)
+    assert details.json()["invoice"] is None
+    metrics = (await orders_service.http.get("/metrics")).text
+    assert 'jm_forged_events_total{topic="invoices.events"}' in metrics
+    # The order was not locked by the fake invoice: the seller can still cancel it.
+    cancel = await orders_service.http.post(
+        f"/v1/orders/{order['order_id']}/cancel", headers=seller, json={"message": "x"}
+    )
+    assert cancel.status_code == 200
 
 
 async def test_events_stored_before_a_crash_are_published_after_restart(

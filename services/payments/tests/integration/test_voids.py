@@ -3,12 +3,13 @@ a charge. On real Kafka, FerretDB and the sandbox processor over HTTP."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import pytest
 from juniper_shared.contracts.events import InvoiceIssued, InvoiceVoided, InvoiceVoidedData
-from juniper_shared.testing import bearer, placed_order, wait_until
+from juniper_shared.testing import bearer, placed_order, read_topic, wait_until
 
 from ..builders import invoice_issued
 from .conftest import PaymentsUnderTest
@@ -109,3 +110,24 @@ async def test_an_invoice_voided_before_its_charge_was_sent_is_never_charged(
         f"/v1/invoices/{invoice_id}/payment/retry", headers=bearer(me)
     )
     assert (retry.status_code, retry.json()["error"]["code"]) == (409, "invalid_state")
+
+
+async def test_a_void_from_another_seller_refunds_nothing(
+    payments_service: PaymentsUnderTest,
+) -> None:
+    me = seller()
+    invoice = await payments_service.issue(await payments_service.place(me, "tok_visa"))
+    invoice_id = invoice.data.invoice_id
+    await payments_service.wait_for_status(me, invoice_id, "succeeded")
+
+    forged = voided(invoice).model_copy(update={"seller_id": "seller-intruder"})
+    await payments_service.publish("invoices.events", forged)
+    [letter] = await read_topic(
+        payments_service.settings.kafka_bootstrap_servers,
+        payments_service.topic("invoices.events.dlq"),
+        until=lambda records: len(records) >= 1,
+    )
+    assert json.loads(letter.value)["event_id"] == str(forged.event_id)
+    [charge] = await payments_service.charges(invoice_id)
+    assert charge["status"] == "succeeded"
+    assert (await payments_service.payment(me, invoice_id)).json()["refund"] is None

@@ -42,6 +42,11 @@ class PoisonMessage(Exception):
     """A message no retry can fix: undecodable, invalid, or of an unsupported version."""
 
 
+class ForgedEvent(PoisonMessage):
+    """An event its topic's writer did not produce, or whose seller is not the seller of the
+    order or invoice it names: applied, it would let one principal act for another."""
+
+
 class UnknownEventType(Exception):
     """A well-formed envelope whose type this topic's consumers do not handle: skipped."""
 
@@ -88,9 +93,30 @@ class Topic:
             raise PoisonMessage("envelope has no type")
         document = _upcast(event_type, document)  # type: ignore[arg-type]
         try:
-            return model.model_validate(document)
+            event = model.model_validate(document)
         except ValidationError as error:
             raise PoisonMessage(_summarize(error)) from error
+        if event.producer != self.writer:
+            raise ForgedEvent(
+                f"{event.type} from producer {event.producer!r}; {self.name} is written by "
+                f"{self.writer!r} only"
+            )
+        if others := _sellers_named(event.data) - {event.seller_id}:
+            raise ForgedEvent(
+                f"{event.type} of seller {event.seller_id!r} names seller {sorted(others)[0]!r}"
+            )
+        return event
+
+
+def _sellers_named(data: Any) -> set[str]:
+    """The sellers `data` names: its own `seller_id`, and that of each order it carries."""
+    found: set[str] = set()
+    parts = [data, *(getattr(data, name) for name in getattr(type(data), "model_fields", ()))]
+    for part in parts:
+        seller = getattr(part, "seller_id", None)
+        if isinstance(seller, str):
+            found.add(seller)
+    return found
 
 
 def _upcast(event_type: str, document: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from juniper_shared.batching import GroupReads, bulk_write_in_chunks
 from juniper_shared.contracts.events import Envelope
+from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import OutgoingMessage
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
@@ -60,9 +61,11 @@ class MongoOrderBook:
         do no harm. Returns how many were stored.
 
         One round trip per kind of snapshot in the batch: an order's first version is inserted
-        (a stored order refuses it), a later one replaces an older version (guarded). Only if
-        a replace finds nothing to replace (the order is not here yet, or a newer version is)
-        do those snapshots go again as inserts, which a stored order refuses."""
+        (a stored order refuses it), a later one replaces an older version of the same seller
+        (guarded). Only if a replace finds nothing to replace (the order is not here yet, or a
+        newer version is) do those snapshots go again as inserts, which a stored order refuses.
+        Only if something was refused is it read back: a snapshot of an order another seller
+        holds raises ForgedEvent (the others are stored all the same)."""
         newest: dict[str, InvoiceableOrder] = {}
         for order in orders:
             if order.order_id not in newest or newest[order.order_id].version < order.version:
@@ -70,13 +73,19 @@ class MongoOrderBook:
         documents = [order_to_document(order) for order in newest.values()]
         first = [document for document in documents if document["version"] <= FIRST_VERSION]
         later = [document for document in documents if document["version"] > FIRST_VERSION]
-        stored = len(await insert_new(self._orders, first))
+        inserted = {document["_id"] for document in await insert_new(self._orders, first)}
+        refused = [document for document in first if document["_id"] not in inserted]
+        stored = len(inserted)
         if later:
             replaced = await bulk_write_in_chunks(
                 self._orders,
                 [
                     ReplaceOne(
-                        {"_id": document["_id"], "version": {"$lt": document["version"]}},
+                        {
+                            "_id": document["_id"],
+                            "seller_id": document["seller_id"],
+                            "version": {"$lt": document["version"]},
+                        },
                         document,
                     )
                     for document in later
@@ -84,8 +93,21 @@ class MongoOrderBook:
             )
             stored += replaced
             if replaced < len(later):
-                stored += len(await insert_new(self._orders, later))
+                inserted = {document["_id"] for document in await insert_new(self._orders, later)}
+                stored += len(inserted)
+                refused += [document for document in later if document["_id"] not in inserted]
+        if refused:
+            await self._refuse_other_sellers(refused)
         return stored
+
+    async def _refuse_other_sellers(self, refused: list[Document]) -> None:
+        seller_of = {document["_id"]: document["seller_id"] for document in refused}
+        async for held in self._orders.find({"_id": {"$in": list(seller_of)}}, {"seller_id": 1}):
+            if held["seller_id"] != seller_of[held["_id"]]:
+                raise ForgedEvent(
+                    f"a snapshot of order {held['_id']} names seller "
+                    f"{seller_of[held['_id']]!r}; the order is another seller's"
+                )
 
 
 class MongoInvoices:

@@ -23,6 +23,8 @@ from juniper_shared.contracts.events import (
     PaymentSucceeded,
 )
 from juniper_shared.contracts.money import to_minor
+from juniper_shared.contracts.registry import ForgedEvent
+from juniper_shared.errors import RetryLater
 from juniper_shared.inbox import KEEP
 from juniper_shared.request_marks import add_mark, check_marks
 
@@ -94,7 +96,7 @@ def no_faults(_: str) -> None:
     return None
 
 
-class Contention(Exception):
+class Contention(RetryLater):
     """The seller's counter stayed busy for too long; the request may be retried."""
 
 
@@ -406,8 +408,9 @@ class InvoicingHandlers:
         for attempt in range(WRITE_RETRIES):
             # The first try from this process's copy (the guarded save checks it).
             invoice = await self.invoices.get(invoice_id, recent=attempt == 0)
-            if invoice is None or invoice.seller_id != event.seller_id:
+            if invoice is None:
                 return  # never previewed: nothing to void
+            check_names_its_own(invoice, event, order_id=event.data.order.order_id)
             if event_id in invoice.processed_events or not invoice.void(now=self.clock()):
                 return  # already void (a redelivered cancel does nothing more)
             outgoing: list[Envelope] = []
@@ -420,7 +423,7 @@ class InvoicingHandlers:
                 INVOICES_VOIDED.labels("issued" if outgoing else "draft").inc()
                 log.info("voided invoice %s (%s): order cancelled", invoice_id, invoice.number)
                 return
-        raise RuntimeError(f"invoice {invoice_id} kept changing; batch will be retried")
+        raise RetryLater(f"invoice {invoice_id} kept changing; batch will be retried")
 
     async def on_payment_events(self, events: Sequence[PaymentEvent]) -> None:
         """Mark invoices paid, failed or refunded, once per event; one invoice's events in order."""
@@ -431,9 +434,18 @@ class InvoicingHandlers:
         for attempt in range(WRITE_RETRIES):
             # The first try from this process's copy (the guarded save checks it).
             invoice = await self.invoices.get(event.data.invoice_id, recent=attempt == 0)
-            if invoice is None or invoice.seller_id != event.seller_id:
+            if invoice is None:
                 log.warning("payment event for unknown invoice %s", event.data.invoice_id)
                 return
+            check_names_its_own(invoice, event, order_id=event.data.order_id)
+            if isinstance(event, PaymentSucceeded) and (
+                event.data.currency != invoice.currency
+                or to_minor(event.data.amount, invoice.currency) != invoice.total
+            ):
+                raise ForgedEvent(
+                    f"payment.succeeded of {event.data.amount} {event.data.currency} for invoice "
+                    f"{invoice.invoice_id}, which is not its total"
+                )
             if event_id in invoice.processed_events:
                 return
             url = self.url(invoice.invoice_id)
@@ -460,7 +472,16 @@ class InvoicingHandlers:
                 for sent in outgoing:
                     INVOICE_PAYMENTS.labels(sent.type).inc()
                 return
-        raise RuntimeError(f"invoice {event.data.invoice_id} kept changing; batch will be retried")
+        raise RetryLater(f"invoice {event.data.invoice_id} kept changing; batch will be retried")
+
+
+def check_names_its_own(invoice: Invoice, event: Envelope, *, order_id: str) -> None:
+    """An event about `invoice` must be its seller's and name its order, or it is forged."""
+    if invoice.seller_id != event.seller_id or invoice.order_id != order_id:
+        raise ForgedEvent(
+            f"{event.type} of seller {event.seller_id!r} and order {order_id} names invoice "
+            f"{invoice.invoice_id} of another seller or order"
+        )
 
 
 def _backoff(attempt: int) -> float:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from juniper_shared.clock import utc_now
 from juniper_shared.contracts.events import Envelope
+from juniper_shared.errors import RetryLater
 
 from notifications.application.ports import (
     Composer,
@@ -22,7 +23,7 @@ from notifications.domain.notices import Notice, notice_for
 from notifications.metrics import EMAILS
 
 
-class MailServerUnavailable(Exception):
+class MailServerUnavailable(RetryLater):
     """Emails stayed pending after bounded retries; the batch must come again."""
 
 

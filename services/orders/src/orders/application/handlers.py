@@ -31,6 +31,8 @@ from juniper_shared.contracts.events import (
     OrderUpdated,
     OrderUpdatedData,
 )
+from juniper_shared.contracts.registry import ForgedEvent
+from juniper_shared.errors import RetryLater
 from juniper_shared.logs import correlation_id
 from juniper_shared.request_marks import add_mark, check_marks, keyed_request
 
@@ -275,6 +277,11 @@ class OrdersHandlers:
             order = await self.orders.get(event.data.order_id, recent=attempt == 0)
             if order is None:
                 return  # not ours: an invoice for an order this service never stored
+            if order.seller_id != event.seller_id:
+                raise ForgedEvent(
+                    f"{event.type} of seller {event.seller_id!r} names order "
+                    f"{order.order_id} of another seller"
+                )
             now = self.clock()
             if isinstance(event, InvoiceIssued):
                 link = InvoiceLink(
@@ -302,7 +309,7 @@ class OrdersHandlers:
                 return
             except VersionConflict:
                 continue  # a seller edit or this very event got there first; look again
-        raise RuntimeError(f"order {event.data.order_id} kept changing; the batch will be retried")
+        raise RetryLater(f"order {event.data.order_id} kept changing; the batch will be retried")
 
     # --- customers and settings -----------------------------------------------------------
 

@@ -24,6 +24,8 @@ from juniper_shared.contracts.events import (
     PaymentSucceededData,
 )
 from juniper_shared.contracts.money import from_minor, to_minor
+from juniper_shared.contracts.registry import ForgedEvent
+from juniper_shared.errors import RetryLater
 from juniper_shared.logs import correlation_id
 
 from payments.application.ports import (
@@ -138,18 +140,24 @@ class PaymentsHandlers:
 
         An attempt not yet sent is voided; one in flight is left to end and then refunded.
         A redelivered void changes nothing."""
-        for invoice_id in dict.fromkeys(event.data.invoice_id for event in voided):
-            payment = await self._void(invoice_id)
+        for event in {event.data.invoice_id: event for event in voided}.values():
+            payment = await self._void(event)
             if payment is not None and payment.refund_due() is not None:
-                self._schedule(invoice_id)
+                self._schedule(event.data.invoice_id)
 
-    async def _void(self, invoice_id: str) -> Payment | None:
+    async def _void(self, event: InvoiceVoided) -> Payment | None:
+        invoice_id = event.data.invoice_id
         for _ in range(SAVE_RETRIES):
             payment = await self.payments.get(invoice_id)
             if payment is None:
                 # `invoice.issued` precedes `invoice.voided` on the invoice's partition.
                 log.warning("void of invoice %s that has no payment", invoice_id)
                 return None
+            if payment.seller_id != event.seller_id or payment.order_id != event.data.order_id:
+                raise ForgedEvent(
+                    f"invoice.voided of seller {event.seller_id!r} and order "
+                    f"{event.data.order_id} names the payment of another seller or order"
+                )
             if not payment.void(now=self.clock()):
                 return payment
             try:
@@ -158,7 +166,7 @@ class PaymentsHandlers:
                 continue  # a charge began or ended meanwhile: void what it left
             PAYMENTS_VOIDED.inc()
             return payment
-        raise RuntimeError(f"payment {invoice_id} kept changing; the batch will be retried")
+        raise RetryLater(f"payment {invoice_id} kept changing; the batch will be retried")
 
     async def charge_pending(self, invoice_id: str, *, known: Payment | None = None) -> None:
         """Charge the pending attempt of an invoice, then store its outcome and event at once;
@@ -210,7 +218,7 @@ class PaymentsHandlers:
                 log.info("attempt %d of %s not charged: invoice voided", attempt, invoice_id)
                 return None
             return payment
-        raise RuntimeError(f"payment {invoice_id} kept changing; it stays pending")
+        raise RetryLater(f"payment {invoice_id} kept changing; it stays pending")
 
     async def _charge(self, payment: Payment, attempt: Attempt, card: StoredCard) -> Outcome:
         request = ChargeRequest(
@@ -275,7 +283,7 @@ class PaymentsHandlers:
                 continue
             REFUND_OUTCOMES.labels(ended.status.value).inc()
             return
-        raise RuntimeError(f"payment {payment.invoice_id} kept changing; the refund stays pending")
+        raise RetryLater(f"payment {payment.invoice_id} kept changing; the refund stays pending")
 
     async def _card(self, payment: Payment) -> StoredCard | None:
         """The invoice's card, waiting a bounded while for the vault to catch up."""
@@ -314,7 +322,7 @@ class PaymentsHandlers:
             if ended.status is AttemptStatus.FAILED:
                 log.info("payment of %s failed (attempt %d, %s)", invoice_id, attempt, ended.reason)
             return current
-        raise RuntimeError(f"payment {invoice_id} kept changing; it stays pending")
+        raise RetryLater(f"payment {invoice_id} kept changing; it stays pending")
 
     # --- the seller -----------------------------------------------------------------------
 
