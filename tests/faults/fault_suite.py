@@ -38,7 +38,7 @@ from juniper_shared.contracts.registry import (
     Topic,
     encode,
 )
-from juniper_shared.testing import placed_order
+from juniper_shared.testing import placed_order, placed_order_data
 
 from ..support.portal import Portal, RetryStats, ServiceUnavailable, error_code
 from ..support.stack import SERVICES, Email, Inbox, PrivateKafka, Process, Stack
@@ -294,7 +294,9 @@ async def supervise(process: Process, http: httpx.AsyncClient) -> tuple[float, i
 
 
 def poison_payloads(topic: Topic, marker: str) -> list[bytes]:
-    """Three kinds no retry can fix: not JSON, an envelope missing its data, a future version."""
+    """Kinds no retry can fix: not JSON, an envelope missing its data, a future version; and on
+    `orders.placed`, a forged order (another producer than checkout) and one whose fields are
+    each in range but whose line total passes the amount cap."""
     envelope = {
         "event_id": str(uuid.uuid4()),
         "type": topic.event_types[0],
@@ -305,11 +307,23 @@ def poison_payloads(topic: Topic, marker: str) -> list[bytes]:
         "data": {"poison": marker},
     }
     future = {**envelope, "event_id": str(uuid.uuid4()), "version": 99}
-    return [
+    payloads = [
         b"\x00\xffnot json " + marker.encode(),
         json.dumps(envelope).encode(),
         json.dumps(future).encode(),
     ]
+    if topic is ORDERS_PLACED:
+        order = placed_order_data(seller_id="seller-chaos", order_id=f"poison-{marker}")
+        forged = {**json.loads(encode(placed_order(**order))), "producer": "payments"}
+        over_cap = {
+            **json.loads(encode(placed_order(**order))),
+            "data": {
+                **order,
+                "items": [{"sku": "X", "name": "X", "unit_price": "999999999.99", "quantity": 2}],
+            },
+        }
+        payloads += [json.dumps(forged).encode(), json.dumps(over_cap).encode()]
+    return payloads
 
 
 async def put_poison(stack: Stack, producer: AIOKafkaProducer, run: Run) -> int:

@@ -53,7 +53,9 @@ def _wrong_type(value: Any) -> st.SearchStrategy[Any]:
 def hostile(
     good: dict[str, Any], *, key: bytes, event_type: str
 ) -> dict[str, st.SearchStrategy[Bad]]:
-    """Malformed, truncated, oversized, wrong-type, unknown-version and unknown-type variants."""
+    """Malformed, truncated, oversized, wrong-type, unknown-version and unknown-type variants,
+    and forged ones: another producer than the topic's writer, or data naming another seller
+    than the envelope (where the data names one)."""
     raw = json.dumps(good).encode()
     header = st.sampled_from([event_type, None])
 
@@ -97,7 +99,19 @@ def hostile(
         value = encoded({**good, "type": name, "data": draw(json_values)})
         return Bad("unknown_type", key, value, name, poison=False)
 
-    return {
+    producers = st.sampled_from([*PRINCIPALS, "", "chaos", good["producer"].upper()]).filter(
+        lambda producer: producer != good["producer"]
+    )
+    forged_producer = producers.map(lambda producer: encoded({**good, "producer": producer}))
+    other_sellers = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,20}\Z").filter(
+        lambda seller: seller != good["seller_id"]
+    )
+    forged_seller = other_sellers.map(lambda seller: encoded({**good, "seller_id": seller}))
+    forged = {"forged_producer": bad("forged_producer", forged_producer)}
+    if _names_a_seller(good["data"]):
+        forged["forged_seller"] = bad("forged_seller", forged_seller)
+
+    return forged | {
         "not_json": bad("not_json", not_json),
         "truncated": bad("truncated", truncated),
         "not_an_object": bad("not_an_object", not_object),
@@ -108,6 +122,15 @@ def hostile(
         "null_value": bad("null_value", st.none()),
         "unknown_type": unknown_type(),
     }
+
+
+PRINCIPALS = ("checkout", "orders", "invoicing", "payments", "notifications", "ops")
+
+
+def _names_a_seller(data: dict[str, Any]) -> bool:
+    """Whether the event's data names its seller (itself or in an order it carries)."""
+    parts = [data, *(value for value in data.values() if isinstance(value, dict))]
+    return any("seller_id" in part for part in parts)
 
 
 def _is_json_object(data: bytes) -> bool:

@@ -55,7 +55,7 @@ pytestmark = [
 ]
 
 BAD_PER_KIND = budget(2)
-"""Hostile messages of each kind per stream (nine kinds)."""
+"""Hostile messages of each kind per stream (ten or eleven kinds)."""
 GOOD_PER_STREAM = 3
 
 
