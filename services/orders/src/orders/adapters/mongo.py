@@ -9,6 +9,7 @@ from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import EventPublisher, OutgoingMessage
+from juniper_shared.keys import compound_id
 from juniper_shared.mongo import EXACT_PUSHDOWN, count_exact, replace_index
 from juniper_shared.outbox import (
     OUTBOX_FIELD,
@@ -246,7 +247,7 @@ class MongoCustomers:
         cached = self._known_links.get((seller_id, buyer_id))
         if cached is not None:
             return cached
-        document = await self._link_reads.get(_link_id(seller_id, buyer_id))
+        document = await self._link_reads.get(link_id(seller_id, buyer_id))
         if document is None:
             return None
         self._known_links[(seller_id, buyer_id)] = document["customer_id"]
@@ -254,15 +255,15 @@ class MongoCustomers:
 
     async def link_buyer(self, seller_id: str, buyer_id: str, customer_id: str) -> None:
         await self._links.update_one(
-            {"_id": _link_id(seller_id, buyer_id)},
+            {"_id": link_id(seller_id, buyer_id)},
             {"$set": {"seller_id": seller_id, "buyer_id": buyer_id, "customer_id": customer_id}},
             upsert=True,
         )
         self._known_links[(seller_id, buyer_id)] = customer_id
 
 
-def _link_id(seller_id: str, buyer_id: str) -> str:
-    return f"{seller_id}:{buyer_id}"
+def link_id(seller_id: str, buyer_id: str) -> str:
+    return compound_id(seller_id, buyer_id)
 
 
 class MongoSellerSettings:
