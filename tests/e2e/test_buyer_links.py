@@ -49,6 +49,8 @@ async def test_the_buyer_opens_the_invoice_from_the_email_without_a_login(
     assert page.status_code == 200, page.text
     assert page.headers["content-type"].startswith("text/html")
     assert invoice["number"] in page.text
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
     pdf = await http.get(link, headers={"Accept": "application/pdf"})
     assert pdf.status_code == 200
     assert pdf.headers["content-type"] == "application/pdf"
