@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from payments.adapters.sealing import CardSeal
+from payments.adapters.sealing import CardSeal, UnreadableCard
 from payments.application.ports import PlacedCard, StoredCard, VersionConflict
 from payments.domain.payment import (
     Attempt,
@@ -28,6 +29,8 @@ from payments.domain.payment import (
 )
 
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 PAYMENTS = "payments"
 CARD_VAULT = "card_vault"
@@ -258,7 +261,13 @@ class MongoCardVault:
         done = 0
         async for document in self._cards.find(stale):
             if sealed := document.get("sealed_token"):
-                fresh = self._seal.reseal(sealed)
+                try:
+                    fresh = self._seal.reseal(sealed)
+                except UnreadableCard:
+                    log.warning(
+                        "card vault: no configured key opens the card of %s", document["_id"]
+                    )
+                    continue
                 guard = {"_id": document["_id"], "sealed_token": sealed}
             else:
                 fresh = self._seal.seal(document["card_token"])
