@@ -51,6 +51,8 @@ async def test_the_buyer_opens_the_invoice_from_the_email_without_a_login(
     assert invoice["number"] in page.text
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert page.headers["referrer-policy"] == "no-referrer"  # the signature stays in the URL bar
+    assert page.headers["cache-control"] == "private, no-store"
     pdf = await http.get(link, headers={"Accept": "application/pdf"})
     assert pdf.status_code == 200
     assert pdf.headers["content-type"] == "application/pdf"
@@ -61,6 +63,8 @@ async def test_the_buyer_opens_the_invoice_from_the_email_without_a_login(
     assert error_code(await http.get(with_query(link, signature=tampered))) == (403, "forbidden")
     later = str(int(parse_qs(urlsplit(link).query)["expires"][0]) + 86400)
     assert error_code(await http.get(with_query(link, expires=later))) == (403, "forbidden")
+    for junk in ("", "soon", "\u00b2", "9" * 30):
+        assert error_code(await http.get(with_query(link, expires=junk))) == (403, "forbidden")
 
     # Signed with the real secret, but its time is over.
     path = urlsplit(invoice["url"]).path

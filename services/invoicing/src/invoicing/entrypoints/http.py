@@ -37,6 +37,11 @@ WRITE_RESPONSES = {
 _bearer = HTTPBearer(auto_error=False, description="JWT signed HS256 with a `seller_id` claim")
 
 
+DOCUMENT_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
+"""An invoice is personal, and its URL may carry a buyer link's signature: no shared cache keeps
+it, and no Referer passes the URL on."""
+
+
 def document_path(invoice_id: str) -> str:
     """The resource a buyer link to the invoice's document signs."""
     return f"/v1/invoices/{invoice_id}/document"
@@ -152,7 +157,7 @@ def build_router(
         else:
             if not links.verify(
                 document_path(invoice_id),
-                expires=int(expires) if expires and expires.isdigit() else 0,
+                expires=int(expires) if expires and expires.isascii() and expires.isdigit() else 0,
                 given=signature or "",
                 now=handlers.clock(),
             ):
@@ -163,9 +168,12 @@ def build_router(
             return Response(
                 render_pdf(invoice),
                 media_type="application/pdf",
-                headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+                headers={
+                    **DOCUMENT_HEADERS,
+                    "Content-Disposition": f'inline; filename="{name}.pdf"',
+                },
             )
-        return HTMLResponse(render_html(invoice))
+        return HTMLResponse(render_html(invoice), headers=DOCUMENT_HEADERS)
 
     return router
 
