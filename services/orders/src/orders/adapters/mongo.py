@@ -33,6 +33,7 @@ from orders.adapters.documents import (
 )
 from orders.application.ports import Page, VersionConflict
 from orders.domain.customer import Customer
+from orders.domain.errors import InvalidState
 from orders.domain.order import Order
 
 Row = TypeVar("Row")
@@ -136,8 +137,16 @@ class MongoOrders:
         document[HIDDEN] = True
         new_outbox(document)
         document[PROCESSED_FIELD] = []
-        # Replace, not insert: a split retried after a crash rewrites the same hidden order.
-        await self._orders.replace_one({"_id": child.order_id}, document, upsert=True)
+        # Replace, not insert: a split retried after a crash rewrites the same hidden order, and
+        # only that one: an order of that id placed otherwise (another seller's) is never touched.
+        mine = {"_id": child.order_id, "seller_id": child.seller_id, "split_from": child.split_from}
+        try:
+            await self._orders.replace_one(mine, document, upsert=True)
+        except DuplicateKeyError:
+            raise InvalidState(
+                f"the new order's id {child.order_id} is taken by another order; "
+                "this order cannot be split"
+            ) from None
 
     async def reveal(self, order_id: str) -> None:
         await self._orders.update_one({"_id": order_id}, {"$set": {HIDDEN: False}})
