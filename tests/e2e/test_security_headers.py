@@ -41,7 +41,7 @@ async def test_the_invoice_document_may_load_nothing_but_its_own_styles(
     assert policy["frame-ancestors"] == "'none'"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "sandbox"])
 async def test_every_service_sends_nosniff_and_a_policy_for_its_docs_page(
     stack: Stack, http: httpx.AsyncClient, service: str
 ) -> None:
