@@ -248,7 +248,10 @@ def create_app(
     @app.exception_handler(Exception)
     async def on_unexpected(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=error)
-        return error_response(500, "internal_error", "internal error")
+        response = error_response(500, "internal_error", "internal error")
+        # Starlette answers this one outside every middleware, SecurityHeaders included.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
