@@ -10,6 +10,8 @@ from juniper_ops.migrations import buyer_link_ids
 from orders.adapters.mongo import MongoCustomers, link_id
 from pymongo import AsyncMongoClient
 
+from .test_cli import ops
+
 pytestmark = pytest.mark.integration
 
 
@@ -43,3 +45,18 @@ async def test_links_stored_under_the_old_ids_are_rekeyed_once(
     assert sorted([doc["_id"] async for doc in links.find({})]) == sorted(
         [link_id("s1", "b1"), link_id("s1", "b2")]
     )
+
+
+async def test_the_operator_runs_it_from_the_cli(
+    mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str, infra: Any
+) -> None:
+    links = mongo_client[database_name]["buyer_links"]
+    await links.insert_one({"_id": "s:b", "seller_id": "s", "buyer_id": "b", "customer_id": "c"})
+    env = {"MONGODB_URL": infra.mongodb_url, "MONGODB_DATABASE": database_name}
+
+    code, out, err = await ops("migrate", "buyer-link-ids", "--dry-run", env=env)
+    assert (code, out.strip()) == (0, "buyer links: 1 examined, would re-key 1"), err
+    code, out, err = await ops("migrate", "buyer-link-ids", env=env)
+    assert (code, out.strip()) == (0, "buyer links: 1 examined, re-keyed 1"), err
+
+    assert await MongoCustomers(mongo_client[database_name]).linked_customer("s", "b") == "c"
