@@ -19,6 +19,11 @@ from pymongo import AsyncMongoClient
 
 JWT_SECRET = "dev-only-secret"
 
+# The secrets the services refuse to start without, as scripts/test.sh sets them, for test runs
+# started without it (make test-unit).
+os.environ.setdefault("BUYER_LINK_SECRET", "dev-only-buyer-link-secret")
+os.environ.setdefault("CARD_VAULT_KEY", "ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl0ZXM=")
+
 
 @dataclass(frozen=True)
 class Infra:

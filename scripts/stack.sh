@@ -13,6 +13,9 @@ mkdir -p "$RUN_DIR" "$LOG_DIR"
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 export MONGODB_URL=${MONGODB_URL:-mongodb://127.0.0.1:27017}
 export AUTH_JWT_SECRET=${AUTH_JWT_SECRET:-dev-only-secret}
+export BUYER_LINK_SECRET=${BUYER_LINK_SECRET:-dev-only-buyer-link-secret}
+# The card vault's Fernet key for local use only: base64 of "dev-only-card-vault-key-32-bytes".
+export CARD_VAULT_KEY=${CARD_VAULT_KEY:-ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl0ZXM=}
 export SMTP_HOST=${SMTP_HOST:-127.0.0.1} SMTP_PORT=${SMTP_PORT:-1025}
 export CARD_PROCESSOR_URL=${CARD_PROCESSOR_URL:-http://127.0.0.1:8010}
 

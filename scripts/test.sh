@@ -14,4 +14,7 @@ INFRA_STARTED_FILE="$started_file" bash deploy/local/infra.sh up kafka postgres 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 export MONGODB_URL="${MONGODB_URL:-mongodb://127.0.0.1:27017}"
 export AUTH_JWT_SECRET="${AUTH_JWT_SECRET:-dev-only-secret}"
+export BUYER_LINK_SECRET="${BUYER_LINK_SECRET:-dev-only-buyer-link-secret}"
+# The Fernet key of the card vault in tests and `make up`: base64 of "dev-only-card-vault-key-32-bytes".
+export CARD_VAULT_KEY="${CARD_VAULT_KEY:-ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl0ZXM=}"
 uv run --frozen pytest "$@"

@@ -30,6 +30,13 @@ from payments.settings import PaymentsSettings
 from pymongo import MongoClient
 
 JWT_SECRET = "dev-only-secret"
+BUYER_LINK_SECRET = "dev-only-buyer-link-secret"
+CARD_VAULT_KEY = "ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl0ZXM="
+SECRETS: dict[str, Any] = {
+    "auth_jwt_secret": JWT_SECRET,
+    "buyer_link_secret": BUYER_LINK_SECRET,
+    "card_vault_key": CARD_VAULT_KEY,
+}
 SMTP_USER = "juniper-relay"
 SMTP_PASSWORD = "smtp-pw-Qx7-never-logged"
 SERVICES = ("orders", "invoicing", "payments", "notifications")
@@ -102,7 +109,7 @@ def _settings(stack: Stack, service: str) -> Any:
         "mongodb_url": stack.mongodb_url,
         "mongodb_database": stack.databases[service],
         "kafka_topic_prefix": stack.prefixes[service],
-        "auth_jwt_secret": JWT_SECRET,
+        **SECRETS,
         "outbox_poll_seconds": 0.5,
         "mongodb_max_pool_size": 10,
     }
@@ -210,7 +217,7 @@ def describe_apps(describe: Any) -> dict[str, Any]:
                 "invoicing": InvoicingSettings,
                 "payments": PaymentsSettings,
                 "notifications": NotificationsSettings,
-            }[service](auth_jwt_secret=JWT_SECRET)
+            }[service](**SECRETS)
             described[service] = describe(_BUILDERS[service](settings))
         return described
 

@@ -38,6 +38,8 @@ from juniper_shared.testing import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 JWT_SECRET = "dev-only-secret"
+BUYER_LINK_SECRET = "dev-only-buyer-link-secret"
+CARD_VAULT_KEY = "ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl0ZXM="
 START_TIMEOUT = 90.0
 """Five Python processes importing FastAPI, FastStream and PyMongo at once on two busy cores."""
 STOP_TIMEOUT = 15.0
@@ -272,7 +274,9 @@ class Stack:
             key: value
             for key, value in os.environ.items()
             # Nothing of the caller's service configuration leaks into the processes.
-            if not key.startswith(("KAFKA_", "MONGODB_", "HTTP_", "SMTP_", "CARD_", "OUTBOX_"))
+            if not key.startswith(
+                ("KAFKA_", "MONGODB_", "HTTP_", "SMTP_", "CARD_", "OUTBOX_", "BUYER_LINK_")
+            )
             and key not in ("PUBLIC_BASE_URL", "MAIL_FROM", "AUTH_JWT_SECRET", "LOG_LEVEL")
         }
         for name, port in ports.items():
@@ -287,6 +291,8 @@ class Stack:
                 "MONGODB_MAX_POOL_SIZE": "10",
                 "KAFKA_TOPIC_PREFIX": stack.topic_prefix,
                 "AUTH_JWT_SECRET": JWT_SECRET,
+                "BUYER_LINK_SECRET": BUYER_LINK_SECRET,
+                "CARD_VAULT_KEY": CARD_VAULT_KEY,
                 "OUTBOX_POLL_SECONDS": "0.5",
                 "HTTP_PORT": str(port),
                 **(extra_env or {}),

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from juniper_shared.auth import issue_token
 from pymongo import AsyncMongoClient
 
+from juniper_ops import migrations
 from juniper_ops.dlq import (
     DeadLetter,
     DeadLetterTopic,
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="events stored but not yet published")
     outbox.add_argument("service", choices=sorted(OUTBOX_COLLECTIONS))
 
+    migrate = commands.add_parser("migrate", help="one-off data migrations (docs/runbook.md)")
+    migrate.add_argument(
+        "migration",
+        choices=["buyer-link-ids"],
+        help="buyer-link-ids: re-key the orders service's buyer links (orders database)",
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count; change nothing")
+
     token = commands.add_parser("token", help="issue a JWT for a seller (development)")
     token.add_argument("seller_id")
     token.add_argument("--ttl", type=_positive, default=3600, help="seconds (default 3600)")
@@ -65,6 +74,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout) -> int:
             return _token(args, settings, out)
         if args.command == "outbox":
             return asyncio.run(_outbox(args.service, settings, out))
+        if args.command == "migrate":
+            return asyncio.run(_migrate(args.dry_run, settings, out))
         topic = DeadLetterTopic.named(args.topic, prefix=settings.kafka_topic_prefix)
         if args.dlq_command == "list":
             return asyncio.run(_dlq_list(topic, args.limit, settings, out))
@@ -83,6 +94,18 @@ def _token(args: Any, settings: OpsSettings, out: TextIO) -> int:
     else:
         secret = settings.auth_jwt_secret.get_secret_value()
     print(issue_token(args.seller_id, secret, ttl_seconds=args.ttl), file=out)
+    return 0
+
+
+async def _migrate(dry_run: bool, settings: OpsSettings, out: TextIO) -> int:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        db = client[settings.mongodb_database or "orders"]
+        done = await migrations.buyer_link_ids(db, dry_run=dry_run)
+    finally:
+        await client.close()
+    verb = "would re-key" if dry_run else "re-keyed"
+    print(f"buyer links: {done.examined} examined, {verb} {done.rewritten}", file=out)
     return 0
 
 

@@ -37,6 +37,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from juniper_shared.batching import GroupInserts, GroupUpdates, InsertBehind
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.http import api_error
+from juniper_shared.keys import compound_id
 from juniper_shared.request_marks import AlreadyApplied, RequestMark, serving
 
 Document = dict[str, Any]
@@ -95,7 +96,7 @@ class IdempotencyKeys:
         if key is None:
             return await action()
         mark = RequestMark(
-            key=_digest(f"{seller_id}:{request.method}:{request.url.path}:{key}", KEY_DIGITS),
+            key=_digest(compound_id(seller_id, request.method, request.url.path, key), KEY_DIGITS),
             fingerprint=_digest(await request.body(), FINGERPRINT_DIGITS),
         )
         try:
@@ -156,7 +157,7 @@ class IdempotencyKeys:
         key = _key_of(request)
         if key is None:
             return await action()
-        document_id = f"{seller_id}:{request.method}:{request.url.path}:{key}"
+        document_id = compound_id(seller_id, request.method, request.url.path, key)
         fingerprint = hashlib.sha256(await request.body()).hexdigest()
         stored = await self._reserve(document_id, fingerprint)
         if stored is not None:

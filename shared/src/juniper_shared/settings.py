@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from juniper_shared.buyer_links import BuyerLinkKeys
+
 
 class ServiceSettings(BaseSettings):
     """What every service reads; a service subclasses it to add its own."""
@@ -40,3 +42,23 @@ class ServiceSettings(BaseSettings):
 
     def base_url(self) -> str:
         return self.public_base_url or f"http://{self.http_host}:{self.http_port}"
+
+
+def comma_separated(value: str) -> tuple[str, ...]:
+    """A list variable (`BUYER_LINK_PREVIOUS_SECRETS`...): comma-separated, blanks dropped."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+class BuyerLinkSettings(ServiceSettings):
+    """A service that signs or verifies buyer links (invoicing, notifications)."""
+
+    # Required: a service started without it refuses to start, like AUTH_JWT_SECRET.
+    buyer_link_secret: SecretStr = Field(min_length=16)
+    buyer_link_previous_secrets: SecretStr = SecretStr("")
+    """Secrets rotated out, comma-separated: links they signed still open until they expire."""
+
+    def buyer_link_keys(self) -> BuyerLinkKeys:
+        return BuyerLinkKeys(
+            current=self.buyer_link_secret.get_secret_value(),
+            previous=comma_separated(self.buyer_link_previous_secrets.get_secret_value()),
+        )

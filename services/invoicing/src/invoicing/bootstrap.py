@@ -73,7 +73,7 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.handlers = handlers
-    app.include_router(build_router(handlers, idempotency))
+    app.include_router(build_router(handlers, idempotency, settings.buyer_link_keys()))
 
     return app
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from juniper_shared.settings import ServiceSettings
+from juniper_shared.settings import BuyerLinkSettings
 from pydantic import Field
 
 
-class InvoicingSettings(ServiceSettings):
+class InvoicingSettings(BuyerLinkSettings):
     http_port: int = 8002
     invoicing_crash_after: str = ""
     """TEST-ONLY fault injection (`INVOICING_CRASH_AFTER`): the process exits at once (code 137)

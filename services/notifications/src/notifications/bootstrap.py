@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from juniper_shared.http import create_app, run_service
 from juniper_shared.runtime import Runtime
@@ -24,7 +26,11 @@ def build_app(settings: NotificationsSettings) -> FastAPI:
     handlers = NotificationHandlers(
         deliveries=MongoDeliveryLog(runtime.db),
         mailer=mailer,
-        compose=EmailComposer(sender=settings.sender()),
+        compose=EmailComposer(
+            sender=settings.sender(),
+            links=settings.buyer_link_keys(),
+            link_lifetime=timedelta(days=settings.buyer_link_lifetime_days),
+        ),
         concurrency=settings.smtp_concurrency,
     )
     register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)

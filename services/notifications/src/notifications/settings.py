@@ -5,14 +5,16 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.utils import parseaddr
 
-from juniper_shared.settings import ServiceSettings
+from juniper_shared.settings import BuyerLinkSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from notifications.domain.notices import header_safe
 
 
-class NotificationsSettings(ServiceSettings):
+class NotificationsSettings(BuyerLinkSettings):
     http_port: int = 8004
+    buyer_link_lifetime_days: int = Field(default=90, ge=1, le=3650)
+    """How long a link in an email opens, counted from when the email is composed."""
     consumer_fetch_wait_ms: int = Field(default=250, ge=0, le=5000)
     """An email a quarter of a second later is no worse; batches of the emails of a quarter
     second cost the mail log a fraction of the round trips per email (docs/performance.md)."""

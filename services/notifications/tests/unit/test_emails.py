@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from juniper_shared.contracts.events import Envelope
@@ -17,7 +19,7 @@ from notifications.settings import NotificationsSettings
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SETTINGS = NotificationsSettings(auth_jwt_secret="dev-only-secret")
-compose = EmailComposer(sender=SETTINGS.sender())
+compose = EmailComposer(sender=SETTINGS.sender(), links=SETTINGS.buyer_link_keys())
 
 
 def delivered(event: Envelope) -> EmailMessage:
@@ -169,8 +171,36 @@ def test_an_issued_invoice_links_to_the_invoice_with_its_total_and_due_date(
         assert "Amount due" in part
         assert "81.00 USD" in part
         assert "December 26, 2026" in part
-    assert f"View the invoice: {event.data.url}" in text
-    assert f'href="{event.data.url}"' in html
+    assert f"View the invoice: {event.data.url}?expires=" in text
+    assert f'href="{event.data.url}?expires=' in html
+
+
+@pytest.mark.parametrize("template", ["invoice_issued", "invoice_payment_failed", "invoice_paid"])
+def test_every_invoice_link_opens_for_the_buyer_for_90_days(
+    events: Any, snapshot: Any, template: str
+) -> None:
+    event = EVENTS[template](events, snapshot())
+    text, _ = parts(delivered(event))
+    link = re.search(r"View the invoice: (\S+)", text)
+    assert link is not None
+    url = urlsplit(link.group(1))
+    query = {key: values[0] for key, values in parse_qs(url.query).items()}
+    expires = int(query["expires"])
+    assert expires == int((NOW + timedelta(days=90)).timestamp())
+    keys = SETTINGS.buyer_link_keys()
+    assert keys.verify(url.path, expires=expires, given=query["signature"], now=NOW)
+    assert not keys.verify(
+        url.path, expires=expires, given=query["signature"], now=NOW.replace(year=2027)
+    )
+
+
+def test_an_invoice_link_to_another_invoice_is_left_out(events: Any, snapshot: Any) -> None:
+    event = events.invoice_issued(snapshot())
+    elsewhere = event.data.url.replace(event.data.invoice_id, "inv-someone-else")
+    event = event.model_copy(update={"data": event.data.model_copy(update={"url": elsewhere})})
+    text, html = parts(delivered(event))
+    assert "someone-else" not in text + html
+    assert "signature=" not in text + html
 
 
 def test_an_invoice_link_that_is_not_a_web_address_is_left_out(events: Any, snapshot: Any) -> None:

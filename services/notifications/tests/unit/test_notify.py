@@ -86,11 +86,11 @@ def mailer() -> FakeMailer:
 
 @pytest.fixture
 def notify(log: MemoryLog, mailer: FakeMailer) -> NotificationHandlers:
-    sender = NotificationsSettings(auth_jwt_secret="dev-only-secret").sender()
+    settings = NotificationsSettings(auth_jwt_secret="dev-only-secret")
     return NotificationHandlers(
         deliveries=log,
         mailer=mailer,
-        compose=EmailComposer(sender=sender),
+        compose=EmailComposer(sender=settings.sender(), links=settings.buyer_link_keys()),
         concurrency=8,
         clock=lambda: datetime(2026, 11, 26, 12, tzinfo=UTC),
     )

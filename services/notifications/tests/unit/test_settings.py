@@ -46,3 +46,11 @@ def test_production_relay_settings_come_from_the_environment(
 def test_a_bad_mail_configuration_refuses_to_start(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         NotificationsSettings(auth_jwt_secret="dev-only-secret", **overrides)  # type: ignore[arg-type]
+
+
+def test_without_a_buyer_link_secret_the_service_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BUYER_LINK_SECRET", raising=False)
+    with pytest.raises(ValidationError, match="buyer_link_secret"):
+        NotificationsSettings(auth_jwt_secret="dev-only-secret")  # type: ignore[arg-type]

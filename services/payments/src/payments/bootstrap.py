@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from juniper_shared.runtime import Runtime
 
 from payments.adapters.mongo import PAYMENTS, MongoCardVault, MongoPayments, create_indexes
 from payments.adapters.processor import HttpCardProcessor
+from payments.adapters.sealing import CardSeal
 from payments.application.handlers import PaymentsHandlers
 from payments.application.runner import ChargeRunner, every
 from payments.entrypoints.http import build_router
@@ -21,6 +23,8 @@ from payments.entrypoints.kafka import register_subscribers
 from payments.settings import PaymentsSettings, card_waits
 
 SERVICE = "payments"
+
+log = logging.getLogger(__name__)
 
 
 def build_app(settings: PaymentsSettings) -> FastAPI:
@@ -35,9 +39,11 @@ def build_app(settings: PaymentsSettings) -> FastAPI:
         api_key=settings.card_processor_api_key,
     )
     runner = ChargeRunner(concurrency=settings.payment_max_concurrent_charges)
+    current_key, previous_keys = settings.card_vault_keys()
+    vault = MongoCardVault(runtime.db, CardSeal(current_key, previous_keys))
     handlers = PaymentsHandlers(
         payments=MongoPayments(runtime.db, runtime.relay),
-        vault=MongoCardVault(runtime.db),
+        vault=vault,
         processor=processor,
         scheduler=runner,
         card_waits=card_waits(settings.payment_card_wait_seconds),
@@ -47,6 +53,8 @@ def build_app(settings: PaymentsSettings) -> FastAPI:
 
     async def on_start() -> None:
         await create_indexes(runtime.db)
+        if resealed := await vault.reseal():
+            log.info("card vault: %d card tokens sealed under the current CARD_VAULT_KEY", resealed)
 
     async def resume_stale() -> None:
         await handlers.resume_pending(older_than=lease)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from juniper_shared.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from cryptography.fernet import Fernet
+from juniper_shared.settings import ServiceSettings, comma_separated
+from pydantic import Field, SecretStr, field_validator
 
 
 class PaymentsSettings(ServiceSettings):
@@ -24,6 +25,30 @@ class PaymentsSettings(ServiceSettings):
     payment_pending_lease_seconds: float = Field(default=90.0, gt=0)
     """A pending attempt this old is no longer being charged by anyone: charge it again."""
     payment_shutdown_grace_seconds: float = Field(default=8.0, ge=0)
+    # Required: a service started without a key refuses to start, like AUTH_JWT_SECRET.
+    card_vault_key: SecretStr = Field(min_length=44)
+    """Fernet key (url-safe base64 of 32 bytes) that seals card tokens at rest."""
+    card_vault_previous_keys: SecretStr = SecretStr("")
+    """Keys rotated out, comma-separated: they still open tokens sealed before the rotation."""
+
+    @field_validator("card_vault_key", "card_vault_previous_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        for key in comma_separated(value.get_secret_value()):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ValueError(
+                    "a card vault key must be a Fernet key: url-safe base64 of 32 bytes"
+                ) from None
+        return value
+
+    def card_vault_keys(self) -> tuple[str, tuple[str, ...]]:
+        """The current key and the previous ones."""
+        return (
+            self.card_vault_key.get_secret_value(),
+            comma_separated(self.card_vault_previous_keys.get_secret_value()),
+        )
 
 
 def card_waits(total_seconds: float, *, first: float = 0.25) -> tuple[float, ...]:

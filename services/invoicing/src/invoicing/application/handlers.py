@@ -133,6 +133,13 @@ class InvoicingHandlers:
             raise NotFound(f"invoice {invoice_id} not found")
         return invoice
 
+    async def invoice_by_link(self, invoice_id: str) -> Invoice:
+        """The invoice a verified buyer link names (the link stands in for the seller's login)."""
+        invoice = await self.invoices.get(invoice_id)
+        if invoice is None:
+            raise NotFound(f"invoice {invoice_id} not found")
+        return invoice
+
     async def invoices_for_order(self, seller_id: str, order_id: str) -> list[Invoice]:
         return await self.invoices.for_order(seller_id, order_id)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from juniper_shared.auth import SellerId
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from juniper_shared.auth import SellerId, current_seller
+from juniper_shared.buyer_links import BuyerLinkKeys
+from juniper_shared.errors import ApiError
 from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
 
@@ -31,7 +34,22 @@ WRITE_RESPONSES = {
 }
 
 
-def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> APIRouter:
+_bearer = HTTPBearer(auto_error=False, description="JWT signed HS256 with a `seller_id` claim")
+
+
+DOCUMENT_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
+"""An invoice is personal, and its URL may carry a buyer link's signature: no shared cache keeps
+it, and no Referer passes the URL on."""
+
+
+def document_path(invoice_id: str) -> str:
+    """The resource a buyer link to the invoice's document signs."""
+    return f"/v1/invoices/{invoice_id}/document"
+
+
+def build_router(
+    handlers: InvoicingHandlers, idempotency: IdempotencyKeys, links: BuyerLinkKeys
+) -> APIRouter:
     router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["invoices"])
 
     def view(invoice: Invoice) -> InvoiceView:
@@ -109,23 +127,53 @@ def build_router(handlers: InvoicingHandlers, idempotency: IdempotencyKeys) -> A
     @router.get(
         "/invoices/{invoice_id}/document",
         response_class=HTMLResponse,
-        responses={200: {"content": {"application/pdf": {}, "text/html": {}}}},
+        responses={
+            200: {"content": {"application/pdf": {}, "text/html": {}}},
+            403: {
+                "description": "A buyer link that is wrong, expired or for another invoice "
+                "(`forbidden`)",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            },
+        },
         summary="The invoice as a printable document (HTML, or PDF with Accept: application/pdf)",
+        description="Opens with the seller's token, or without one through a buyer link "
+        "(`?expires=<unix>&signature=<hex>` from the buyer's email). A wrong or expired "
+        "link, or one for another invoice, is 403 `forbidden`.",
+        openapi_extra={"security": [{"HTTPBearer": []}, {}]},
     )
     async def invoice_document(
-        seller_id: SellerId,
+        request: Request,
         invoice_id: str,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         accept: Annotated[str, Header()] = "text/html",
+        expires: Annotated[str | None, Query(max_length=32)] = None,
+        signature: Annotated[str | None, Query(max_length=128)] = None,
     ) -> Response:
-        invoice = await _read(handlers, seller_id, invoice_id)
+        if expires is None and signature is None:
+            seller_id = await current_seller(request, credentials)
+            invoice = await _read(handlers, seller_id, invoice_id)
+        else:
+            if not links.verify(
+                document_path(invoice_id),
+                expires=int(expires) if expires and expires.isascii() and expires.isdigit() else 0,
+                given=signature or "",
+                now=handlers.clock(),
+            ):
+                raise ApiError(403, "forbidden", "this link is invalid or has expired")
+            invoice = await handlers.invoice_by_link(invoice_id)
         if "application/pdf" in accept.lower():
             name = invoice.number or invoice.invoice_id
             return Response(
                 render_pdf(invoice),
                 media_type="application/pdf",
-                headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+                headers={
+                    **DOCUMENT_HEADERS,
+                    "Content-Disposition": f'inline; filename="{name}.pdf"',
+                },
             )
-        return HTMLResponse(render_html(invoice))
+        return HTMLResponse(render_html(invoice), headers=DOCUMENT_HEADERS)
 
     return router
 

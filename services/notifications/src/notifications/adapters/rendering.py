@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.charset import QP, Charset
 from email.header import Header
 from email.headerregistry import Address
@@ -13,6 +13,7 @@ from email.policy import compat32
 from email.utils import format_datetime, formataddr
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from juniper_shared.buyer_links import DEFAULT_LIFETIME, BuyerLinkKeys
 
 from notifications.application.ports import Uncomposable
 from notifications.domain.notices import Notice, header_safe
@@ -47,11 +48,25 @@ def message_id(event_id: str) -> str:
 class EmailComposer:
     """Builds the message for a notice; every header value passes through `header_safe`."""
 
-    def __init__(self, *, sender: Address) -> None:
+    def __init__(
+        self,
+        *,
+        sender: Address,
+        links: BuyerLinkKeys,
+        link_lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> None:
         self._sender = sender
+        self._links = links
+        self._link_lifetime = link_lifetime
 
     def __call__(self, notice: Notice, *, now: datetime) -> Message:
         context = {**notice.context, "subject": notice.subject}
+        if notice.link_path and context.get("url"):
+            # Signed now, not by the event's writer: no working link travels through Kafka,
+            # and its life counts from the email the buyer receives.
+            context["url"] = self._links.signed_url(
+                context["url"], notice.link_path, now=now, lifetime=self._link_lifetime
+            )
         text = _templates.get_template(f"{notice.template}.txt").render(context)
         html = _templates.get_template(f"{notice.template}.html").render(context)
         message = MIMEMultipart("alternative", policy=WIRE_POLICY)

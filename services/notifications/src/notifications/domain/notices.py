@@ -71,6 +71,11 @@ def web_link(url: str) -> str:
     return url if url.startswith(("https://", "http://")) and header_safe(url) == url else ""
 
 
+def invoice_document_path(invoice_id: str) -> str:
+    """The path of the invoice's printable document on invoicing: what a buyer link signs."""
+    return f"/v1/invoices/{invoice_id}/document"
+
+
 def money(amount: Decimal, currency: str) -> str:
     return f"{amount} {currency}"
 
@@ -92,6 +97,9 @@ class Notice:
     invoice_id: str | None = None
     related_order_id: str | None = None
     """A second order the email is about (the new order of a split)."""
+    link_path: str | None = None
+    """The resource `context["url"]` names; the link is signed for it when the email is
+    composed, so that the buyer opens it without a login."""
 
 
 def notice_for(event: Envelope) -> Notice | None:
@@ -280,6 +288,9 @@ def _invoice_notice(
     order_id: str,
     **context: Any,
 ) -> Notice:
+    link_path = invoice_document_path(invoice_id)
+    if "url" in context and not context["url"].endswith(link_path):
+        context["url"] = ""  # a link to anything but this invoice's document is not sent
     return Notice(
         event_id=str(event.event_id),
         event_type=event.type,
@@ -291,6 +302,7 @@ def _invoice_notice(
         to_name=header_safe(buyer.name),
         to_email=buyer.email,
         subject=header_safe(subject, limit=250),
+        link_path=link_path if context.get("url") else None,
         context={"buyer_name": header_safe(buyer.name), "order_id": order_id, **context},
     )
 

@@ -9,6 +9,7 @@ from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import EventPublisher, OutgoingMessage
+from juniper_shared.keys import compound_id
 from juniper_shared.mongo import EXACT_PUSHDOWN, count_exact, replace_index
 from juniper_shared.outbox import (
     OUTBOX_FIELD,
@@ -32,6 +33,7 @@ from orders.adapters.documents import (
 )
 from orders.application.ports import Page, VersionConflict
 from orders.domain.customer import Customer
+from orders.domain.errors import InvalidState
 from orders.domain.order import Order
 
 Row = TypeVar("Row")
@@ -135,8 +137,16 @@ class MongoOrders:
         document[HIDDEN] = True
         new_outbox(document)
         document[PROCESSED_FIELD] = []
-        # Replace, not insert: a split retried after a crash rewrites the same hidden order.
-        await self._orders.replace_one({"_id": child.order_id}, document, upsert=True)
+        # Replace, not insert: a split retried after a crash rewrites the same hidden order, and
+        # only that one: an order of that id placed otherwise (another seller's) is never touched.
+        mine = {"_id": child.order_id, "seller_id": child.seller_id, "split_from": child.split_from}
+        try:
+            await self._orders.replace_one(mine, document, upsert=True)
+        except DuplicateKeyError:
+            raise InvalidState(
+                f"the new order's id {child.order_id} is taken by another order; "
+                "this order cannot be split"
+            ) from None
 
     async def reveal(self, order_id: str) -> None:
         await self._orders.update_one({"_id": order_id}, {"$set": {HIDDEN: False}})
@@ -246,7 +256,7 @@ class MongoCustomers:
         cached = self._known_links.get((seller_id, buyer_id))
         if cached is not None:
             return cached
-        document = await self._link_reads.get(_link_id(seller_id, buyer_id))
+        document = await self._link_reads.get(link_id(seller_id, buyer_id))
         if document is None:
             return None
         self._known_links[(seller_id, buyer_id)] = document["customer_id"]
@@ -254,15 +264,15 @@ class MongoCustomers:
 
     async def link_buyer(self, seller_id: str, buyer_id: str, customer_id: str) -> None:
         await self._links.update_one(
-            {"_id": _link_id(seller_id, buyer_id)},
+            {"_id": link_id(seller_id, buyer_id)},
             {"$set": {"seller_id": seller_id, "buyer_id": buyer_id, "customer_id": customer_id}},
             upsert=True,
         )
         self._known_links[(seller_id, buyer_id)] = customer_id
 
 
-def _link_id(seller_id: str, buyer_id: str) -> str:
-    return f"{seller_id}:{buyer_id}"
+def link_id(seller_id: str, buyer_id: str) -> str:
+    return compound_id(seller_id, buyer_id)
 
 
 class MongoSellerSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from payments.adapters.sealing import CardSeal, UnreadableCard
 from payments.application.ports import PlacedCard, StoredCard, VersionConflict
 from payments.domain.payment import (
     Attempt,
@@ -27,6 +29,8 @@ from payments.domain.payment import (
 )
 
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 PAYMENTS = "payments"
 CARD_VAULT = "card_vault"
@@ -178,11 +182,13 @@ class MongoPayments:
 
 
 class MongoCardVault:
-    """Card tokens by order id: `{_id, seller_id, card_token, brand, last4}` for placed orders,
+    """Card tokens by order id: `{_id, seller_id, sealed_token, key_id, brand, last4}` for placed
+    orders (the token sealed with CARD_VAULT_KEY, never stored in the clear),
     `{_id, seller_id, parent_id}` for an order split off another (it pays with the parent's card)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], seal: CardSeal) -> None:
         self._cards: AsyncCollection[Document] = db[CARD_VAULT]
+        self._seal = seal
         self._reads = GroupReads(self._cards)
         # A vault entry never changes once written: the copy kept here is always current, and
         # the charge of an order whose card this process stored needs no read.
@@ -194,7 +200,8 @@ class MongoCardVault:
                 {
                     "_id": card.order_id,
                     "seller_id": card.seller_id,
-                    "card_token": card.card_token,
+                    "sealed_token": self._seal.seal(card.card_token),
+                    "key_id": self._seal.key_id,
                     "brand": card.brand,
                     "last4": card.last4,
                 }
@@ -222,10 +229,11 @@ class MongoCardVault:
             document = await self._recent.get_or_read(current, self._reads.get)
             if document is None:
                 return None
-            if document.get("card_token"):
+            token = self._token_of(document)
+            if token:
                 return StoredCard(
                     seller_id=document["seller_id"],
-                    card_token=document["card_token"],
+                    card_token=token,
                     brand=document.get("brand", ""),
                     last4=document.get("last4", ""),
                 )
@@ -233,3 +241,43 @@ class MongoCardVault:
             if current is None:
                 return None
         return None
+
+    def _token_of(self, document: Document) -> str | None:
+        if sealed := document.get("sealed_token"):
+            return self._seal.open(sealed)
+        # Stored in the clear before tokens were sealed; `reseal` seals it at the next start.
+        legacy: str | None = document.get("card_token")
+        return legacy
+
+    async def reseal(self) -> int:
+        """Seals tokens stored in the clear and those sealed under a previous key with the current
+        key, one guarded write each; returns how many. Runs at every start (docs/runbook.md)."""
+        stale = {
+            "$or": [
+                {"card_token": {"$exists": True}},
+                {"sealed_token": {"$exists": True}, "key_id": {"$ne": self._seal.key_id}},
+            ]
+        }
+        done = 0
+        async for document in self._cards.find(stale):
+            if sealed := document.get("sealed_token"):
+                try:
+                    fresh = self._seal.reseal(sealed)
+                except UnreadableCard:
+                    log.warning(
+                        "card vault: no configured key opens the card of %s", document["_id"]
+                    )
+                    continue
+                guard = {"_id": document["_id"], "sealed_token": sealed}
+            else:
+                fresh = self._seal.seal(document["card_token"])
+                guard = {"_id": document["_id"], "card_token": document["card_token"]}
+            result = await self._cards.update_one(
+                guard,
+                {
+                    "$set": {"sealed_token": fresh, "key_id": self._seal.key_id},
+                    "$unset": {"card_token": ""},
+                },
+            )
+            done += result.modified_count
+        return done

@@ -28,6 +28,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from juniper_shared.contracts.money import Amount
+from juniper_shared.http import SecurityHeaders
 from pydantic import BaseModel, StringConstraints, ValidationError
 
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -211,6 +212,7 @@ def _validation_message(error: ValidationError | RequestValidationError) -> str:
 def create_sandbox_app(sandbox: Sandbox | None = None) -> FastAPI:
     state = sandbox or Sandbox()
     app = FastAPI(title="JuniperMarket sandbox card processor", version="1.0.0")
+    app.add_middleware(SecurityHeaders)
     app.state.sandbox = state
 
     @app.exception_handler(RequestValidationError)

@@ -1,0 +1,44 @@
+"""nosniff on every response, errors included; a CSP on HTML only (the app factory's middleware)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from juniper_shared.http import HTML_POLICY, create_app
+
+
+@contextlib.asynccontextmanager
+async def nothing(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def app() -> FastAPI:
+    built = create_app(
+        title="t", version="1", jwt_secret="dev-only-secret", lifespan=nothing, readiness=[]
+    )
+
+    @built.get("/page", response_class=HTMLResponse)
+    async def page() -> str:
+        return "<p>hi</p>"
+
+    @built.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    return built
+
+
+async def test_every_response_says_nosniff_and_html_gets_a_policy() -> None:
+    transport = httpx.ASGITransport(app=app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        page = await client.get("/page")
+        assert page.headers["content-security-policy"] == HTML_POLICY
+        for path in ("/page", "/healthz", "/missing", "/boom", "/openapi.json"):
+            response = await client.get(path)
+            assert response.headers["x-content-type-options"] == "nosniff", path
+        assert "content-security-policy" not in (await client.get("/healthz")).headers
+        assert (await client.get("/boom")).status_code == 500
