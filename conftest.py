@@ -25,6 +25,31 @@ class Infra:
     kafka_bootstrap: str
     mongodb_url: str
 
+    def kafka(self, principal: str = "admin") -> dict[str, Any]:
+        """aiokafka options for a client of this broker as `principal` (super user: admin)."""
+        from juniper_shared.testing import kafka_options
+
+        return kafka_options(self.kafka_bootstrap, principal)
+
+    async def provision(self, prefix: str, *, partitions: int | None = None) -> None:
+        """Create a run's topics under `prefix` and grant each principal its ACLs there, as
+        the broker's super user (see juniper_ops.kafka_access for why per prefix)."""
+        await asyncio.to_thread(self._provision, prefix, partitions)
+
+    def _provision(self, prefix: str, partitions: int | None) -> None:
+        from juniper_ops import kafka_access
+        from juniper_shared.settings import KafkaSettings
+        from juniper_shared.testing import kafka_credentials
+
+        settings = KafkaSettings(
+            kafka_bootstrap_servers=self.kafka_bootstrap, **kafka_credentials("admin")
+        )
+        admin = kafka_access.connect(settings)
+        try:
+            kafka_access.provision(admin, prefix=prefix, partitions=partitions)
+        finally:
+            admin.close()
+
 
 def _from_testcontainers() -> tuple[Infra, list[Any]]:
     try:
@@ -48,7 +73,7 @@ def _from_testcontainers() -> tuple[Infra, list[Any]]:
 async def _check_reachable(infra: Infra) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**infra.kafka("admin"), request_timeout_ms=5000)
     await asyncio.wait_for(admin.start(), timeout=10)
     await admin.close()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(

@@ -14,4 +14,8 @@ INFRA_STARTED_FILE="$started_file" bash deploy/local/infra.sh up kafka postgres 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 export MONGODB_URL="${MONGODB_URL:-mongodb://127.0.0.1:27017}"
 export AUTH_JWT_SECRET="${AUTH_JWT_SECRET:-dev-only-secret}"
+# The local broker authenticates (SASL SCRAM-SHA-512) and authorizes by ACL: each client of the
+# tests picks its principal (juniper_shared.testing.kafka_credentials), with its local password.
+export KAFKA_SECURITY_PROTOCOL="${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT}"
+export KAFKA_SASL_MECHANISM="${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}"
 uv run --frozen pytest "$@"
