@@ -37,10 +37,14 @@ def kafka_env(principal: str) -> dict[str, str]:
     return {name.upper(): str(value) for name, value in kafka_credentials(principal).items()}
 
 
+def kafka_settings(bootstrap: str, principal: str) -> KafkaSettings:
+    """The connection to `bootstrap` as `principal`."""
+    return KafkaSettings(kafka_bootstrap_servers=bootstrap, **kafka_credentials(principal))
+
+
 def kafka_options(bootstrap: str, principal: str) -> dict[str, Any]:
     """Keyword arguments for an aiokafka client connecting to `bootstrap` as `principal`."""
-    settings = KafkaSettings(kafka_bootstrap_servers=bootstrap, **kafka_credentials(principal))
-    return settings.kafka_client_options()
+    return kafka_settings(bootstrap, principal).kafka_client_options()
 
 
 def writer_of(topic: str) -> str:

@@ -18,12 +18,19 @@ from juniper_shared.kafka import (
     DeadLetters,
     Producer,
     Subscription,
+    broker_security,
     consume_batches,
     decode_batch,
     subscribe_batch,
 )
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import placed_order, placed_order_data, wait_until
+from juniper_shared.testing import (
+    kafka_credentials,
+    kafka_settings,
+    placed_order,
+    placed_order_data,
+    wait_until,
+)
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -62,9 +69,15 @@ async def run_storing_consumer(
     infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
 ) -> tuple[StoringConsumer, list[int]]:
     settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        auth_jwt_secret="dev-only-secret",
+        **kafka_credentials("admin"),
     )
-    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    broker = KafkaBroker(
+        infra.kafka_bootstrap,
+        security=broker_security(kafka_settings(infra.kafka_bootstrap, "admin")),
+        logger=None,
+    )
     producer = Producer(settings, client_id="test")
     await producer.start()
     dead_letters = DeadLetters(producer)
@@ -88,7 +101,7 @@ async def run_storing_consumer(
 
 
 async def produce(infra: Any, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**infra.kafka(), enable_idempotence=True)
     await producer.start()
     try:
         for value in values:
@@ -99,9 +112,7 @@ async def produce(infra: Any, topic: str, values: list[bytes]) -> None:
 
 
 async def dlq_messages(infra: Any, topic: Topic, expected: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic.dlq, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(topic.dlq, **infra.kafka(), auto_offset_reset="earliest")
     await consumer.start()
     try:
         found: list[Any] = []
@@ -222,11 +233,17 @@ async def consumer_of_two_topics(
         for which in ("first", "second")
     )
     settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        auth_jwt_secret="dev-only-secret",
+        **kafka_credentials("admin"),
     )
     producer = Producer(settings, client_id="test")
     await producer.start()
-    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    broker = KafkaBroker(
+        infra.kafka_bootstrap,
+        security=broker_security(kafka_settings(infra.kafka_bootstrap, "admin")),
+        logger=None,
+    )
     consume_batches(
         broker,
         [Subscription(first, handlers(first)), Subscription(second, handlers(second))],
