@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,21 +24,18 @@ class KafkaSettings(BaseSettings):
     kafka_ssl_ca_file: str = ""
     """PEM bundle that signs the broker's certificate under SASL_SSL (default: the system's)."""
 
-    @model_validator(mode="after")
-    def _credentials_with_sasl(self) -> KafkaSettings:
-        sasl = self.kafka_security_protocol != "PLAINTEXT"
-        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka client: the servers and the credentials.
+        Raises ValueError under SASL without credentials (checked here, where a client is
+        made, so that settings used for anything else need none)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap_servers}
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return options
+        if not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
             raise ValueError(
                 f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
                 "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
             )
-        return self
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Keyword arguments for every aiokafka client: the servers and the credentials."""
-        options: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap_servers}
-        if self.kafka_security_protocol == "PLAINTEXT":
-            return options
         options.update(
             security_protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,
