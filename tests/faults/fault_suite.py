@@ -388,7 +388,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
     run.faults = faults
     # Orders come from the platform's checkout; poison from an operator's hand (`ops` may
     # write every topic).
-    producer, chaos = (
+    producer, poisoner = (
         AIOKafkaProducer(
             **kafka_options(kafka.bootstrap, principal),
             enable_idempotence=True,
@@ -397,7 +397,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
         for principal in ("checkout", "ops")
     )
     await producer.start()
-    await chaos.start()
+    await poisoner.start()
     queue: asyncio.Queue[Flow | None] = asyncio.Queue()
     async with httpx.AsyncClient(timeout=10) as http:
         portals = {seller: Portal(stack, http, seller, stats=run.stats) for seller in sellers}
@@ -458,7 +458,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
                         rng=rng,
                         stack=stack,
                         kafka=kafka,
-                        producer=chaos,
+                        producer=poisoner,
                         http=http,
                         run=run,
                     )
@@ -523,7 +523,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
         # --- what the seller, the card processor and the buyers see now -------------------
         report = await audit(stack, kafka, inbox, run, portals, expected_mails)
     await producer.stop()
-    await chaos.stop()
+    await poisoner.stop()
     kills = Counter(f.kind.removeprefix("kill:") for f in faults if f.kind.startswith("kill:"))
     print_summary(run, report, kills, drain, stack)
 
