@@ -8,10 +8,11 @@ Docker). With neither, the tests FAIL loudly: a green run always means the real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ JWT_SECRET = "dev-only-secret"
 class Infra:
     kafka_bootstrap: str
     mongodb_url: str
+    provisioned: list[str] = field(default_factory=list, compare=False)
 
     def kafka(self, principal: str = "admin") -> dict[str, Any]:
         """aiokafka options for a client of this broker as `principal` (super user: admin)."""
@@ -35,20 +37,27 @@ class Infra:
         """Create a run's topics under `prefix` and grant each principal its ACLs there, as
         the broker's super user (see juniper_ops.kafka_access for why per prefix)."""
         await asyncio.to_thread(self._provision, prefix, partitions)
+        self.provisioned.append(prefix)
 
     def _provision(self, prefix: str, partitions: int | None) -> None:
         from juniper_ops import kafka_access
-        from juniper_shared.settings import KafkaSettings
-        from juniper_shared.testing import kafka_credentials
 
-        settings = KafkaSettings(
-            kafka_bootstrap_servers=self.kafka_bootstrap, **kafka_credentials("admin")
-        )
-        admin = kafka_access.connect(settings)
-        try:
+        with contextlib.closing(self._admin()) as admin:
             kafka_access.provision(admin, prefix=prefix, partitions=partitions)
-        finally:
-            admin.close()
+
+    def revoke_provisioned(self) -> None:
+        """Drop the ACLs of every prefix this run provisioned (its topics are tiny; they stay)."""
+        from juniper_ops import kafka_access
+
+        with contextlib.closing(self._admin()) as admin:
+            for prefix in self.provisioned:
+                kafka_access.revoke(admin, prefix=prefix)
+
+    def _admin(self) -> Any:
+        from juniper_ops import kafka_access
+        from juniper_shared.testing import kafka_settings
+
+        return kafka_access.connect(kafka_settings(self.kafka_bootstrap, "admin"))
 
 
 def _from_testcontainers() -> tuple[Infra, list[Any]]:
@@ -101,6 +110,8 @@ def infra() -> Iterator[Infra]:
             pytrace=False,
         )
     yield found
+    if found.provisioned:
+        found.revoke_provisioned()
     for container in containers:
         container.stop()
 
