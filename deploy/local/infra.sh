@@ -33,6 +33,8 @@
 #   JM_FERRETDB_GOGC  Go GC target of FerretDB (default 400; Go's own default is 100)
 #   JM_KAFKA_PORT JM_KAFKA_CONTROLLER_PORT JM_PG_PORT JM_FERRETDB_PORT JM_SMTP_PORT JM_MAILPIT_PORT
 #                     ports (defaults 9092 9093 5432 27017 1025 8025), all on 127.0.0.1
+#   JM_KAFKA_PASSWORD_<PRINCIPAL>  a Kafka principal's password (default <principal>-dev-secret),
+#                     used when formatting the broker and, for ADMIN, to probe it and grant ACLs
 #   JM_PG_BIN         PostgreSQL bin dir (default /usr/lib/postgresql/15/bin, else the newest installed)
 #   INFRA_STARTED_FILE  if set, `up` writes there the components that THIS invocation started,
 #                     one per line (so a caller such as `make test` can stop exactly those)
