@@ -64,15 +64,15 @@ asyncapi: install ## Generate the AsyncAPI documents from the contracts into doc
 	$(UV) run --frozen python -m juniper_shared.contracts.asyncapi docs/asyncapi
 
 bench-orders: install ## Orders ingestion rate and accept latency beside their ceilings (JSON in bench/results/)
-	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} KAFKA_SECURITY_PROTOCOL=$${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/orders_bench.py
 
 bench-chain: install ## Orders through the whole chain (ingest..email): throughput, stage latencies, ceilings, cost per order
-	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} KAFKA_SECURITY_PROTOCOL=$${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/chain_bench.py
 
 bench-floor: install ## The least CPU an order can cost on these parts, bare (database write, HTTP request, Kafka message)
-	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} KAFKA_SECURITY_PROTOCOL=$${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/floor_bench.py
 
 bench: bench-orders bench-chain bench-floor ## Every benchmark; the last line holds every figure (key=value)

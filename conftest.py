@@ -8,10 +8,11 @@ Docker). With neither, the tests FAIL loudly: a green run always means the real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -29,6 +30,39 @@ os.environ.setdefault("CARD_VAULT_KEY", "ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl
 class Infra:
     kafka_bootstrap: str
     mongodb_url: str
+    provisioned: list[str] = field(default_factory=list, compare=False)
+
+    def kafka(self, principal: str = "admin") -> dict[str, Any]:
+        """aiokafka options for a client of this broker as `principal` (super user: admin)."""
+        from juniper_shared.testing import kafka_options
+
+        return kafka_options(self.kafka_bootstrap, principal)
+
+    async def provision(self, prefix: str, *, partitions: int | None = None) -> None:
+        """Create a run's topics under `prefix` and grant each principal its ACLs there, as
+        the broker's super user (see juniper_ops.kafka_access for why per prefix)."""
+        await asyncio.to_thread(self._provision, prefix, partitions)
+        self.provisioned.append(prefix)
+
+    def _provision(self, prefix: str, partitions: int | None) -> None:
+        from juniper_ops import kafka_access
+
+        with contextlib.closing(self._admin()) as admin:
+            kafka_access.provision(admin, prefix=prefix, partitions=partitions)
+
+    def revoke_provisioned(self) -> None:
+        """Drop the ACLs of every prefix this run provisioned (its topics are tiny; they stay)."""
+        from juniper_ops import kafka_access
+
+        with contextlib.closing(self._admin()) as admin:
+            for prefix in self.provisioned:
+                kafka_access.revoke(admin, prefix=prefix)
+
+    def _admin(self) -> Any:
+        from juniper_ops import kafka_access
+        from juniper_shared.testing import kafka_settings
+
+        return kafka_access.connect(kafka_settings(self.kafka_bootstrap, "admin"))
 
 
 def _from_testcontainers() -> tuple[Infra, list[Any]]:
@@ -53,7 +87,7 @@ def _from_testcontainers() -> tuple[Infra, list[Any]]:
 async def _check_reachable(infra: Infra) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**infra.kafka("admin"), request_timeout_ms=5000)
     await asyncio.wait_for(admin.start(), timeout=10)
     await admin.close()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -81,6 +115,8 @@ def infra() -> Iterator[Infra]:
             pytrace=False,
         )
     yield found
+    if found.provisioned:
+        found.revoke_provisioned()
     for container in containers:
         container.stop()
 

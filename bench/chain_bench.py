@@ -57,7 +57,7 @@ from juniper_shared.contracts.registry import (  # noqa: E402
     ORDERS_PLACED,
     encode,
 )
-from juniper_shared.testing import bearer, placed_order  # noqa: E402
+from juniper_shared.testing import bearer, kafka_options, placed_order  # noqa: E402
 from orders_bench import (  # noqa: E402
     bare_update_latencies,
     median_min_max,
@@ -142,7 +142,7 @@ class Signals:
 async def listen(stack: Stack, signals: Signals, ready: asyncio.Event) -> None:
     """order.received and invoice.paid, timed by the broker's record timestamp (the moment the
     service produced them), read from the end of the topics onwards."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(BOOTSTRAP, "ops"), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [
@@ -181,12 +181,13 @@ def producer_and_group_consumer(
 ) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
     """An idempotent producer (`acks=all`, 5 ms linger) and a consumer group of its own reading
     `topic` from the start and committing by hand, as the services make them; not started."""
+    # The super user: the topic is the bench's own, created by producing to it.
     producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", linger_ms=5
+        **kafka_options(BOOTSTRAP, "admin"), enable_idempotence=True, acks="all", linger_ms=5
     )
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=BOOTSTRAP,
+        **kafka_options(BOOTSTRAP, "admin"),
         group_id=topic,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -522,7 +523,7 @@ async def fill_to(stack: Stack, size: int) -> float:
         assert response.status_code == 200, response.text
     missing = size - await orders.estimated_document_count()
     if missing > 0:
-        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20)
+        producer = AIOKafkaProducer(**kafka_options(BOOTSTRAP, "checkout"), linger_ms=20)
         await producer.start()
         for _ in range(missing):
             order = placed_order(seller_id=FILLER_SELLER, items=ITEMS)
@@ -561,7 +562,9 @@ async def one_round(
         for _ in range(max(1, -(-orders // ORDERS_PER_SELLER)))
     ]
     gate = asyncio.Semaphore(CONCURRENCY)
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        **kafka_options(BOOTSTRAP, "checkout"), enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     async with http_client() as http:
         for seller in sellers:  # not gated: an order from a new buyer waits for the seller

@@ -22,13 +22,24 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faststream.kafka import KafkaBroker
+from juniper_ops import kafka_access
 from juniper_shared.contracts.registry import encode
-from juniper_shared.kafka import batch_records_of
-from juniper_shared.testing import bearer, free_port, placed_order
+from juniper_shared.kafka import batch_records_of, broker_security
+from juniper_shared.testing import (
+    bearer,
+    free_port,
+    kafka_env,
+    kafka_options,
+    kafka_settings,
+    placed_order,
+)
 from pymongo import AsyncMongoClient
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
+HARNESS = "admin"
+"""The bench's own clients (ceilings on topics of their own, counting) run as the broker's super
+user; orders are placed as checkout and each service runs as its own principal."""
 ORDERS = int(os.environ.get("BENCH_INGEST_ORDERS", "10000"))
 ACCEPTS = int(os.environ.get("BENCH_ACCEPTS", "200"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -42,8 +53,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def produce(topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+async def produce(
+    topic: str, payloads: list[tuple[bytes, bytes]], *, principal: str = HARNESS
+) -> None:
+    producer = AIOKafkaProducer(
+        **kafka_options(BOOTSTRAP, principal), enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     try:
         for key, value in payloads:
@@ -60,7 +75,9 @@ async def noop_consumer_rate(payloads: list[tuple[bytes, bytes]]) -> float:
 
     topic = f"bench.noop.{uuid.uuid4().hex[:8]}"
     await produce(topic, payloads)
-    broker = KafkaBroker(BOOTSTRAP, logger=None)
+    broker = KafkaBroker(
+        BOOTSTRAP, security=broker_security(kafka_settings(BOOTSTRAP, HARNESS)), logger=None
+    )
     seen = 0
     done = asyncio.Event()
 
@@ -123,7 +140,9 @@ class OrdersProcess:
             "AUTH_JWT_SECRET": "dev-only-secret",
             "HTTP_PORT": str(self.port),
             "LOG_LEVEL": "WARNING",
+            **kafka_env("orders"),
         }
+        await asyncio.to_thread(self._provision)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orders"], env=env, stdout=subprocess.DEVNULL
         )
@@ -143,6 +162,13 @@ class OrdersProcess:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def _provision(self) -> None:
+        admin = kafka_access.connect(kafka_settings(BOOTSTRAP, "admin"))
+        try:
+            kafka_access.provision(admin, prefix=self.prefix)
+        finally:
+            admin.close()
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -153,7 +179,7 @@ async def count_until(topic: str, expected: int, *, timeout: float = 300.0) -> f
     """Reads `topic` from the start until `expected` messages arrived; returns when (perf_counter)."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=BOOTSTRAP,
+        **kafka_options(BOOTSTRAP, HARNESS),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -180,14 +206,16 @@ async def composed_ceiling(payloads: list[tuple[bytes, bytes]]) -> float:
     source, sink = f"bench.ceiling.{run}.in", f"bench.ceiling.{run}.out"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URL)
     collection = client[f"bench_ceiling_{run}"]["orders"]
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        **kafka_options(BOOTSTRAP, HARNESS), enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     warm_up = placed_order(seller_id=SELLER)
     # Creates the topic and warms the path up (its own order: ids must not repeat).
     await produce(source, [(warm_up.key().encode(), encode(warm_up))])
     consumer = AIOKafkaConsumer(
         source,
-        bootstrap_servers=BOOTSTRAP,
+        **kafka_options(BOOTSTRAP, HARNESS),
         group_id=f"bench-ceiling-{run}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -234,12 +262,16 @@ async def ingestion_rate(service: OrdersProcess, payloads: list[tuple[bytes, byt
     """The orders service running and caught up; a burst of placed orders is published; the
     clock stops when every order was stored and its `order.*` event is on `orders.events`."""
     warm_up = placed_order(seller_id=SELLER)
-    await produce(service.prefix + "orders.placed", [(warm_up.key().encode(), encode(warm_up))])
+    await produce(
+        service.prefix + "orders.placed",
+        [(warm_up.key().encode(), encode(warm_up))],
+        principal="checkout",
+    )
     events_topic = service.prefix + "orders.events"
     await count_until(events_topic, 1, timeout=60)  # the group has joined and works
     started = time.perf_counter()
     counting = asyncio.create_task(count_until(events_topic, len(payloads) + 1))
-    await produce(service.prefix + "orders.placed", payloads)
+    await produce(service.prefix + "orders.placed", payloads, principal="checkout")
     finished = await counting
     return len(payloads) / (finished - started)
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
+from juniper_shared.settings import KafkaSettings
 from juniper_shared.testing import bearer, placed_order, wait_until
 
 ENV = os.environ.get
@@ -30,6 +31,13 @@ SANDBOX = ENV("CARD_PROCESSOR_URL", "http://127.0.0.1:8010")
 MAILPIT = ENV("MAILPIT_URL", "http://127.0.0.1:8025")
 KAFKA = ENV("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TOPIC = ENV("KAFKA_TOPIC_PREFIX", "") + ORDERS_PLACED.name
+# Orders are placed as the platform's checkout: the local stack's credentials by default.
+CHECKOUT = KafkaSettings(
+    kafka_bootstrap_servers=KAFKA,
+    kafka_security_protocol=ENV("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),  # type: ignore[arg-type]
+    kafka_sasl_username=ENV("KAFKA_SASL_USERNAME", "checkout"),
+    kafka_sasl_password=ENV("KAFKA_SASL_PASSWORD", "checkout-dev-secret"),  # type: ignore[arg-type]
+)
 SECRET = ENV("AUTH_JWT_SECRET", "dev-only-secret")
 WAIT = float(ENV("DEMO_WAIT_SECONDS", "30"))
 
@@ -382,7 +390,7 @@ async def main() -> int:
         if missing:
             say("Not running: " + ", ".join(missing) + ". Start the stack with `make up` first.")
             return 1
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True)
+        producer = AIOKafkaProducer(**CHECKOUT.kafka_client_options(), enable_idempotence=True)
         await producer.start()
         try:
             await Demo(http, producer).run()

@@ -23,11 +23,19 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from juniper_shared.auth import issue_token
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
+from juniper_shared.settings import KafkaSettings
 from juniper_shared.testing import placed_order, wait_until
 
 ORDERS = os.environ.get("ORDERS_URL", "http://127.0.0.1:8001")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TOPIC = os.environ.get("KAFKA_TOPIC_PREFIX", "") + ORDERS_PLACED.name
+# Orders are placed as the platform's checkout: the local stack's credentials by default.
+CHECKOUT = KafkaSettings(
+    kafka_bootstrap_servers=KAFKA,
+    kafka_security_protocol=os.environ.get("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),  # type: ignore[arg-type]
+    kafka_sasl_username=os.environ.get("KAFKA_SASL_USERNAME", "checkout"),
+    kafka_sasl_password=os.environ.get("KAFKA_SASL_PASSWORD", "checkout-dev-secret"),  # type: ignore[arg-type]
+)
 SECRET = os.environ.get("AUTH_JWT_SECRET", "dev-only-secret")
 
 ADA = {"id": "buyer-ada", "name": "Ada Buyer", "email": "ada@example.com", "company": "Maple & Co"}
@@ -144,7 +152,7 @@ async def seed_seller(
 
 async def main() -> int:
     async with httpx.AsyncClient(timeout=10) as http:
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True)
+        producer = AIOKafkaProducer(**CHECKOUT.kafka_client_options(), enable_idempotence=True)
         await producer.start()
         try:
             for seller_id, spec in SELLERS.items():

@@ -18,6 +18,15 @@ export BUYER_LINK_SECRET=${BUYER_LINK_SECRET:-dev-only-buyer-link-secret}
 export CARD_VAULT_KEY=${CARD_VAULT_KEY:-ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl0ZXM=}
 export SMTP_HOST=${SMTP_HOST:-127.0.0.1} SMTP_PORT=${SMTP_PORT:-1025}
 export CARD_PROCESSOR_URL=${CARD_PROCESSOR_URL:-http://127.0.0.1:8010}
+# Kafka authenticates every client (SASL SCRAM-SHA-512): each service connects as its own
+# principal, the demo seed as checkout; local passwords as deploy/local/infra.sh sets them.
+export KAFKA_SECURITY_PROTOCOL=${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT}
+export KAFKA_SASL_MECHANISM=${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}
+
+kafka_password() { # principal
+  local var="JM_KAFKA_PASSWORD_${1^^}"
+  printf '%s' "${!var:-$1-dev-secret}"
+}
 
 # name, python module, port (services appear here as they are built)
 PROCESSES=(
@@ -51,7 +60,8 @@ up() {
     if [[ $name == sandbox ]]; then
       SANDBOX_PORT=$port nohup uv run --frozen python -m "$module" >"$LOG_DIR/$name.log" 2>&1 &
     else
-      HTTP_PORT=$port nohup uv run --frozen python -m "$module" >"$LOG_DIR/$name.log" 2>&1 &
+      HTTP_PORT=$port KAFKA_SASL_USERNAME=$name KAFKA_SASL_PASSWORD=$(kafka_password "$name") \
+        nohup uv run --frozen python -m "$module" >"$LOG_DIR/$name.log" 2>&1 &
     fi
     echo $! >"$RUN_DIR/$name.pid"
     local probe="http://127.0.0.1:$port/readyz"
@@ -59,7 +69,8 @@ up() {
     wait_ready "$name" "$probe"
     echo "$name: started on http://127.0.0.1:$port"
   done
-  uv run --frozen python scripts/seed_demo.py || echo "stack: seeding the demo data failed" >&2
+  KAFKA_SASL_USERNAME=checkout KAFKA_SASL_PASSWORD=$(kafka_password checkout) \
+    uv run --frozen python scripts/seed_demo.py || echo "stack: seeding the demo data failed" >&2
   echo
   echo "Seller APIs (OpenAPI):  orders http://127.0.0.1:8001/docs   invoicing http://127.0.0.1:8002/docs"
   echo "                        payments http://127.0.0.1:8003/docs notifications http://127.0.0.1:8004/docs"

@@ -25,6 +25,9 @@ kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(  
 
 CRD_SCHEMAS = {
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): "kafkatopic-v1beta2.json",
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"): "kafkauser-v1beta2.json",
+    ("kafka.strimzi.io/v1beta2", "Kafka"): "kafka-v1beta2.json",
+    ("kafka.strimzi.io/v1beta2", "KafkaNodePool"): "kafkanodepool-v1beta2.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-v1.json",
 }
 

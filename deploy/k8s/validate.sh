@@ -2,7 +2,8 @@
 # deploy/k8s/validate.sh -- render the kustomize overlays and validate them OFFLINE against the
 # real Kubernetes API schemas (and minimal schemas of the CRDs we use).
 #
-#   validate.sh [dir...]    render and validate each kustomization dir (default: every overlay)
+#   validate.sh [dir...]    render and validate each kustomization dir (default: every overlay
+#                           and kafka/, the Strimzi cluster)
 #   validate.sh render DIR  print DIR rendered (YAML)
 #   validate.sh json PATH   print PATH (a kustomization dir, rendered, or a YAML file) as one
 #                           JSON list (used by tests/ops)
@@ -12,7 +13,7 @@
 #   kustomize  v$KUSTOMIZE_VERSION, built from the Go module proxy (sigs.k8s.io/kustomize/kustomize/v5)
 #   kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI) in its own venv; it bundles the API
 #              schemas of every Kubernetes minor version, so validation needs no network.
-# CRDs (KafkaTopic, PrometheusRule) are not in the core schemas: deploy/k8s/schemas/ has minimal
+# CRDs (Kafka, KafkaNodePool, KafkaTopic, KafkaUser, PrometheusRule) are not in the core schemas: deploy/k8s/schemas/ has minimal
 # schemas written from the Strimzi and Prometheus Operator CRDs; any other unknown kind fails.
 #
 # Environment:
@@ -97,7 +98,7 @@ main() {
   esac
   prepare
   local dirs=("$@") dir failed=0
-  if ((${#dirs[@]} == 0)); then dirs=("$K8S_DIR"/overlays/*/); fi
+  if ((${#dirs[@]} == 0)); then dirs=("$K8S_DIR"/overlays/*/ "$K8S_DIR"/kafka/); fi
   for dir in "${dirs[@]}"; do
     dir=${dir%/}
     render "$dir" | checker --kubernetes-version "$K8S_VERSION" --name "$dir" || failed=1

@@ -9,6 +9,8 @@
 #
 # Components, in start order (postgres before ferretdb; `up ferretdb` also starts postgres):
 #   kafka     Apache Kafka 4.4.0 (KRaft, broker+controller) from Maven Central   127.0.0.1:9092 (+9093 controller)
+#             SASL_PLAINTEXT, SCRAM-SHA-512, ACLs (principals and passwords below; `up`
+#             creates the contract's topics and grants their ACLs as `admin`)
 #   postgres  PostgreSQL from Debian (/usr/lib/postgresql/15/bin)                127.0.0.1:5432, user postgres, trust
 #   ferretdb  FerretDB 1.24.2 (MongoDB wire protocol) on postgres, built from    127.0.0.1:27017
 #             the Go module proxy with deploy/local/ferretdb/id-index-lookup.patch
@@ -31,6 +33,8 @@
 #   JM_FERRETDB_GOGC  Go GC target of FerretDB (default 400; Go's own default is 100)
 #   JM_KAFKA_PORT JM_KAFKA_CONTROLLER_PORT JM_PG_PORT JM_FERRETDB_PORT JM_SMTP_PORT JM_MAILPIT_PORT
 #                     ports (defaults 9092 9093 5432 27017 1025 8025), all on 127.0.0.1
+#   JM_KAFKA_PASSWORD_<PRINCIPAL>  a Kafka principal's password (default <principal>-dev-secret),
+#                     used when formatting the broker and, for ADMIN, to probe it and grant ACLs
 #   JM_PG_BIN         PostgreSQL bin dir (default /usr/lib/postgresql/15/bin, else the newest installed)
 #   INFRA_STARTED_FILE  if set, `up` writes there the components that THIS invocation started,
 #                     one per line (so a caller such as `make test` can stop exactly those)
@@ -75,6 +79,12 @@ readonly WAIT_SECONDS=${JM_WAIT_SECONDS:-60}
 readonly STOP_SECONDS=30   # SIGTERM grace period before SIGKILL
 readonly BUILD_SECONDS=900 # upper bound for one download/build step
 
+# SASL/SCRAM-SHA-512 principals (the contract's "Kafka access"), created when the storage is
+# formatted; `admin` is the super user. Local passwords: <principal>-dev-secret, or
+# JM_KAFKA_PASSWORD_<PRINCIPAL> (e.g. JM_KAFKA_PASSWORD_ADMIN) after a rotation.
+readonly KAFKA_SUPER_USER=admin
+readonly KAFKA_PRINCIPALS=(checkout orders invoicing payments notifications ops admin)
+
 readonly KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
 readonly KAFKA_LOG4J=$SCRIPT_DIR/kafka/log4j2.xml
 readonly FERRETDB_PATCH=$SCRIPT_DIR/ferretdb/id-index-lookup.patch
@@ -97,6 +107,11 @@ since() {
 }
 
 short_sha256() { sha256sum | cut -c1-12; } # of stdin
+
+kafka_password() { # principal
+  local var="JM_KAFKA_PASSWORD_${1^^}"
+  printf '%s' "${!var:-$1-dev-secret}"
+}
 
 need_cmd() { # command, what it is for
   command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH (needed for $2)"
@@ -166,11 +181,12 @@ require_free_ports() { # component port...
 }
 
 # Readiness probes, dependency-free (python3 standard library only):
-#   kafka HOST PORT   a Metadata request (v4) answered with at least one broker
+#   kafka HOST PORT [USER PASSWORD]  a Metadata request (v4) answered with at least one broker,
+#                     after a SASL SCRAM-SHA-512 login when USER is given
 #   mongo HOST PORT   OP_MSG {ping: 1, $db: "admin"} answered with ok: 1 (FerretDB's ping queries PostgreSQL)
 #   http URL          HTTP 200
 read -r -d '' PROBE_PY <<'PY' || true
-import json, socket, struct, sys, urllib.request
+import base64, hashlib, hmac, json, os, socket, struct, sys, urllib.request
 
 def recv_exact(s, n):
     buf = b""
@@ -181,16 +197,59 @@ def recv_exact(s, n):
         buf += chunk
     return buf
 
-def kafka(host, port):
+def kafka_call(s, api_key, version, body, corr):
     client = b"junipermarket-infra"
-    req = struct.pack(">hhih", 3, 4, 42, len(client)) + client + struct.pack(">ib", -1, 0)
+    req = struct.pack(">hhih", api_key, version, corr, len(client)) + client + body
+    s.sendall(struct.pack(">i", len(req)) + req)
+    (n,) = struct.unpack(">i", recv_exact(s, 4))
+    data = recv_exact(s, n)
+    if struct.unpack(">i", data[:4])[0] != corr:
+        raise ValueError("wrong correlation id")
+    return data[4:]
+
+def kstr(text):
+    raw = text.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+def kbytes(raw):
+    return struct.pack(">i", len(raw)) + raw
+
+def scram_sha512(s, user, password):
+    # SaslHandshake v1, then RFC 5802 over SaslAuthenticate v0 (Kafka's SCRAM-SHA-512)
+    reply = kafka_call(s, 17, 1, kstr("SCRAM-SHA-512"), 1)
+    if struct.unpack(">h", reply[:2])[0] != 0:
+        raise ValueError("SCRAM-SHA-512 not enabled")
+    nonce = base64.b64encode(os.urandom(24)).decode()
+    bare = f"n={user},r={nonce}"
+    def authenticate(message, corr):
+        data = kafka_call(s, 36, 0, kbytes(message.encode()), corr)
+        error, = struct.unpack(">h", data[:2])
+        mlen, = struct.unpack(">h", data[2:4])
+        rest = data[4 + max(mlen, 0):]
+        if error != 0:
+            raise ValueError("authentication failed")
+        (blen,) = struct.unpack(">i", rest[:4])
+        return rest[4:4 + blen].decode()
+    server_first = authenticate("n,," + bare, 2)
+    first = dict(p.split("=", 1) for p in server_first.split(","))
+    if not first["r"].startswith(nonce):
+        raise ValueError("server nonce")
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(first["s"]), int(first["i"]))
+    client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+    final_bare = f"c=biws,r={first['r']}"
+    auth_message = f"{bare},{server_first},{final_bare}".encode()
+    signature = hmac.new(hashlib.sha512(client_key).digest(), auth_message, "sha512").digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
+    authenticate(f"{final_bare},p={proof}", 3)
+
+def kafka(host, port, user="", password=""):
     with socket.create_connection((host, int(port)), timeout=2) as s:
         s.settimeout(2)
-        s.sendall(struct.pack(">i", len(req)) + req)
-        (n,) = struct.unpack(">i", recv_exact(s, 4))
-        data = recv_exact(s, n)
-    corr, _throttle, brokers = struct.unpack(">iii", data[:12])
-    return corr == 42 and brokers >= 1
+        if user:
+            scram_sha512(s, user, password)
+        data = kafka_call(s, 3, 4, struct.pack(">ib", -1, 0), 42)
+    _throttle, brokers = struct.unpack(">ii", data[:8])
+    return brokers >= 1
 
 def bson_ok(doc):
     i = 4
@@ -251,7 +310,7 @@ probe() { python3 -c "$PROBE_PY" "$@"; }
 
 answers() { # component
   case $1 in
-    kafka) probe kafka "$HOST" "$KAFKA_PORT" ;;
+    kafka) probe kafka "$HOST" "$KAFKA_PORT" "$KAFKA_SUPER_USER" "$(kafka_password "$KAFKA_SUPER_USER")" ;;
     postgres) "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -t 2 ;;
     ferretdb) probe mongo "$HOST" "$FERRETDB_PORT" ;;
     mailpit) probe http "http://$HOST:$MAILPIT_PORT/api/v1/info" ;;
@@ -605,16 +664,29 @@ launch_kafka() {
   require_free_ports kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
   log=$(log_of kafka)
   mkdir -p "$dir/data"
+  local admin_password principal
+  admin_password=$(kafka_password "$KAFKA_SUPER_USER")
+  # The client listener takes SASL SCRAM-SHA-512 only. The controller listener takes PLAIN:
+  # SCRAM credentials live in the metadata log the controller serves, so it cannot use them.
   cat >"$dir/server.properties" <<EOF
 # generated by deploy/local/infra.sh -- edits are overwritten at every start
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=SASL_PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://$HOST:$KAFKA_PORT
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SUPER_USER" password="$admin_password";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$KAFKA_SUPER_USER" password="$admin_password" user_$KAFKA_SUPER_USER="$admin_password";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:$KAFKA_SUPER_USER
+allow.everyone.if.no.acl.found=false
 log.dirs=$dir/data
 num.partitions=3
 auto.create.topics.enable=true
@@ -625,17 +697,32 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+  chmod 600 "$dir/server.properties"
   open_log kafka
   local -a java_opts=(-Dlog4j2.configurationFile="$KAFKA_LOG4J" -Djava.awt.headless=true)
+  # SCRAM users exist only if the storage was formatted with them: a data dir formatted
+  # otherwise (a PLAINTEXT broker, other principals) is local data and is formatted again.
+  local users="SCRAM-SHA-512 users: ${KAFKA_PRINCIPALS[*]}"
+  if [[ -f $dir/data/meta.properties && $(cat "$dir/users" 2>/dev/null) != "$users" ]]; then
+    say "kafka: $dir/data was formatted without this broker's SASL users; formatting it again (local topics and offsets are wiped)"
+    echo "== wiping $dir/data: formatted without '$users'" >>"$log"
+    rm -rf -- "$dir/data" "$dir/users"
+    mkdir -p "$dir/data"
+  fi
   if [[ ! -f $dir/data/meta.properties ]]; then
-    # format the KRaft storage once
+    # format the KRaft storage once, with one SCRAM credential per principal
     cluster_id=$(timeout 120 java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool random-uuid 2>>"$log" |
       grep -E '^[A-Za-z0-9_-]{22}$' | tail -n1) || die "kafka: StorageTool random-uuid failed; see $log"
     [[ -n $cluster_id ]] || die "kafka: StorageTool random-uuid printed no cluster id; see $log"
-    echo "== formatting $dir/data with cluster id $cluster_id" >>"$log"
+    local -a scram=()
+    for principal in "${KAFKA_PRINCIPALS[@]}"; do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=$principal,password=$(kafka_password "$principal")]")
+    done
+    echo "== formatting $dir/data with cluster id $cluster_id and $users" >>"$log"
     timeout 120 java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --standalone \
-      -t "$cluster_id" -c "$dir/server.properties" >>"$log" 2>&1 ||
+      -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" >>"$log" 2>&1 ||
       die "kafka: formatting the storage in $dir/data failed; see $log"
+    echo "$users" >"$dir/users"
   fi
   spawn kafka java -Xmx512m -XX:+ExitOnOutOfMemoryError "${java_opts[@]}" \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$dir/server.properties"
@@ -734,6 +821,23 @@ check_ready() { # component t0
   return 1
 }
 
+# Topics and ACLs of the contract's "Kafka access" table, applied as the super user; idempotent,
+# so it runs at every `up`. The table is data in juniper_ops.kafka_access.
+provision_kafka() {
+  local t0 log out
+  t0=$(now_ms)
+  log=$(log_of kafka)
+  need_cmd uv "granting the Kafka ACLs (make install)"
+  if ! out=$(cd "$REPO_ROOT" && KAFKA_BOOTSTRAP_SERVERS="$HOST:$KAFKA_PORT" \
+    KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=SCRAM-SHA-512 \
+    KAFKA_SASL_USERNAME="$KAFKA_SUPER_USER" KAFKA_SASL_PASSWORD="$(kafka_password "$KAFKA_SUPER_USER")" \
+    KAFKA_TOPIC_PREFIX="" timeout "$WAIT_SECONDS" uv run --frozen --quiet \
+    python -m juniper_ops.kafka_access provision --wait "$WAIT_SECONDS" </dev/null 2>>"$log"); then
+    die "kafka: creating the topics and granting the ACLs failed; see $log"
+  fi
+  say "$out ($(since "$t0") s)"
+}
+
 record_started() {
   if [[ -n ${INFRA_STARTED_FILE:-} ]]; then echo "$1" >>"$INFRA_STARTED_FILE"; fi
 }
@@ -781,6 +885,9 @@ cmd_up() {
     done
     pending=("${still[@]}")
     if ((${#pending[@]} > 0)); then sleep 0.2; fi
+  done
+  for c in "${SELECTED[@]}"; do
+    if [[ $c == kafka ]]; then provision_kafka; fi
   done
   ROLLBACK=()
 }

@@ -38,7 +38,7 @@ from juniper_shared.contracts.registry import (
     Topic,
     encode,
 )
-from juniper_shared.testing import placed_order, placed_order_data
+from juniper_shared.testing import kafka_options, placed_order, placed_order_data
 
 from ..support.portal import Portal, RetryStats, ServiceUnavailable, error_code
 from ..support.stack import SERVICES, Email, Inbox, PrivateKafka, Process, Stack
@@ -344,7 +344,7 @@ async def put_poison(stack: Stack, producer: AIOKafkaProducer, run: Run) -> int:
 async def dead_lettered(stack: Stack, bootstrap: str, topic: Topic) -> Counter[bytes]:
     """How many times each key is on `<topic>.dlq` (read from the start to the current end)."""
     name = stack.topic_prefix + topic.dlq
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap, "ops"))
     await admin.start()
     try:
         described = await admin.describe_topics([name])
@@ -353,7 +353,7 @@ async def dead_lettered(stack: Stack, bootstrap: str, topic: Topic) -> Counter[b
     partitions = [p["partition"] for t in described for p in t.get("partitions", [])]
     if not partitions:
         return Counter()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap, "ops"), enable_auto_commit=False)
     await consumer.start()
     try:
         assigned = [TopicPartition(name, p) for p in partitions]
@@ -400,10 +400,18 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
     window = ORDERS * PLACE_EVERY
     faults = plan_faults(rng, window)
     run.faults = faults
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap, enable_idempotence=True, request_timeout_ms=10_000
+    # Orders come from the platform's checkout; poison from an operator's hand (`ops` may
+    # write every topic).
+    producer, poisoner = (
+        AIOKafkaProducer(
+            **kafka_options(kafka.bootstrap, principal),
+            enable_idempotence=True,
+            request_timeout_ms=10_000,
+        )
+        for principal in ("checkout", "ops")
     )
     await producer.start()
+    await poisoner.start()
     queue: asyncio.Queue[Flow | None] = asyncio.Queue()
     async with httpx.AsyncClient(timeout=10) as http:
         portals = {seller: Portal(stack, http, seller, stats=run.stats) for seller in sellers}
@@ -464,7 +472,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
                         rng=rng,
                         stack=stack,
                         kafka=kafka,
-                        producer=producer,
+                        producer=poisoner,
                         http=http,
                         run=run,
                     )
@@ -529,6 +537,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
         # --- what the seller, the card processor and the buyers see now -------------------
         report = await audit(stack, kafka, inbox, run, portals, expected_mails)
     await producer.stop()
+    await poisoner.stop()
     kills = Counter(f.kind.removeprefix("kill:") for f in faults if f.kind.startswith("kill:"))
     print_summary(run, report, kills, drain, stack)
 

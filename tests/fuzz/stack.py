@@ -19,7 +19,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from invoicing.bootstrap import build_app as build_invoicing
 from invoicing.settings import InvoicingSettings
-from juniper_shared.testing import free_port, serving
+from juniper_ops import kafka_access
+from juniper_shared.testing import free_port, kafka_credentials, kafka_settings, serving
 from notifications.bootstrap import build_app as build_notifications
 from notifications.settings import NotificationsSettings
 from orders.bootstrap import build_app as build_orders
@@ -112,6 +113,7 @@ def _settings(stack: Stack, service: str) -> Any:
         **SECRETS,
         "outbox_poll_seconds": 0.5,
         "mongodb_max_pool_size": 10,
+        **kafka_credentials(service),  # each service is its own principal
     }
     if service == "orders":
         return OrdersSettings(**common)
@@ -160,6 +162,12 @@ def running_stack(
         prefixes={s: f"t{unique}." if linked else f"t{unique}{s[:3]}." for s in services},
         databases={s: f"test_{unique}_{s}" for s in services},
     )
+    admin = kafka_access.connect(kafka_settings(infra.kafka_bootstrap, "admin"))
+    try:
+        for prefix in set(stack.prefixes.values()):
+            kafka_access.provision(admin, prefix=prefix)
+    finally:
+        admin.close()
     inbox = SmtpInbox()
     inbox.start()
     stack.inbox = inbox
@@ -217,7 +225,7 @@ def describe_apps(describe: Any) -> dict[str, Any]:
                 "invoicing": InvoicingSettings,
                 "payments": PaymentsSettings,
                 "notifications": NotificationsSettings,
-            }[service](**SECRETS)
+            }[service](**SECRETS, **kafka_credentials(service))
             described[service] = describe(_BUILDERS[service](settings))
         return described
 

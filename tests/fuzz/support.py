@@ -31,7 +31,7 @@ from juniper_shared.contracts.events import (
     PaymentSucceededData,
 )
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import bearer, placed_order, wait_until
+from juniper_shared.testing import bearer, kafka_options, placed_order, wait_until, writer_of
 
 from .stack import Stack
 
@@ -56,11 +56,17 @@ def record_of(event: Envelope) -> Record:
 
 
 async def produce(
-    bootstrap: str, topic: str, records: list[Record], *, max_request_size: int = 1048576
+    bootstrap: str,
+    topic: str,
+    records: list[Record],
+    *,
+    max_request_size: int = 1048576,
+    principal: str | None = None,
 ) -> None:
-    """Publish `records` in order (one partition per key) and wait until Kafka has them all."""
+    """Publish `records` in order (one partition per key) and wait until Kafka has them all;
+    as the topic's writer unless `principal` says otherwise."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_options(bootstrap, principal or writer_of(topic)),
         enable_idempotence=True,
         max_request_size=max_request_size,
         linger_ms=5,

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import bearer, placed_order_data, read_topic
+from juniper_shared.testing import bearer, kafka_options, placed_order_data, read_topic
 
 from .stack import Stack
 from .support import client, eventually, placed, produce, record_of, run
@@ -271,7 +271,7 @@ async def _huge_orders(stack: Stack) -> None:
         await produce(bootstrap, topic, [(b"big", raw_5mb, [])])
 
     # A topic configured for larger messages lets it through: the consumer must still cope.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap, "admin"))  # alters a topic's config
     await admin.start()
     try:
         await admin.alter_configs(

@@ -9,7 +9,7 @@ import io
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from juniper_shared.testing import bearer
+from juniper_shared.testing import bearer, kafka_options
 
 from .stack import SMTP_PASSWORD, Stack
 from .support import client, eventually, issued_invoice, placed, produce, record_of, run, ungate
@@ -28,7 +28,7 @@ def stack(linked_stack: Stack) -> Stack:
 
 async def _read_all(bootstrap: str, topic: str) -> list[bytes]:
     """Every record value and header of `topic` up to its end now (none if it does not exist)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap, "ops"), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()

@@ -10,14 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from juniper_shared.testing import free_port
+from juniper_shared.testing import free_port, kafka_env
 
 JWT_SECRET = "dev-only-secret"
 REPO = Path(__file__).resolve().parents[2]
 
 
 def service_env(
-    *, kafka: str, mongodb_url: str, database: str, prefix: str, port: int, **extra: str
+    *,
+    kafka: str,
+    mongodb_url: str,
+    database: str,
+    prefix: str,
+    port: int,
+    principal: str,
+    **extra: str,
 ) -> dict[str, str]:
     env = {
         **os.environ,
@@ -30,6 +37,7 @@ def service_env(
         "HTTP_PORT": str(port),
         "OUTBOX_POLL_SECONDS": "0.5",
         "LOG_LEVEL": "INFO",
+        **kafka_env(principal),
     }
     env.update(extra)
     return env
@@ -56,6 +64,7 @@ class ServiceProcess:
             database=database,
             prefix=prefix,
             port=port,
+            principal="orders",
             # Small batches: a signal lands while batches are in flight, not between two big ones.
             CONSUMER_BATCH_SIZE="50",
         )

@@ -13,7 +13,16 @@ import pytest
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
 from juniper_shared.kafka import OutgoingMessage
 from juniper_shared.outbox import outbox_entry
-from juniper_shared.testing import placed_order, publish_raw, read_topic, serving, wait_until
+from juniper_shared.testing import (
+    kafka_credentials,
+    kafka_env,
+    kafka_options,
+    placed_order,
+    publish_raw,
+    read_topic,
+    serving,
+    wait_until,
+)
 from orders.bootstrap import build_app
 from orders.settings import OrdersSettings
 
@@ -52,7 +61,9 @@ async def test_dead_letters_are_listed_then_replayed_once_after_a_fix(
         "MONGODB_URL": infra.mongodb_url,
         "KAFKA_TOPIC_PREFIX": prefix,
         "AUTH_JWT_SECRET": JWT_SECRET,
+        **kafka_env("ops"),
     }
+    await infra.provision(prefix)
     placed, dlq = prefix + ORDERS_PLACED.name, prefix + ORDERS_PLACED.dlq
     settings = OrdersSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap,
@@ -61,6 +72,7 @@ async def test_dead_letters_are_listed_then_replayed_once_after_a_fix(
         kafka_topic_prefix=prefix,
         auth_jwt_secret=JWT_SECRET,
         outbox_poll_seconds=0.5,
+        **kafka_credentials("orders"),
     )
     # An order an older, buggy release dead-lettered (the fix is deployed now), as the
     # dead-letter helper stores it: original value and key, the reason in headers.
@@ -175,7 +187,7 @@ async def _dead_letter(
 ) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap, "ops"))
     await producer.start()
     try:
         headers = [

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from invoicing.settings import InvoicingSettings
+from juniper_ops import kafka_access
 from juniper_shared import tracing
 from juniper_shared.contracts.registry import TOPICS
 from juniper_shared.settings import ServiceSettings
@@ -153,10 +154,16 @@ def test_the_example_secrets_define_every_secret_key_referenced() -> None:
         secret["metadata"]["name"]: set(secret["stringData"])
         for secret in rendered("base/secret.example.yaml")
     }
+    # Strimzi's User Operator creates a Secret per KafkaUser, named after it: its password.
+    examples |= {user: {"password"} for user in of_kind(rendered("base"), "KafkaUser")}
     for deployment in of_kind(rendered("base"), "Deployment").values():
         for variable in container(deployment)["env"]:
             ref = variable["valueFrom"]["secretKeyRef"]
             assert ref["key"] in examples.get(ref["name"], set()), ref
+        for volume in deployment["spec"]["template"]["spec"]["volumes"]:
+            if "secret" in volume:
+                keys = {item["key"] for item in volume["secret"]["items"]}
+                assert keys <= examples.get(volume["secret"]["secretName"], set()), volume
     assert not of_kind(rendered("base"), "Secret"), "secrets are referenced, never shipped"
 
 
@@ -189,7 +196,7 @@ def test_network_policies_open_only_the_http_port_and_the_needed_egress() -> Non
         port = settings.model_fields["http_port"].default
         assert ingress["ports"] == [{"protocol": "TCP", "port": port}]
         egress_ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
-        assert {53, 9092, 27017} <= egress_ports
+        assert {53, 9093, 27017} <= egress_ports
         assert (587 in egress_ports) == (service == "notifications")
         assert (443 in egress_ports) == (service == "payments")
 
@@ -209,3 +216,77 @@ def test_development_runs_one_replica_of_each_and_the_sandbox_processor() -> Non
     payments_config = next(c for n, c in config_maps.items() if n.startswith("payments-config"))
     assert payments_config["data"]["CARD_PROCESSOR_URL"] == "http://card-sandbox:8010"
     assert not of_kind(resources, "HorizontalPodAutoscaler")
+
+
+def test_the_kafka_cluster_authenticates_by_scram_over_tls_and_authorizes_by_acl() -> None:
+    [cluster] = of_kind(rendered("kafka"), "Kafka").values()
+    [listener] = cluster["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True
+    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert cluster["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert cluster["spec"]["kafka"]["config"]["auto.create.topics.enable"] is False
+    # The users' Secrets must appear where the services run.
+    namespace = next(r for r in rendered("overlays/prod"))["metadata"]["namespace"]
+    operators = cluster["spec"]["entityOperator"]
+    assert operators["userOperator"]["watchedNamespace"] == namespace
+    assert operators["topicOperator"]["watchedNamespace"] == namespace
+
+
+def _granted(user: Resource) -> set[tuple[str, str, str, str]]:
+    return {
+        (
+            rule["resource"]["type"],
+            rule["resource"].get("name", ""),
+            operation,
+            rule["resource"].get("patternType", "literal"),
+        )
+        for rule in user["spec"]["authorization"]["acls"]
+        for operation in rule["operations"]
+    }
+
+
+def _contract(principal: str) -> set[tuple[str, str, str, str]]:
+    strimzi_name = {"IDEMPOTENT_WRITE": "IdempotentWrite", "READ": "Read", "WRITE": "Write"}
+    return {
+        (
+            acl.resource_pattern.resource_type.name.lower(),
+            ""
+            if acl.resource_pattern.resource_type.name == "CLUSTER"
+            else acl.resource_pattern.resource_name,
+            strimzi_name[acl.operation.name],
+            "literal",
+        )
+        for acl in kafka_access.acls()
+        if acl.principal == f"User:{principal}"
+    }
+
+
+def test_every_principal_is_a_kafka_user_with_the_contract_table_acls() -> None:
+    users = of_kind(rendered("overlays/prod"), "KafkaUser")
+    principals = set(kafka_access.PRINCIPALS) - {kafka_access.SUPER_USER}
+    assert set(users) == principals
+    for name, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "juniper-kafka"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["spec"]["authorization"]["type"] == "simple"
+        assert _granted(user) == _contract(name), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_logs_in_as_its_own_kafka_user_over_tls(overlay: str) -> None:
+    resources = rendered(f"overlays/{overlay}")
+    deployments = of_kind(resources, "Deployment")
+    config_maps = of_kind(resources, "ConfigMap")
+    users = of_kind(resources, "KafkaUser")
+    for service in SERVICES:
+        main = container(deployments[service])
+        [config_ref] = main["envFrom"]
+        config = config_maps[config_ref["configMapRef"]["name"]]["data"]
+        assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert config["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert config["KAFKA_SASL_USERNAME"] == service
+        assert service in users
+        [password] = [v for v in main["env"] if v["name"] == "KAFKA_SASL_PASSWORD"]
+        assert password["valueFrom"]["secretKeyRef"] == {"name": service, "key": "password"}
+        mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+        assert config["KAFKA_SSL_CA_FILE"] == mounts["kafka-ca"] + "/ca.crt"

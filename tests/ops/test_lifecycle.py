@@ -13,9 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from juniper_shared.contracts.registry import ORDERS_EVENTS, ORDERS_PLACED, encode
-from juniper_shared.testing import bearer, placed_order, read_topic, wait_until
+from juniper_shared.testing import bearer, kafka_options, placed_order, read_topic, wait_until
 from orders.adapters.mongo import ORDERS
 from pymongo import AsyncMongoClient
 
@@ -52,7 +51,9 @@ async def place_stream(
     bootstrap: str, topic: str, order_ids: list[str], *, per_second: int
 ) -> None:
     """Checkout placing orders at a steady rate, one message per order, keyed by order id."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        **kafka_options(bootstrap, "checkout"), enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     try:
         chunk = max(1, per_second // 20)
@@ -103,6 +104,7 @@ async def test_sigterm_mid_stream_loses_nothing_and_stores_each_order_once(
     infra: Any, database_name: str, unique: str, mongo_client: Any, tmp_path: Path
 ) -> None:
     prefix = f"t{unique}."
+    await infra.provision(prefix)
     expected = order_ids(unique, 300)
     first = ServiceProcess.orders(
         tmp_path,
@@ -163,12 +165,7 @@ async def test_two_replicas_share_partitions_and_a_killed_one_loses_nothing(
 ) -> None:
     prefix = f"t{unique}."
     placed_topic = prefix + ORDERS_PLACED.name
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(placed_topic, num_partitions=4, replication_factor=1)])
-    finally:
-        await admin.close()
+    await infra.provision(prefix, partitions=4)
     expected = order_ids(unique, 600)
     replicas = [
         ServiceProcess.orders(

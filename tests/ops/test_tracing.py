@@ -23,7 +23,13 @@ from juniper_shared.contracts.registry import ORDERS_PLACED
 from juniper_shared.kafka import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import free_port, placed_order, read_topic, wait_until
+from juniper_shared.testing import (
+    free_port,
+    kafka_credentials,
+    placed_order,
+    read_topic,
+    wait_until,
+)
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -324,13 +330,16 @@ async def test_an_event_the_poller_publishes_later_continues_the_writers_trace(
         new_outbox(document, [message])  # as a service's write stores it
         await collection.insert_one(document)
 
+        prefix = f"otel{unique}."
+        await infra.provision(prefix)
         settings = ServiceSettings(
-            kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
+            kafka_bootstrap_servers=infra.kafka_bootstrap,
+            auth_jwt_secret="dev-only-secret",
+            **kafka_credentials("checkout"),
         )
         producer = Producer(settings, client_id="tracing-test")
         await producer.start()
         try:
-            prefix = f"otel{unique}."
             relay = OutboxRelay(
                 EventPublisher(producer, topic_prefix=prefix), {"orders": collection}
             )

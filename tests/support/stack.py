@@ -29,12 +29,13 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from juniper_ops import kafka_access
 from juniper_shared.contracts.events import OrderPlaced
-from juniper_shared.contracts.registry import ORDERS_PLACED, TOPICS, encode
-from juniper_shared.testing import free_port, wait_until
+from juniper_shared.contracts.registry import ORDERS_PLACED, encode
+from juniper_shared.testing import free_port, kafka_env, kafka_options, kafka_settings, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 JWT_SECRET = "dev-only-secret"
@@ -295,6 +296,7 @@ class Stack:
                 "CARD_VAULT_KEY": CARD_VAULT_KEY,
                 "OUTBOX_POLL_SECONDS": "0.5",
                 "HTTP_PORT": str(port),
+                **kafka_env(name),  # each service is its own principal
                 **(extra_env or {}),
             }
             if name == "invoicing":
@@ -324,8 +326,9 @@ class Stack:
         deadline = time.monotonic() + START_TIMEOUT
         async with httpx.AsyncClient() as http:
             await asyncio.gather(*(p.wait_ready(http, deadline) for p in self.processes.values()))
+        # Places orders as the platform's checkout does.
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.kafka_bootstrap, enable_idempotence=True
+            **kafka_options(self.kafka_bootstrap, "checkout"), enable_idempotence=True
         )
         await self.producer.start()
 
@@ -390,22 +393,20 @@ class Stack:
         return charges
 
     async def _create_topics(self) -> None:
-        # As a deployment does; consumers then join topics that exist, with three partitions.
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        self.topic_prefix + topic.name,
-                        num_partitions=self.partitions,
-                        replication_factor=1,
-                    )
-                    for topic in TOPICS
-                ]
-            )
-        finally:
-            await admin.close()
+        # As a deployment does: the super user creates the topics (consumers then join topics
+        # that exist, with three partitions) and grants each principal its ACLs on them.
+        await asyncio.to_thread(self._provision)
+
+    def _provision(self) -> None:
+        with contextlib.closing(self._kafka_admin()) as admin:
+            kafka_access.provision(admin, prefix=self.topic_prefix, partitions=self.partitions)
+
+    def _revoke(self) -> None:
+        with contextlib.closing(self._kafka_admin()) as admin:
+            kafka_access.revoke(admin, prefix=self.topic_prefix)
+
+    def _kafka_admin(self) -> Any:
+        return kafka_access.connect(kafka_settings(self.kafka_bootstrap, "admin"))
 
     async def _clean_up(self) -> None:
         from pymongo import AsyncMongoClient
@@ -418,7 +419,8 @@ class Stack:
                 await client.drop_database(database)
         finally:
             await client.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
+        await asyncio.to_thread(self._revoke)
+        admin = AIOKafkaAdminClient(**kafka_options(self.kafka_bootstrap, "admin"))
         await admin.start()
         try:
             ours = [

@@ -30,8 +30,9 @@ USAGE_ERROR = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m juniper_ops",
-        description="JuniperMarket operator tools. Reads KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, "
-        "KAFKA_TOPIC_PREFIX, MONGODB_DATABASE and AUTH_JWT_SECRET like the services.",
+        description="JuniperMarket operator tools. Reads KAFKA_BOOTSTRAP_SERVERS, the KAFKA_SASL_* "
+        "credentials (principal `ops`), MONGODB_URL, KAFKA_TOPIC_PREFIX, MONGODB_DATABASE and "
+        "AUTH_JWT_SECRET like the services.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -110,7 +111,7 @@ async def _migrate(dry_run: bool, settings: OpsSettings, out: TextIO) -> int:
 
 
 async def _dlq_list(topic: DeadLetterTopic, limit: int, settings: OpsSettings, out: TextIO) -> int:
-    letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=limit)
+    letters = await read_dead_letters(settings, topic, limit=limit)
     print(f"{topic.name}: {len(letters)} dead letters shown (limit {limit})", file=out)
     if letters:
         _print_letters(letters, out)
@@ -120,9 +121,7 @@ async def _dlq_list(topic: DeadLetterTopic, limit: int, settings: OpsSettings, o
 async def _dlq_replay(
     topic: DeadLetterTopic, limit: int, dry_run: bool, settings: OpsSettings, out: TextIO
 ) -> int:
-    replay = await replay_dead_letters(
-        settings.kafka_bootstrap_servers, topic, limit=limit, dry_run=dry_run
-    )
+    replay = await replay_dead_letters(settings, topic, limit=limit, dry_run=dry_run)
     count = len(replay.letters)
     if dry_run:
         print(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from juniper_shared.contracts.registry import TOPICS
+from juniper_shared.settings import KafkaSettings
 
 REPLAY_GROUP = "juniper-ops.dlq-replay"
 """Consumer group whose committed offsets mark how far each dead-letter topic was replayed."""
@@ -83,16 +84,16 @@ class DeadLetterTopic:
 
 
 async def read_dead_letters(
-    bootstrap: str, topic: DeadLetterTopic, *, limit: int, unreplayed_only: bool = False
+    kafka: KafkaSettings, topic: DeadLetterTopic, *, limit: int, unreplayed_only: bool = False
 ) -> list[DeadLetter]:
     """The first `limit` dead letters (partition by partition, oldest first), all of them or
     only those no replay has sent yet."""
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(kafka)
     await consumer.start()
     try:
         async with asyncio.timeout(READ_SECONDS):
             return await _read(
-                consumer, bootstrap, topic.name, limit=limit, unreplayed_only=unreplayed_only
+                consumer, kafka, topic.name, limit=limit, unreplayed_only=unreplayed_only
             )
     finally:
         await consumer.stop()
@@ -106,21 +107,19 @@ class Replay:
 
 
 async def replay_dead_letters(
-    bootstrap: str, topic: DeadLetterTopic, *, limit: int, dry_run: bool = False
+    kafka: KafkaSettings, topic: DeadLetterTopic, *, limit: int, dry_run: bool = False
 ) -> Replay:
     """Republish dead letters no replay has sent yet to their original topic, in order and with
     their key (so per-entity order holds), then record the progress."""
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(kafka)
     await consumer.start()
     try:
         async with asyncio.timeout(READ_SECONDS):
-            letters = await _read(
-                consumer, bootstrap, topic.name, limit=limit, unreplayed_only=True
-            )
+            letters = await _read(consumer, kafka, topic.name, limit=limit, unreplayed_only=True)
         if dry_run or not letters:
             return Replay(topic.source_name, tuple(letters), dry_run)
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all"
+            **kafka.kafka_client_options(), enable_idempotence=True, acks="all"
         )
         await producer.start()
         try:
@@ -154,9 +153,9 @@ def _replay_headers(dlq: str, letter: DeadLetter) -> list[tuple[str, bytes]]:
     return kept
 
 
-def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+def _consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.kafka_client_options(),
         group_id=REPLAY_GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -165,9 +164,14 @@ def _consumer(bootstrap: str) -> AIOKafkaConsumer:
 
 
 async def _read(
-    consumer: AIOKafkaConsumer, bootstrap: str, topic: str, *, limit: int, unreplayed_only: bool
+    consumer: AIOKafkaConsumer,
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    limit: int,
+    unreplayed_only: bool,
 ) -> list[DeadLetter]:
-    partitions = await _partitions(bootstrap, topic)
+    partitions = await _partitions(kafka, topic)
     if not partitions:
         return []
     consumer.assign(partitions)
@@ -199,9 +203,9 @@ async def _read(
     return letters[:limit]
 
 
-async def _partitions(bootstrap: str, topic: str) -> Sequence[TopicPartition]:
+async def _partitions(kafka: KafkaSettings, topic: str) -> Sequence[TopicPartition]:
     """The topic's partitions; none when it does not exist (it is not created by asking)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(**kafka.kafka_client_options(), request_timeout_ms=15_000)
     await admin.start()
     try:
         if topic not in await admin.list_topics():

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from juniper_shared.settings import KafkaSettings
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret"  # noqa: S105 -- the documented local-only secret
 
 
-class OpsSettings(BaseSettings):
+class OpsSettings(KafkaSettings):
+    """The Kafka connection (as principal `ops`) and the database, from the environment."""
+
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
     mongodb_url: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = ""
     """Overrides the database name (default: the service's name, as the services do)."""

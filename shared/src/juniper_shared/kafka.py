@@ -18,6 +18,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
+from faststream.security import SASLScram512
 
 from juniper_shared import tracing
 from juniper_shared.contracts.events import Envelope
@@ -38,7 +39,7 @@ from juniper_shared.metrics import (
     MESSAGES_PUBLISHED,
     MESSAGES_SKIPPED,
 )
-from juniper_shared.settings import ServiceSettings
+from juniper_shared.settings import KafkaSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,26 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
     """The FastStream broker for the batch subscribers; publishing goes through `Producer`."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id=service,
         consumer_only=True,
         request_timeout_ms=15_000,
         graceful_timeout=20.0,
         # FastStream logs every message at INFO by default, which halves throughput.
         logger=None,
+    )
+
+
+def broker_security(settings: KafkaSettings) -> SASLScram512 | None:
+    """The settings' credentials in FastStream's terms (None: PLAINTEXT, no credentials)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    options = settings.kafka_client_options()
+    return SASLScram512(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        ssl_context=options.get("ssl_context"),
+        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
     )
 
 
@@ -89,7 +104,7 @@ class Producer:
     async def start(self) -> None:
         # Created here, not in __init__: aiokafka binds to the running event loop.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            **self._settings.kafka_client_options(),
             client_id=self._client_id,
             enable_idempotence=True,
             acks="all",

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
 from juniper_shared.metrics import CONSUMER_LAG
+from juniper_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +22,10 @@ class LagMonitor:
     subscriber of the broker (topic and group without the test prefix)."""
 
     def __init__(
-        self, broker: KafkaBroker, *, bootstrap: str, prefix: str, interval: float = 15.0
+        self, broker: KafkaBroker, *, kafka: KafkaSettings, prefix: str, interval: float = 15.0
     ) -> None:
         self._broker = broker
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._prefix = prefix
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -48,8 +49,9 @@ class LagMonitor:
         return found
 
     async def _run(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        ends = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        options = self._kafka.kafka_client_options()
+        admin = AIOKafkaAdminClient(**options)
+        ends = AIOKafkaConsumer(**options, enable_auto_commit=False)
         try:
             await admin.start()
             await ends.start()

@@ -65,7 +65,7 @@ class Runtime:
             relay=relay,
             lag=LagMonitor(
                 broker,
-                bootstrap=settings.kafka_bootstrap_servers,
+                kafka=settings,
                 prefix=settings.kafka_topic_prefix,
                 interval=settings.lag_interval_seconds,
             ),

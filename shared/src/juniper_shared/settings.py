@@ -2,18 +2,60 @@
 
 from __future__ import annotations
 
+import ssl
+from typing import Any, Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from juniper_shared.buyer_links import BuyerLinkKeys
 
 
-class ServiceSettings(BaseSettings):
-    """What every service reads; a service subclasses it to add its own."""
+class KafkaSettings(BaseSettings):
+    """Where Kafka is and who this process is to it (the contract's "Kafka access")."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # PLAINTEXT with no credentials: what unit tests and a bare broker need; the local stack,
+    # the tests on real infrastructure and Kubernetes set SASL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_file: str = ""
+    """PEM bundle that signs the broker's certificate under SASL_SSL (default: the system's)."""
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka client: the servers and the credentials.
+        Raises ValueError under SASL without credentials (checked here, where a client is
+        made, so that settings used for anything else need none)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap_servers}
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return options
+        if not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        options.update(
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_plain_username=self.kafka_sasl_username,
+            sasl_plain_password=self.kafka_sasl_password.get_secret_value(),
+        )
+        if self.kafka_security_protocol == "SASL_SSL":
+            options["ssl_context"] = ssl.create_default_context(
+                cafile=self.kafka_ssl_ca_file or None
+            )
+        return options
+
+
+class ServiceSettings(KafkaSettings):
+    """What every service reads; a service subclasses it to add its own."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
     mongodb_url: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = ""
     # Required: a service started without a secret refuses to start.

@@ -4,12 +4,56 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from juniper_shared.contracts.events import OrderPlaced, OrderPlacedData
+from juniper_shared.contracts.registry import TOPICS
+from juniper_shared.settings import KafkaSettings
+
+DEV_PASSWORD_SUFFIX = "-dev-secret"
+"""The local stack's Kafka passwords are `<principal>-dev-secret` (the contract)."""
+
+
+def kafka_credentials(principal: str) -> dict[str, Any]:
+    """KafkaSettings fields that make a client `principal` on the broker the tests use: its local
+    password when KAFKA_SECURITY_PROTOCOL says SASL (make test), nothing on a PLAINTEXT broker."""
+    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return {}
+    return {
+        "kafka_security_protocol": protocol,
+        "kafka_sasl_mechanism": os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        "kafka_sasl_username": principal,
+        "kafka_sasl_password": principal + DEV_PASSWORD_SUFFIX,
+    }
+
+
+def kafka_env(principal: str) -> dict[str, str]:
+    """The same as environment variables, for a service started as a process."""
+    return {name.upper(): str(value) for name, value in kafka_credentials(principal).items()}
+
+
+def kafka_settings(bootstrap: str, principal: str) -> KafkaSettings:
+    """The connection to `bootstrap` as `principal`."""
+    return KafkaSettings(kafka_bootstrap_servers=bootstrap, **kafka_credentials(principal))
+
+
+def kafka_options(bootstrap: str, principal: str) -> dict[str, Any]:
+    """Keyword arguments for an aiokafka client connecting to `bootstrap` as `principal`."""
+    return kafka_settings(bootstrap, principal).kafka_client_options()
+
+
+def writer_of(topic: str) -> str:
+    """The principal that may write `topic` (a contract topic under any prefix); `ops` for the
+    rest (dead-letter topics, a test's own topics), which writes every topic."""
+    for known in TOPICS:
+        if topic.endswith(known.name):
+            return known.writer
+    return "ops"
 
 
 async def wait_until(
@@ -114,12 +158,19 @@ def bearer(seller_id: str, secret: str = "dev-only-secret") -> dict[str, str]:
 
 
 async def publish_raw(
-    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes]],
+    *,
+    principal: str | None = None,
 ) -> None:
-    """Produce (key, value) pairs to `topic` and wait until Kafka has them."""
+    """Produce (key, value) pairs to `topic` and wait until Kafka has them; as the topic's
+    writer (e.g. `checkout` for orders.placed) unless `principal` says otherwise."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        **kafka_options(bootstrap, principal or writer_of(topic)), enable_idempotence=True
+    )
     await producer.start()
     try:
         for key, value in messages:
@@ -135,11 +186,15 @@ async def read_topic(
     *,
     until: Callable[[list[Any]], bool],
     timeout: float = 20.0,
+    principal: str = "ops",
 ) -> list[Any]:
-    """Read `topic` from the beginning until `until(records)` holds; fails after `timeout` s."""
+    """Read `topic` from the beginning until `until(records)` holds; fails after `timeout` s.
+    As `ops` by default, which reads every topic (no consumer group)."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, **kafka_options(bootstrap, principal), auto_offset_reset="earliest"
+    )
     await consumer.start()
     records: list[Any] = []
     try:

@@ -18,13 +18,20 @@ from juniper_shared.kafka import (
     DeadLetters,
     Producer,
     Subscription,
+    broker_security,
     consume_batches,
     decode_batch,
     subscribe_batch,
 )
 from juniper_shared.metrics import FORGED_EVENTS
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import placed_order, placed_order_data, wait_until
+from juniper_shared.testing import (
+    kafka_credentials,
+    kafka_settings,
+    placed_order,
+    placed_order_data,
+    wait_until,
+)
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -65,9 +72,15 @@ async def run_storing_consumer(
     infra: Any, topic: Topic, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str
 ) -> tuple[StoringConsumer, list[int]]:
     settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        auth_jwt_secret="dev-only-secret",
+        **kafka_credentials("admin"),
     )
-    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    broker = KafkaBroker(
+        infra.kafka_bootstrap,
+        security=broker_security(kafka_settings(infra.kafka_bootstrap, "admin")),
+        logger=None,
+    )
     producer = Producer(settings, client_id="test")
     await producer.start()
     dead_letters = DeadLetters(producer)
@@ -91,7 +104,7 @@ async def run_storing_consumer(
 
 
 async def produce(infra: Any, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**infra.kafka(), enable_idempotence=True)
     await producer.start()
     try:
         for value in values:
@@ -102,9 +115,7 @@ async def produce(infra: Any, topic: str, values: list[bytes]) -> None:
 
 
 async def dlq_messages(infra: Any, topic: Topic, expected: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic.dlq, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(topic.dlq, **infra.kafka(), auto_offset_reset="earliest")
     await consumer.start()
     try:
         found: list[Any] = []
@@ -227,11 +238,17 @@ async def consumer_of_two_topics(
         for which in ("first", "second")
     )
     settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="dev-only-secret"
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        auth_jwt_secret="dev-only-secret",
+        **kafka_credentials("admin"),
     )
     producer = Producer(settings, client_id="test")
     await producer.start()
-    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    broker = KafkaBroker(
+        infra.kafka_bootstrap,
+        security=broker_security(kafka_settings(infra.kafka_bootstrap, "admin")),
+        logger=None,
+    )
     consume_batches(
         broker,
         [Subscription(first, handlers(first)), Subscription(second, handlers(second))],
@@ -313,9 +330,7 @@ async def test_topics_that_share_a_handler_reach_it_in_one_call_per_batch(
 
 async def dlq_count(infra: Any, topic: Topic, *, settle_seconds: float = 3.0) -> int:
     """How many dead letters `topic` has, read until none came for `settle_seconds`."""
-    consumer = AIOKafkaConsumer(
-        topic.dlq, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(topic.dlq, **infra.kafka(), auto_offset_reset="earliest")
     await consumer.start()
     try:
         found = 0
@@ -461,7 +476,7 @@ async def test_a_dead_letter_fits_its_topic_whatever_headers_the_original_carrie
     broker, producer, first, _ = await consumer_of_two_topics(
         infra, unique, failing_on(set(), lambda: ValueError(), applied, [])
     )
-    raw = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    raw = AIOKafkaProducer(**infra.kafka())
     await raw.start()
     try:
         # 900 kB of headers: with the DLQ's own headers added, a full copy would pass 1 MiB.

@@ -8,8 +8,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
+from juniper_shared.kafka import broker_security
 from juniper_shared.lag import LagMonitor
-from juniper_shared.testing import publish_raw
+from juniper_shared.testing import kafka_settings, publish_raw
 from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
@@ -18,16 +19,23 @@ pytestmark = pytest.mark.integration
 async def test_unconsumed_messages_show_as_lag(infra: Any, unique: str) -> None:
     prefix = f"t{unique}."
     topic = prefix + "lagging"
-    await publish_raw(infra.kafka_bootstrap, topic, [(b"k", b"x")] * 7)
-    broker = KafkaBroker(infra.kafka_bootstrap, logger=None)
+    # as the super user: a topic of the test's own, created by producing to it
+    await publish_raw(infra.kafka_bootstrap, topic, [(b"k", b"x")] * 7, principal="admin")
+    broker = KafkaBroker(
+        infra.kafka_bootstrap,
+        security=broker_security(kafka_settings(infra.kafka_bootstrap, "admin")),
+        logger=None,
+    )
 
     @broker.subscriber(topic, group_id=prefix + "slow-group", batch=True)
     async def never_started(body: Any) -> None:  # registered, never run: nothing is committed
         pass
 
-    monitor = LagMonitor(broker, bootstrap=infra.kafka_bootstrap, prefix=prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
-    ends = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap)
+    monitor = LagMonitor(
+        broker, kafka=kafka_settings(infra.kafka_bootstrap, "admin"), prefix=prefix
+    )
+    admin = AIOKafkaAdminClient(**infra.kafka())
+    ends = AIOKafkaConsumer(**infra.kafka())
     await admin.start()
     await ends.start()
     try:

@@ -21,7 +21,7 @@ from juniper_shared.outbox import (
     outbox_entry,
 )
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import placed_order, read_topic
+from juniper_shared.testing import kafka_credentials, placed_order, read_topic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -37,9 +37,13 @@ def stored(document_id: str, *, age: timedelta) -> dict[str, Any]:
 async def relay_on(
     infra: Any, collection: AsyncCollection[dict[str, Any]], topic_prefix: str, **options: Any
 ) -> AsyncIterator[OutboxRelay]:
-    """An outbox relay of `collection` publishing with a real producer under `topic_prefix`."""
+    """An outbox relay of `collection` publishing with a real producer under `topic_prefix`
+    (orders.placed, as its writer `checkout`)."""
+    await infra.provision(topic_prefix)
     settings = ServiceSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap, auth_jwt_secret="x" * 8
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        auth_jwt_secret="x" * 8,
+        **kafka_credentials("checkout"),
     )
     producer = Producer(settings, client_id="outbox-test")
     await producer.start()

@@ -21,6 +21,7 @@ async def running_invoicing(
     """One invoicing process (a replica: a second one shares the database and topics)."""
     port = free_port()
     settings = invoicing_settings(infra, database_name, unique, port)
+    await infra.provision(settings.kafka_topic_prefix)
     async with (
         serving(build_app(settings), port=port) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,

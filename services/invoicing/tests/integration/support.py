@@ -33,7 +33,7 @@ from juniper_shared.contracts.registry import (
     PAYMENTS_EVENTS,
     encode,
 )
-from juniper_shared.testing import bearer, publish_raw, read_topic, wait_until
+from juniper_shared.testing import bearer, kafka_credentials, publish_raw, read_topic, wait_until
 
 SHIPPING = {
     "carrier": "UPS",
@@ -246,6 +246,7 @@ def invoicing_settings(infra: Any, database_name: str, unique: str, port: int) -
         mongodb_database=database_name,
         kafka_topic_prefix=f"t{unique}.",
         auth_jwt_secret="dev-only-secret",
+        **kafka_credentials("invoicing"),
         outbox_poll_seconds=0.5,
         http_port=port,
         mongodb_max_pool_size=20,

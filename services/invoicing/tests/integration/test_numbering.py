@@ -14,7 +14,7 @@ import httpx
 import pytest
 from invoicing.bootstrap import build_app
 from juniper_shared.metrics import DB_COMMANDS
-from juniper_shared.testing import free_port, serving, wait_until
+from juniper_shared.testing import free_port, kafka_env, serving, wait_until
 
 from .support import Invoicing, accepted, invoicing_settings, snapshot
 
@@ -127,7 +127,9 @@ async def test_a_service_killed_mid_confirm_leaves_no_gap(
         "OUTBOX_POLL_SECONDS": "0.5",
         "MONGODB_MAX_POOL_SIZE": "10",
         "LOG_LEVEL": "WARNING",
+        **kafka_env("invoicing"),
     }
+    await infra.provision(f"t{unique}.")
     first_order, second_order = f"ord-{unique}-1", f"ord-{unique}-2"
     crashing = {**env, "INVOICING_CRASH_AFTER": "number_reserved"}
     async with running(crashing, base_url) as (process, http):

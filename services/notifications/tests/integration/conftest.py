@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from juniper_shared.contracts.events import Envelope as Event
-from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_EVENTS, encode, topic_of
-from juniper_shared.testing import bearer, free_port, serving, wait_until
+from juniper_shared.contracts.registry import encode, topic_of
+from juniper_shared.testing import bearer, free_port, kafka_credentials, serving, wait_until
 from notifications.bootstrap import build_app
 from notifications.settings import NotificationsSettings
 
@@ -114,31 +113,19 @@ class Service:
         return [item["status"] for item in await self.notifications(seller_id, order_id)]
 
 
-async def create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=1, replication_factor=1) for name in names]
-        )
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def service(
     infra: Any, database_name: str, unique: str, smtp: SmtpInbox
 ) -> AsyncIterator[Service]:
     prefix = f"t{unique}."
-    await create_topics(
-        infra.kafka_bootstrap, [prefix + topic.name for topic in (ORDERS_EVENTS, INVOICES_EVENTS)]
-    )
+    await infra.provision(prefix, partitions=1)
     settings = NotificationsSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap,
         mongodb_url=infra.mongodb_url,
         mongodb_database=database_name,
         kafka_topic_prefix=prefix,
         auth_jwt_secret="dev-only-secret",
+        **kafka_credentials("notifications"),
         outbox_poll_seconds=0.5,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
@@ -146,7 +133,8 @@ async def service(
         smtp_retry_max_seconds=1.0,
         smtp_timeout_seconds=5.0,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, enable_idempotence=True)
+    # Publishes orders.events and invoices.events in the name of their writers: as `ops`.
+    producer = AIOKafkaProducer(**infra.kafka("ops"), enable_idempotence=True)
     await producer.start()
     try:
         async with serving(build_app(settings)) as base_url:

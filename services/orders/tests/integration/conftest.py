@@ -13,6 +13,7 @@ from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import encode
 from juniper_shared.testing import (
     bearer,
+    kafka_credentials,
     placed_order,
     publish_raw,
     read_topic,
@@ -76,6 +77,7 @@ def make_settings(infra: Any, database_name: str, prefix: str) -> OrdersSettings
         mongodb_database=database_name,
         kafka_topic_prefix=prefix,
         auth_jwt_secret="dev-only-secret",  # type: ignore[arg-type]
+        **kafka_credentials("orders"),
         outbox_poll_seconds=0.5,
     )
 
@@ -85,6 +87,7 @@ async def orders_service(
     infra: Any, database_name: str, unique: str
 ) -> AsyncIterator[OrdersUnderTest]:
     prefix = f"t{unique}."
+    await infra.provision(prefix)
     settings = make_settings(infra, database_name, prefix)
     async with (
         serving(build_app(settings)) as base_url,

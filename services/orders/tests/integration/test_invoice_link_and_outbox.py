@@ -189,6 +189,7 @@ async def test_events_stored_before_a_crash_are_published_after_restart(
 ) -> None:
     """A write landed with its event in the outbox, then the process died before publishing."""
     prefix = f"t{unique}."
+    await infra.provision(prefix)
     settings = make_settings(infra, database_name, prefix)
     event = placed_order(seller_id=SELLER)
     stranded = {

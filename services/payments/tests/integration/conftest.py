@@ -14,6 +14,7 @@ from juniper_shared.contracts.events import Envelope, InvoiceIssued, OrderPlaced
 from juniper_shared.contracts.registry import encode
 from juniper_shared.testing import (
     bearer,
+    kafka_credentials,
     placed_order,
     publish_raw,
     read_topic,
@@ -37,6 +38,7 @@ def make_settings(
         "mongodb_database": database_name,
         "kafka_topic_prefix": prefix,
         "auth_jwt_secret": "dev-only-secret",
+        **kafka_credentials("payments"),
         "outbox_poll_seconds": 0.5,
         "card_processor_url": processor_url,
         # Small but real: enough calls for tok_transient's two 503s, quick to exhaust.
@@ -136,6 +138,7 @@ async def payments_service(infra: Any) -> AsyncIterator[PaymentsUnderTest]:
     unique = uuid.uuid4().hex[:10]
     database_name = f"test_{unique}"
     async with serving(create_sandbox_app(Sandbox(slow_seconds=5.0))) as sandbox_url:
+        await infra.provision(f"t{unique}.")
         settings = make_settings(infra, database_name, f"t{unique}.", sandbox_url)
         try:
             async with (

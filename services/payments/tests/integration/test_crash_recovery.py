@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 import pytest
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import bearer, free_port, placed_order, publish_raw, wait_until
+from juniper_shared.testing import (
+    bearer,
+    free_port,
+    kafka_env,
+    placed_order,
+    publish_raw,
+    wait_until,
+)
 from pymongo import AsyncMongoClient
 
 from ..builders import invoice_issued
@@ -95,7 +102,9 @@ async def processes(
         "CARD_PROCESSOR_URL": f"http://127.0.0.1:{sandbox_port}",
         "OUTBOX_POLL_SECONDS": "0.5",
         "LOG_LEVEL": "WARNING",
+        **kafka_env("payments"),
     }
+    await infra.provision(f"t{unique}.")
     payments = Process("payments", env, tmp_path / "payments.log")
     try:
         yield (
