@@ -13,7 +13,8 @@ is provisioned like the bare names: its own topics and LITERAL ACLs on `<prefix>
 Kafka's PREFIXED patterns match the start of a name, and the run's prefix comes before the
 contract's name, so no one pattern can say "orders.placed under any prefix"; per-prefix
 LITERAL grants keep each principal exactly as narrow in a test run as in production, and
-`revoke` removes them again when the run ends.
+`revoke` removes them again when the run ends. Groups likewise: a service commits under
+exactly `<prefix><its name>` (LITERAL), so no service can join or reset another's group.
 """
 
 from __future__ import annotations

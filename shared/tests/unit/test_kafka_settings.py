@@ -17,6 +17,7 @@ def test_plaintext_needs_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_sasl_passes_the_principal_and_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("KAFKA_SASL_USERNAME", "orders")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "orders-dev-secret")
