@@ -171,9 +171,12 @@ def provision(
     returns once the broker enforces them."""
     settings = {} if partitions is None else {"num_partitions": partitions}
     admin.create_topics({name: dict(settings) for name in topic_names(prefix)}, raise_errors=False)
-    missing = set(topic_names(prefix)) - set(admin.list_topics())
-    if missing:
-        raise RuntimeError(f"topics not created: {sorted(missing)}")
+    # A new topic reaches the metadata a moment after the create answers (longer under load).
+    deadline = time.monotonic() + 30
+    while missing := set(topic_names(prefix)) - set(admin.list_topics()):
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"topics not created: {sorted(missing)}")
+        time.sleep(0.2)
     granted = acls(prefix)
     failed = admin.create_acls(granted)["failed"]
     if SecurityDisabledError in failed:  # a broker without an authorizer (e.g. PLAINTEXT in Docker)
