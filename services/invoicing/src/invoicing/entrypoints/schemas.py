@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from juniper_shared.contracts.common import Address, Buyer, PaymentMethodSummary, Shipping
 from juniper_shared.contracts.money import Amount, from_minor
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from invoicing.domain.invoice import Invoice
 
@@ -16,7 +16,7 @@ class PreviewBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shipping: Shipping
-    order_version: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    order_version: Annotated[int, Strict(), Field(ge=1, le=1_000_000_000)] | None = None
     """The order version the seller is looking at (the orders service's ETag). Invoicing learns
     of order changes over Kafka; with this, a preview never drafts from an older version."""
 
