@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from juniper_shared.auth import MAX_TOKEN_TTL_SECONDS
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret"  # noqa: S105 -- the documented local-only secret
@@ -17,3 +18,5 @@ class OpsSettings(BaseSettings):
     """Overrides the database name (default: the service's name, as the services do)."""
     kafka_topic_prefix: str = ""
     auth_jwt_secret: SecretStr | None = None
+    auth_max_token_ttl_seconds: int = Field(default=MAX_TOKEN_TTL_SECONDS, ge=1)
+    """The services refuse tokens that live longer; `token --ttl` stays within it."""

@@ -162,6 +162,7 @@ def create_app(
     title: str,
     version: str,
     jwt_secret: str,
+    max_token_ttl_seconds: int,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     readiness: Sequence[ReadinessCheck],
     description: str = "",
@@ -169,6 +170,7 @@ def create_app(
     """A FastAPI app with the contract's error bodies and /healthz, /readyz, /metrics."""
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.jwt_secret = jwt_secret
+    app.state.max_token_ttl_seconds = max_token_ttl_seconds
     app.add_middleware(BodySizeLimit)
     app.add_middleware(Observe)
 
