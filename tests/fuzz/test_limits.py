@@ -318,6 +318,15 @@ NOT_STRICT = [
         for cost in NOT_MONEY
     ),
     *(
+        (
+            "invoicing",
+            "POST",
+            "/v1/orders/o1/invoice/preview",
+            {"json": {"shipping": {**SHIPPING, "shipped_at": shipped_at}}},
+        )
+        for shipped_at in (0, 1767312000, True, "yesterday")
+    ),
+    *(
         ("orders", "PATCH", "/v1/orders/o1/items", {"json": {"items": [{**LINE, "quantity": q}]}})
         for q in (True, 1.0, "1", 1.5)
     ),

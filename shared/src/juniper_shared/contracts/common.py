@@ -6,7 +6,15 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+)
 
 from juniper_shared.contracts.money import MINOR_UNITS, Amount
 
@@ -181,8 +189,15 @@ class InvoiceLine(Contract):
     line_total: Amount
 
 
+def _date_string(value: object) -> object:
+    # pydantic would read a JSON number as a Unix time: a date on the wire is "YYYY-MM-DD".
+    if not isinstance(value, str | date):
+        raise ValueError('a date is a string such as "2026-11-27"')
+    return value
+
+
 class Shipping(Contract):
     carrier: ShortText
     tracking_number: ShortText
-    shipped_at: date
+    shipped_at: Annotated[date, BeforeValidator(_date_string)]
     shipping_cost: Amount
