@@ -96,6 +96,8 @@ def test_an_event_type_the_topic_does_not_carry_is_skipped_not_poison() -> None:
         {"items": [{"sku": "A", "name": "A", "unit_price": "999999999.99", "quantity": 2}]},
         {"buyer": {"id": "b", "name": "B\x00", "email": "b@example.com"}},
         {"notes": "fragile\x00"},
+        {"seller_id": "Seller_A"},
+        {"seller_id": "seller:a"},
     ],
 )
 def test_invalid_placed_orders_are_refused(overrides: dict[str, Any]) -> None:

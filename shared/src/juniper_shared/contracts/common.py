@@ -47,6 +47,9 @@ LongText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]
+SellerId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+"""A seller as tokens name it (juniper_shared.auth.SELLER_ID): an order for any other id
+could never be seen by its seller."""
 Email = Annotated[
     str,
     StringConstraints(

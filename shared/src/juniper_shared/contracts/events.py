@@ -24,6 +24,7 @@ from juniper_shared.contracts.common import (
     PaymentMethod,
     PaymentMethodSummary,
     PlacedItem,
+    SellerId,
 )
 from juniper_shared.contracts.money import MINOR_UNITS, Amount, check_totals, to_minor
 
@@ -58,7 +59,7 @@ class Envelope(BaseModel):
 
 class OrderPlacedData(Contract):
     order_id: Identifier
-    seller_id: Identifier
+    seller_id: SellerId
     seller_name: OptionalText | None = None
     placed_at: datetime
     currency: Currency
