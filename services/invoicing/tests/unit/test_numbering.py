@@ -27,6 +27,7 @@ from invoicing.domain.numbering import (
     settlement,
 )
 from invoicing.domain.order import InvoiceableOrder, OrderLine
+from invoicing.entrypoints.schemas import invoice_view
 from juniper_shared.contracts.events import Envelope
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -413,3 +414,13 @@ async def test_a_confirm_that_fails_after_reserving_leaves_no_reservation_behind
     # Nothing was issued by the failed confirm; the next ones number from 1, without a gap.
     assert (await service.confirm("seller-1", ids[1])).number == "INV-000001"
     assert (await service.confirm("seller-1", ids[0])).number == "INV-000002"
+
+
+def test_a_stored_draft_past_the_amount_cap_can_still_be_read() -> None:
+    """Drafts stored before the cap was checked are shown as they are, never a 500."""
+    stores, _, ids = world(1)
+    poisoned(stores, ids[0])
+    shown = invoice_view(stores.invoices[ids[0]], url="http://invoicing/doc").model_dump(
+        mode="json"
+    )
+    assert (shown["shipping_cost"], shown["total"]) == ("999999999.99", "1000000024.99")

@@ -72,6 +72,16 @@ Amount = Annotated[
 ]
 """A non-negative decimal amount; serialized as a string."""
 
+ShownAmount = Annotated[
+    Decimal,
+    PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="always"),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,3})?$", "examples": ["125.50"]}
+    ),
+]
+"""An amount in an answer: what is stored, shown as it is (a read never fails on a record that
+an older version stored past today's limits)."""
+
 
 def minor_units(currency: str) -> int:
     """Digits after the decimal point for `currency` (ISO-4217)."""
