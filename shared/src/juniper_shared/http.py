@@ -142,7 +142,8 @@ MAX_ID_CHARS = 128
 
 
 def _printable(value: str) -> bool:
-    return len(value) <= MAX_ID_CHARS and all(" " <= char <= "~" for char in value)
+    # ASCII and printable: space to "~", checked in C (this runs on every request).
+    return len(value) <= MAX_ID_CHARS and value.isascii() and value.isprintable()
 
 
 class PrintableIds:
