@@ -7,7 +7,6 @@ from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,27 +21,30 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL_IN_LONG_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
+def _no_control(value: object) -> object:
+    if isinstance(value, str) and _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     return value
 
 
-def _no_control_but_lines(value: str) -> str:
-    if _CONTROL_IN_LONG_TEXT.search(value):
+def _no_control_but_lines(value: object) -> object:
+    if isinstance(value, str) and _CONTROL_IN_LONG_TEXT.search(value):
         raise ValueError("must not contain control characters (line breaks and tabs allowed)")
     return value
 
 
-NoControl = AfterValidator(_no_control)
-"""No C0/C1 control character (NUL included) and no lone surrogate: the database refuses some,
-and none belongs in a name, an email or an id."""
+NoControl = BeforeValidator(_no_control)
+"""No C0/C1 control character (NUL included) and no lone surrogate, checked before any
+whitespace is stripped: the database refuses some, and none belongs in a name, an email or an
+id."""
 
 ShortText = Annotated[
     str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NoControl
 ]
 OptionalText = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True), NoControl]
-LongText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_control_but_lines)]
+LongText = Annotated[
+    str, StringConstraints(max_length=2000), BeforeValidator(_no_control_but_lines)
+]
 """A message or notes: up to 2,000 characters; line breaks and tabs are its only controls."""
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
