@@ -228,8 +228,10 @@ HOSTILE_IDS = st.one_of(
     _with(CONTROL),
     _with(st.characters(min_codepoint=0x80, codec="utf-8", exclude_categories=["Cs"])),
     st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=129, max_size=300),
+    # Printable but longer than any id, with `$`, `{`, `/`, `%`, `..`: not found or refused.
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=65, max_size=128),
 )
-"""What no id in a path or query may be: each gets 404 or 422 and the contract's body."""
+"""Ids no endpoint knows: each gets 404 or 422 and the contract's body, never a 5xx."""
 
 ID_PARAMETERS = [
     (service, method.upper(), path, parameter["name"], parameter["in"])
