@@ -342,3 +342,43 @@ async def test_amounts_in_range_adding_up_past_the_cap_are_refused_and_nothing_i
     events = await service.invoice_events(until=lambda found: len(found) >= 2)
     issued = {event["data"]["order_id"]: event["data"]["amount"] for event in events}
     assert issued == {fine: "81.00", poisoned: "81.00"}
+
+
+async def test_a_draft_stored_past_the_cap_is_never_issued_and_blocks_no_other_confirm(
+    service: Invoicing,
+    unique: str,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    database_name: str,
+) -> None:
+    """A draft an older version stored with shipping of 999,999,999.99 (before previews were
+    checked): it reads, its confirm is refused with no number taken, the seller's other
+    invoices are numbered from 1, and it is issued only when the seller previews it again."""
+    poisoned, fine = f"ord-{unique}-a", f"ord-{unique}-b"
+    await service.publish_orders([accepted(snapshot(poisoned)), accepted(snapshot(fine))])
+    invoice_id = (await service.until_previewable(poisoned))["invoice_id"]
+    # As another process of the older version would have written it (its version bumped).
+    stored = await mongo_client[database_name]["invoices"].update_one(
+        {"_id": invoice_id},
+        {"$set": {"shipping.shipping_cost": 99_999_999_999}, "$inc": {"version": 1}},
+    )
+    assert stored.modified_count == 1
+
+    shown = await service.invoice(invoice_id)
+    assert (shown.status_code, shown.json()["total"]) == (200, "1000000065.99")
+    listed = await service.http.get(
+        "/v1/invoices", params={"order_id": poisoned}, headers=bearer("seller-1")
+    )
+    assert listed.status_code == 200
+    refused = await service.confirm(invoice_id)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "validation_error")
+    assert "total" in refused.json()["error"]["message"]
+
+    other = (await service.until_previewable(fine))["invoice_id"]
+    confirmed = await service.confirm(other)
+    assert (confirmed.status_code, confirmed.json()["number"]) == (200, "INV-000001")
+    assert (await service.invoice(invoice_id)).json()["status"] == "draft"
+
+    assert (await service.preview(poisoned, shipping_cost="15.00")).status_code == 200
+    assert (await service.confirm(invoice_id)).json()["number"] == "INV-000002"
+    events = await service.invoice_events(until=lambda found: len(found) >= 2)
+    assert sorted(event["data"]["number"] for event in events) == ["INV-000001", "INV-000002"]
