@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from juniper_shared.auth import issue_token
+from juniper_shared.auth import MAX_TOKEN_TTL_SECONDS, issue_token
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
 from juniper_shared.settings import KafkaSettings
 from juniper_shared.testing import placed_order, wait_until
@@ -37,6 +37,8 @@ CHECKOUT = KafkaSettings(
     kafka_sasl_password=os.environ.get("KAFKA_SASL_PASSWORD", "checkout-dev-secret"),  # type: ignore[arg-type]
 )
 SECRET = os.environ.get("AUTH_JWT_SECRET", "dev-only-secret")
+TOKEN_TTL = int(os.environ.get("AUTH_MAX_TOKEN_TTL_SECONDS", MAX_TOKEN_TTL_SECONDS))
+"""The printed tokens live as long as the services allow."""
 
 ADA = {"id": "buyer-ada", "name": "Ada Buyer", "email": "ada@example.com", "company": "Maple & Co"}
 BEN = {
@@ -146,8 +148,8 @@ async def seed_seller(
         print(
             f"  {order_id}  {buyer['name']:<14} {order['status']:<9} {order['total']:>7} {order['currency']}{note}"
         )
-    token = issue_token(seller_id, SECRET, ttl_seconds=7 * 24 * 3600)
-    print(f"  token: {token}")
+    token = issue_token(seller_id, SECRET, ttl_seconds=TOKEN_TTL)
+    print(f"  token (valid {TOKEN_TTL // 3600} hours): {token}")
 
 
 async def main() -> int:

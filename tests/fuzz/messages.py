@@ -111,17 +111,22 @@ def hostile(
     if _names_a_seller(good["data"]):
         forged["forged_seller"] = bad("forged_seller", forged_seller)
 
-    return forged | {
-        "not_json": bad("not_json", not_json),
-        "truncated": bad("truncated", truncated),
-        "not_an_object": bad("not_an_object", not_object),
-        "wrong_type": bad("wrong_type", wrong_field()),
-        "unknown_version": bad("unknown_version", unknown_version),
-        "no_type": bad("no_type", no_type),
-        "oversized": bad("oversized", oversized),
-        "null_value": bad("null_value", st.none()),
-        "unknown_type": unknown_type(),
-    }
+    placed = _placed_order_kinds(good, bad) if event_type == "order.placed" else {}
+    return (
+        forged
+        | placed
+        | {
+            "not_json": bad("not_json", not_json),
+            "truncated": bad("truncated", truncated),
+            "not_an_object": bad("not_an_object", not_object),
+            "wrong_type": bad("wrong_type", wrong_field()),
+            "unknown_version": bad("unknown_version", unknown_version),
+            "no_type": bad("no_type", no_type),
+            "oversized": bad("oversized", oversized),
+            "null_value": bad("null_value", st.none()),
+            "unknown_type": unknown_type(),
+        }
+    )
 
 
 PRINCIPALS = ("checkout", "orders", "invoicing", "payments", "notifications", "ops")
@@ -131,6 +136,76 @@ def _names_a_seller(data: dict[str, Any]) -> bool:
     """Whether the event's data names its seller (itself or in an order it carries)."""
     parts = [data, *(value for value in data.values() if isinstance(value, dict))]
     return any("seller_id" in part for part in parts)
+
+
+CAP_CENTS = 100_000_000_000
+"""1,000,000,000.00: every amount of an order (line total, subtotal, total) stays below it."""
+
+CONTROL_CHARACTERS = st.sampled_from(
+    [chr(code) for code in range(0x20) if chr(code) not in "\t\n\r"] + ["\x7f", "\x85", "\ud800"]
+)
+"""Never in any string of an order (line breaks and tabs are allowed in `notes` only)."""
+
+TEXT_FIELDS = (
+    "buyer.name",
+    "buyer.email",
+    "buyer.company",
+    "items.0.sku",
+    "items.0.name",
+    "shipping_address.name",
+    "shipping_address.line1",
+    "shipping_address.city",
+    "billing_address.postal_code",
+    "payment_method.card_token",
+    "seller_name",
+    "notes",
+)
+
+
+def _placed_order_kinds(good: dict[str, Any], bad: Any) -> dict[str, st.SearchStrategy[Bad]]:
+    """Orders whose every field is in range but whose amounts add up past the cap, and orders
+    with a control character in a string: both are invalid at decode."""
+
+    def encoded(document: Any) -> bytes:
+        return json.dumps(document).encode()
+
+    def cents(units: int) -> str:
+        return f"{units // 100}.{units % 100:02d}"
+
+    prices = st.integers(min_value=1, max_value=CAP_CENTS - 1)
+    quantities = st.integers(min_value=1, max_value=100_000)
+
+    @st.composite
+    def over_the_cap(draw: st.DrawFn) -> bytes:
+        lines = draw(st.lists(st.tuples(prices, quantities), min_size=1, max_size=5))
+        shipping = draw(st.integers(min_value=0, max_value=CAP_CENTS - 1))
+        total = sum(price * quantity for price, quantity in lines) + shipping
+        if total < CAP_CENTS:  # push the last line over: still one in-range quantity
+            price, _ = lines[-1]
+            lines[-1] = (max(price, CAP_CENTS // 100_000 + 1), 100_000)
+        items = [
+            {"sku": f"S{n}", "name": "Gold", "unit_price": cents(price), "quantity": quantity}
+            for n, (price, quantity) in enumerate(lines)
+        ]
+        data = {**good["data"], "items": items, "shipping_fee": cents(shipping)}
+        return encoded({**good, "data": data})
+
+    @st.composite
+    def control_character(draw: st.DrawFn) -> bytes:
+        document = json.loads(json.dumps(good))
+        path = draw(st.sampled_from(TEXT_FIELDS)).split(".")
+        holder = document["data"]
+        for part in path[:-1]:
+            holder = holder[int(part)] if part.isdigit() else holder[part]
+        text = str(holder.get(path[-1]) or "x")
+        at = draw(st.integers(min_value=0, max_value=len(text)))
+        holder[path[-1]] = text[:at] + draw(CONTROL_CHARACTERS) + text[at:]
+        return encoded(document)
+
+    return {
+        "over_the_cap": bad("over_the_cap", over_the_cap()),
+        "control_character": bad("control_character", control_character()),
+    }
 
 
 def _is_json_object(data: bytes) -> bool:

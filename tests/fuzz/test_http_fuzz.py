@@ -8,13 +8,16 @@ bodies reach the real handlers and not only the 404 branch.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from juniper_shared.testing import bearer
 from schemathesis.checks import not_a_server_error
@@ -208,3 +211,124 @@ def test_notifications_api(
     case: schemathesis.Case, stack: Stack, session: requests.Session, known: dict[str, str]
 ) -> None:
     _call("notifications", stack, session, case)
+
+
+# --- hostile ids and strings: control characters, NUL, non-ASCII, too long ---------------------
+
+CONTROL = st.sampled_from([chr(code) for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))])
+"""A C0 or C1 control character, NUL included."""
+
+
+def _with(inside: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    around = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
+    return st.tuples(around, inside, around).map("".join)
+
+
+HOSTILE_IDS = st.one_of(
+    _with(CONTROL),
+    _with(st.characters(min_codepoint=0x80, codec="utf-8", exclude_categories=["Cs"])),
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=129, max_size=300),
+    # Printable but longer than any id, with `$`, `{`, `/`, `%`, `..`: not found or refused.
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=65, max_size=128),
+)
+"""Ids no endpoint knows: each gets 404 or 422 and the contract's body, never a 5xx."""
+
+ID_PARAMETERS = [
+    (service, method.upper(), path, parameter["name"], parameter["in"])
+    for service, document in DOCUMENTS.items()
+    for path, operations in document["paths"].items()
+    for method, operation in operations.items()
+    for parameter in operation.get("parameters", [])
+    if parameter["in"] in {"path", "query"} and parameter["name"].endswith("_id")
+]
+
+
+HOSTILE_SETTINGS = settings(FUZZ_SETTINGS, max_examples=budget(60))
+"""One request per example: cheap enough for more examples than the schema fuzzers."""
+
+
+@given(where=st.sampled_from(ID_PARAMETERS), value=HOSTILE_IDS)
+@HOSTILE_SETTINGS
+def test_a_hostile_id_in_any_path_or_query_is_refused_without_a_5xx(
+    stack: Stack, session: requests.Session, where: tuple[str, str, str, str, str], value: str
+) -> None:
+    service, method, template, name, location = where
+    CASES[f"hostile ids {service}"] += 1
+    params = {name: value} if location == "query" else {}
+    if location == "path":  # quoted: a NUL travels as %00, as a browser would send it
+        template = template.replace("{" + name + "}", quote(value, safe=""))
+    path = re.sub(r"\{[^}]+\}", "x1", template)  # any other id: one that does not exist
+    answer = session.request(
+        method, stack.urls[service] + path, params=params, headers=bearer(SELLER), timeout=30
+    )
+    assert answer.status_code in {404, 422}, (service, method, path, params, answer.text)
+    assert answer.json()["error"]["code"] in {"not_found", "validation_error"}
+
+
+BODIES: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("orders", "POST", "/v1/customers", {"name": "Maple", "email": "m@example.com"}),
+    (
+        "orders",
+        "POST",
+        "/v1/orders/o1/accept",
+        {"customer": {"create": {"name": "Maple", "email": "m@example.com"}}},
+    ),
+    ("orders", "POST", "/v1/orders/o1/accept", {"customer": {"associate": "c1"}}),
+    ("orders", "POST", "/v1/orders/o1/reject", {"reason": "other", "message": "sold out"}),
+    ("orders", "POST", "/v1/orders/o1/cancel", {"message": "sorry"}),
+    ("orders", "POST", "/v1/orders/o1/split", {"line_ids": ["L1"]}),
+    ("orders", "POST", "/v1/orders/o1/items/remove", {"line_ids": ["L1"]}),
+    ("orders", "PATCH", "/v1/orders/o1/items", {"items": [{"line_id": "L1", "quantity": 1}]}),
+    (
+        "invoicing",
+        "POST",
+        "/v1/orders/o1/invoice/preview",
+        {
+            "shipping": {
+                "carrier": "UPS",
+                "tracking_number": "1Z",
+                "shipped_at": "2026-01-02",
+                "shipping_cost": "1.00",
+            }
+        },
+    ),
+]
+"""A valid body of every endpoint that takes strings (for an order that does not exist)."""
+
+
+def _strings(document: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(document, dict):
+        return [p for key, value in document.items() for p in _strings(value, (*at, key))]
+    if isinstance(document, list):
+        return [p for index, value in enumerate(document) for p in _strings(value, (*at, index))]
+    return [at] if isinstance(document, str) else []
+
+
+@st.composite
+def hostile_bodies(draw: st.DrawFn) -> tuple[str, str, str, Any, tuple[Any, ...]]:
+    service, method, path, body = draw(st.sampled_from(BODIES))
+    document = json.loads(json.dumps(body))
+    at = draw(st.sampled_from(_strings(document)))
+    holder = document
+    for part in at[:-1]:
+        holder = holder[part]
+    text = holder[at[-1]]
+    cut = draw(st.integers(min_value=0, max_value=len(text)))
+    control = draw(CONTROL.filter(lambda char: at[-1] != "message" or char not in "\t\n\r"))
+    holder[at[-1]] = text[:cut] + control + text[cut:]
+    return service, method, path, document, at
+
+
+@given(case=hostile_bodies())
+@HOSTILE_SETTINGS
+def test_a_control_character_in_any_body_string_is_refused(
+    stack: Stack, session: requests.Session, case: tuple[str, str, str, Any, tuple[Any, ...]]
+) -> None:
+    service, method, path, document, at = case
+    CASES[f"hostile bodies {service}"] += 1
+    answer = session.request(
+        method, stack.urls[service] + path, json=document, headers=bearer(SELLER), timeout=30
+    )
+    # A name, an id or a message with a control character: refused before any lookup.
+    assert answer.status_code == 422, (service, path, at, document, answer.text)
+    assert answer.json()["error"]["code"] == "validation_error"

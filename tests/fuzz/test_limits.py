@@ -223,6 +223,137 @@ LIMITS: list[tuple[str, str, str, dict[str, Any], int, str]] = [
 ]
 
 
+NUL_IN_PATH = [
+    ("orders", "GET", "/v1/orders/a%00b", {}),
+    ("orders", "POST", "/v1/orders/a%00b/accept", {}),
+    ("orders", "POST", "/v1/orders/a%00b/cancel", {"json": {"message": "m"}}),
+    ("orders", "GET", "/v1/customers/a%00b", {}),
+    ("orders", "GET", "/v1/customers/a%01b", {}),
+    ("orders", "GET", "/v1/orders/" + "o" * 129, {}),
+    ("orders", "GET", "/v1/orders/%C3%A9", {}),
+    ("invoicing", "GET", "/v1/invoices/a%00b", {}),
+    ("invoicing", "GET", "/v1/invoices/a%00b/document", {}),
+    ("invoicing", "POST", "/v1/invoices/a%00b/confirm", {}),
+    ("invoicing", "POST", "/v1/orders/a%00b/invoice/preview", {"json": {"shipping": SHIPPING}}),
+    ("invoicing", "GET", "/v1/invoices/a%7Fb", {}),
+    ("payments", "POST", "/v1/invoices/a%00b/payment/retry", {}),
+]
+"""Ids in a path are at most 128 printable ASCII characters: anything else is not found."""
+
+NUL_IN_QUERY = [
+    ("invoicing", "GET", "/v1/invoices", {"params": {"order_id": "a\x00b"}}),
+    ("payments", "GET", "/v1/payments", {"params": {"invoice_id": "a\x00b"}}),
+    ("payments", "GET", "/v1/payments", {"params": {"invoice_id": "a\x1bb"}}),
+    ("notifications", "GET", "/v1/notifications", {"params": {"order_id": "a\x00b"}}),
+    ("orders", "GET", "/v1/orders", {"params": {"status": "pending\x00"}}),
+]
+
+CONTROL_IN_BODY = [
+    ("orders", "POST", "/v1/customers", {"json": {**CUSTOMER, "name": "Maple\x00"}}),
+    ("orders", "POST", "/v1/customers", {"json": {**CUSTOMER, "name": "Maple\nBcc: x"}}),
+    ("orders", "POST", "/v1/customers", {"json": {**CUSTOMER, "email": "a\x00b@example.com"}}),
+    ("orders", "POST", "/v1/customers", {"json": {**CUSTOMER, "buyer_ids": ["b\x00"]}}),
+    ("orders", "POST", "/v1/orders/o1/reject", {"json": {"reason": "other", "message": "\x00"}}),
+    ("orders", "POST", "/v1/orders/o1/cancel", {"json": {"message": "sorry\x07"}}),
+    (
+        "orders",
+        "POST",
+        "/v1/orders/o1/cancel",
+        {"content": b'{"message": "\\ud800"}', "headers": {"Content-Type": "application/json"}},
+    ),
+    (
+        "orders",
+        "POST",
+        "/v1/orders/o1/accept",
+        {"json": {"customer": {"create": {**CUSTOMER, "name": "\x1b[31m"}}}},
+    ),
+    ("orders", "POST", "/v1/orders/o1/accept", {"json": {"customer": {"associate": "c\x00"}}}),
+    ("orders", "POST", "/v1/orders/o1/split", {"json": {"line_ids": ["L1\x00"]}}),
+    (
+        "invoicing",
+        "POST",
+        "/v1/orders/o1/invoice/preview",
+        {"json": {"shipping": {**SHIPPING, "carrier": "UPS\x00"}}},
+    ),
+    (
+        "invoicing",
+        "POST",
+        "/v1/orders/o1/invoice/preview",
+        {"json": {"shipping": {**SHIPPING, "tracking_number": "1Z\x85Z"}}},
+    ),
+]
+
+NOT_MONEY = [
+    " 1.00",
+    "1.00 ",
+    "+1.00",
+    "1_000",
+    "1,00",
+    "\u0661.\u0660\u0660",
+    "\uff11.00",
+    "1e3",
+    "-0",
+    "-1.00",
+    "1.",
+    ".5",
+    "0x10",
+    "NaN",
+    "Infinity",
+    "",
+    1,
+    1.5,
+    True,
+    None,
+]
+"""Shipping costs that are not `^[0-9]+(\\.[0-9]{1,2})?$` (USD) strings."""
+
+NOT_STRICT = [
+    *(
+        (
+            "invoicing",
+            "POST",
+            "/v1/orders/o1/invoice/preview",
+            {"json": {"shipping": {**SHIPPING, "shipping_cost": cost}}},
+        )
+        for cost in NOT_MONEY
+    ),
+    *(
+        (
+            "invoicing",
+            "POST",
+            "/v1/orders/o1/invoice/preview",
+            {"json": {"shipping": {**SHIPPING, "shipped_at": shipped_at}}},
+        )
+        for shipped_at in (0, 1767312000, True, "yesterday")
+    ),
+    *(
+        ("orders", "PATCH", "/v1/orders/o1/items", {"json": {"items": [{**LINE, "quantity": q}]}})
+        for q in (True, 1.0, "1", 1.5)
+    ),
+    *(
+        (
+            "orders",
+            "PUT",
+            "/v1/seller/settings",
+            {"json": {"buyer_access_requires_approval": flag}},
+        )
+        for flag in (1, 0, "true", "false", None)
+    ),
+    *(
+        (
+            "invoicing",
+            "POST",
+            "/v1/orders/o1/invoice/preview",
+            {"json": {"shipping": SHIPPING, "order_version": version}},
+        )
+        for version in ("2", True, 2.0)
+    ),
+]
+
+LIMITS += [(*row, 404, "not_found") for row in NUL_IN_PATH]
+LIMITS += [(*row, 422, "validation_error") for row in NUL_IN_QUERY + CONTROL_IN_BODY + NOT_STRICT]
+
+
 @pytest.fixture(scope="module")
 def stack(linked_stack: Stack) -> Stack:
     return linked_stack
@@ -247,6 +378,35 @@ def test_past_a_limit_the_answer_is_the_contract_error(
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code
     assert answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("service", ["orders", "invoicing", "payments", "notifications"])
+def test_a_chunked_body_over_the_limit_gets_413(stack: Stack, service: str) -> None:
+    """No Content-Length: the limit holds while the body is read."""
+    paths = {
+        "orders": "/v1/customers",
+        "invoicing": "/v1/orders/o1/invoice/preview",
+        "payments": "/v1/invoices/i1/payment/retry",
+        "notifications": "/v1/notifications?order_id=o1",
+    }
+    method = "GET" if service == "notifications" else "POST"
+
+    def chunks() -> Any:
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"x" * 8192
+        yield b'"}'
+
+    answer = httpx.request(
+        method,
+        stack.urls[service] + paths[service],
+        content=chunks(),
+        headers=bearer(SELLER),
+        timeout=30,
+    )
+    assert "content-length" not in answer.request.headers
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "payload_too_large"
 
 
 def test_huge_orders_are_dead_lettered_and_the_service_goes_on(stack: Stack) -> None:

@@ -182,6 +182,16 @@ async def test_token_is_accepted_by_a_service(infra: Any) -> None:
     assert decode_seller_id(token.strip(), JWT_SECRET) == "seller-7"
 
 
+async def test_token_refuses_what_the_services_would_refuse(infra: Any) -> None:
+    env = {"AUTH_JWT_SECRET": JWT_SECRET}
+    code, out, err = await ops("token", "seller-7", "--ttl", "86401", env=env)
+    assert (code, out) == (2, "")
+    assert "AUTH_MAX_TOKEN_TTL_SECONDS" in err
+    code, out, err = await ops("token", "Seller_7", env=env)
+    assert (code, out) == (2, "")
+    assert "not a seller id" in err
+
+
 async def _dead_letter(
     bootstrap: str, dlq: str, source: str, *, key: str, value: bytes, error: str
 ) -> None:

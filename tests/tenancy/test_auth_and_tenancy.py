@@ -135,6 +135,41 @@ BAD_CREDENTIALS = {
     "expired": {"Authorization": "Bearer " + _token({"seller_id": SELLER_B, "exp": NOW - 60})},
     "no seller_id": {"Authorization": "Bearer " + _token({"sub": SELLER_B, "exp": NOW + 3600})},
     "empty seller_id": {"Authorization": "Bearer " + _token({"seller_id": "", "exp": NOW + 3600})},
+    "no exp": {"Authorization": "Bearer " + _token({"seller_id": SELLER_B, "iat": NOW})},
+    "lifetime over a day": {
+        "Authorization": "Bearer "
+        + _token({"seller_id": SELLER_B, "iat": NOW, "exp": NOW + 86_401})
+    },
+    "exp over a day away, no iat": {
+        "Authorization": "Bearer " + _token({"seller_id": SELLER_B, "exp": NOW + 2 * 86_400})
+    },
+    "exp not a number": {
+        "Authorization": "Bearer " + _token({"seller_id": SELLER_B, "exp": "tomorrow"})
+    },
+}
+BAD_SELLER_IDS = [
+    "$where",
+    f"{SELLER_B} ",
+    f" {SELLER_B}",
+    "seller\x00b",
+    "seller:b",
+    "seller.b",
+    "seller_b",
+    "Seller-B",
+    "-seller-b",
+    "s" * 64,
+    "sellér",
+    "seller\nb",
+    "\u0661\u0662\u0663",
+    "{'$ne': 1}",
+]
+"""`seller_id` claims outside `^[a-z0-9][a-z0-9-]{0,62}$`: each is refused with 401."""
+for seller_id in BAD_SELLER_IDS:
+    BAD_CREDENTIALS[f"seller_id {seller_id!r}"] = {
+        "Authorization": "Bearer " + _token({"seller_id": seller_id, "exp": NOW + 3600})
+    }
+BAD_CREDENTIALS["seller_id not a string"] = {
+    "Authorization": "Bearer " + _token({"seller_id": ["seller-b"], "exp": NOW + 3600})
 }
 
 

@@ -63,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="issue a JWT for a seller (development)")
     token.add_argument("seller_id")
-    token.add_argument("--ttl", type=_positive, default=3600, help="seconds (default 3600)")
+    token.add_argument(
+        "--ttl",
+        type=_positive,
+        default=3600,
+        help="seconds (default 3600; at most AUTH_MAX_TOKEN_TTL_SECONDS)",
+    )
     return parser
 
 
@@ -94,7 +99,19 @@ def _token(args: Any, settings: OpsSettings, out: TextIO) -> int:
         warnings.filterwarnings("ignore", message=".*HMAC key.*")
     else:
         secret = settings.auth_jwt_secret.get_secret_value()
-    print(issue_token(args.seller_id, secret, ttl_seconds=args.ttl), file=out)
+    if args.ttl > settings.auth_max_token_ttl_seconds:
+        print(
+            f"error: --ttl {args.ttl} exceeds AUTH_MAX_TOKEN_TTL_SECONDS "
+            f"({settings.auth_max_token_ttl_seconds}); the services would refuse the token",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    try:
+        token = issue_token(args.seller_id, secret, ttl_seconds=args.ttl)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print(token, file=out)
     return 0
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from juniper_shared.auth import MAX_TOKEN_TTL_SECONDS
 from juniper_shared.settings import KafkaSettings
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret"  # noqa: S105 -- the documented local-only secret
@@ -19,3 +20,5 @@ class OpsSettings(KafkaSettings):
     """Overrides the database name (default: the service's name, as the services do)."""
     kafka_topic_prefix: str = ""
     auth_jwt_secret: SecretStr | None = None
+    auth_max_token_ttl_seconds: int = Field(default=MAX_TOKEN_TTL_SECONDS, ge=1)
+    """The services refuse tokens that live longer; `token --ttl` stays within it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -38,52 +39,70 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message)
 
 
+MAX_TOKEN_TTL_SECONDS = 86_400
+"""Longest lifetime a token may claim (`AUTH_MAX_TOKEN_TTL_SECONDS` overrides it)."""
+
+SELLER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+"""What a `seller_id` claim looks like; it becomes part of database keys and topic keys."""
+
 VERIFIED_TOKENS_KEPT = 4096
 """Tokens whose signature this process verified, kept with their seller until they expire."""
 
-_verified: dict[tuple[str, str], tuple[str, float]] = {}
-"""(token, secret) -> (seller_id, expiry as a Unix time; infinity when the token has none)."""
+_verified: dict[tuple[str, str, int], tuple[str, float]] = {}
+"""(token, secret, max lifetime) -> (seller_id, expiry as a Unix time)."""
 
 
-def decode_seller_id(token: str, secret: str) -> str:
-    """The seller a token speaks for; raises ApiError(401) for any token that is not valid.
+def decode_seller_id(
+    token: str, secret: str, *, max_ttl_seconds: int = MAX_TOKEN_TTL_SECONDS
+) -> str:
+    """The seller a token speaks for; raises ApiError(401) for any token that is not valid:
+    a bad signature, no `exp`, expired, a lifetime longer than `max_ttl_seconds`, or a
+    `seller_id` that does not match SELLER_ID.
 
     A token verified once is trusted again until its `exp`, without checking its HMAC and
     parsing its claims again (a seller's portal sends the same token with every request; the
     check was about 3 % of the orders service's CPU). Only time can invalidate a token that was
     valid: `nbf` and `iat` only become more valid, and the secret is part of the key."""
-    key = (token, secret)
+    key = (token, secret, max_ttl_seconds)
     known = _verified.get(key)
     if known is not None:
         seller_id, expires_at = known
         if time.time() < expires_at:
             return seller_id
         del _verified[key]
-    seller_id, expires_at = _verify(token, secret)
+    seller_id, expires_at = _verify(token, secret, max_ttl_seconds)
     if len(_verified) >= VERIFIED_TOKENS_KEPT:
         del _verified[next(iter(_verified))]  # the oldest: dicts keep insertion order
     _verified[key] = (seller_id, expires_at)
     return seller_id
 
 
-def _verify(token: str, secret: str) -> tuple[str, float]:
+def _verify(token: str, secret: str, max_ttl_seconds: int) -> tuple[str, float]:
     try:
         with _short_keys_allowed():
             claims = jwt.decode(
                 token,
                 secret,
                 algorithms=["HS256"],
-                options={"require": [], "verify_exp": True},
+                options={"require": ["exp"], "verify_exp": True, "verify_iat": True},
             )
     except jwt.ExpiredSignatureError as error:
         raise _unauthorized("token expired") from error
+    except jwt.MissingRequiredClaimError as error:
+        raise _unauthorized("token has no exp claim") from error
     except jwt.InvalidTokenError as error:
         raise _unauthorized("invalid token") from error
     seller_id = claims.get("seller_id")
-    if not isinstance(seller_id, str) or not seller_id or len(seller_id) > 64:
+    if not isinstance(seller_id, str) or not seller_id:
         raise _unauthorized("token has no seller_id claim")
-    expires_at = claims.get("exp")
-    return seller_id, float(expires_at) if expires_at is not None else float("inf")
+    if SELLER_ID.fullmatch(seller_id) is None:
+        raise _unauthorized("token's seller_id is not a valid seller id")
+    expires_at = float(claims["exp"])  # PyJWT checked it is a number
+    issued_at = claims.get("iat")
+    start = float(issued_at) if isinstance(issued_at, int | float) else time.time()
+    if expires_at - start > max_ttl_seconds:
+        raise _unauthorized(f"token lifetime exceeds {max_ttl_seconds} seconds")
+    return seller_id, expires_at
 
 
 async def current_seller(
@@ -94,14 +113,19 @@ async def current_seller(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("missing bearer token")
     secret: str = request.app.state.jwt_secret
-    return decode_seller_id(credentials.credentials, secret)
+    max_ttl: int = request.app.state.max_token_ttl_seconds
+    return decode_seller_id(credentials.credentials, secret, max_ttl_seconds=max_ttl)
 
 
 SellerId = Annotated[str, Depends(current_seller)]
 
 
 def issue_token(seller_id: str, secret: str, *, ttl_seconds: int = 3600) -> str:
-    """A token for `seller_id` (demo, tests and the ops CLI)."""
+    """A token for `seller_id` (demo, tests and the ops CLI), with `iat` and `exp`.
+
+    Raises ValueError for a seller id the services would refuse."""
+    if SELLER_ID.fullmatch(seller_id) is None:
+        raise ValueError(f"{seller_id!r} is not a seller id ({SELLER_ID.pattern})")
     now = int(time.time())
     with _short_keys_allowed():
         return jwt.encode(

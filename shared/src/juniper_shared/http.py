@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import parse_qsl
 
 import uvloop
 from fastapi import FastAPI, Request
@@ -86,7 +87,9 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 
 class BodySizeLimit:
-    """Refuses request bodies above a limit before they are read into memory."""
+    """Refuses request bodies above a limit before they reach a route: on the declared
+    `Content-Length`, and for a body without one (chunked) by reading it here, up to the limit,
+    so that every endpoint answers 413 alike, whether or not it reads a body."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -96,24 +99,77 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _too_large(self.limit)(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                await _too_large(self.limit)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        if b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # HTTP/1.1: no length, no encoding, no body
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await _too_large(self.limit)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await _too_large(self.limit)(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for a disconnect, as ASGI does
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+MAX_ID_CHARS = 128
+"""Longest path segment or query value any endpoint accepts (ids are shorter still)."""
+
+
+def _printable(value: str) -> bool:
+    # ASCII and printable: space to "~", checked in C (this runs on every request).
+    return len(value) <= MAX_ID_CHARS and value.isascii() and value.isprintable()
+
+
+class PrintableIds:
+    """Every path segment and query value is at most 128 printable ASCII characters. Anything
+    else (a NUL, a control character, a non-ASCII character) never reaches a route or the
+    database: a path gets 404 `not_found`, a query 422 `validation_error`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if not all(_printable(segment) for segment in scope["path"].split("/")):
+                await error_response(404, "not_found", "no such resource")(scope, receive, send)
+                return
+            query = scope.get("query_string", b"").decode("latin-1")
+            for name, value in parse_qsl(query, keep_blank_values=True):
+                if not (_printable(name) and _printable(value)):
+                    await error_response(
+                        422,
+                        "validation_error",
+                        f"query parameter {name[:40]!r}: at most {MAX_ID_CHARS} printable "
+                        "ASCII characters",
+                    )(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 class Observe:
@@ -196,10 +252,6 @@ class SecurityHeaders:
         await self.app(scope, receive, secured_send)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 def _too_large(limit: int) -> JSONResponse:
     return error_response(413, "payload_too_large", f"request body exceeds {limit} bytes")
 
@@ -209,6 +261,7 @@ def create_app(
     title: str,
     version: str,
     jwt_secret: str,
+    max_token_ttl_seconds: int,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     readiness: Sequence[ReadinessCheck],
     description: str = "",
@@ -216,6 +269,8 @@ def create_app(
     """A FastAPI app with the contract's error bodies and /healthz, /readyz, /metrics."""
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.jwt_secret = jwt_secret
+    app.state.max_token_ttl_seconds = max_token_ttl_seconds
+    app.add_middleware(PrintableIds)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Observe)

@@ -60,6 +60,8 @@ class ServiceSettings(KafkaSettings):
     mongodb_database: str = ""
     # Required: a service started without a secret refuses to start.
     auth_jwt_secret: SecretStr = Field(min_length=8)
+    auth_max_token_ttl_seconds: int = Field(default=86_400, ge=1)
+    """Longest lifetime (`exp` - `iat`, or `exp` - now without `iat`) a token may claim."""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # FerretDB deadlocks when its PostgreSQL pool runs dry; the four services' pools together

@@ -87,6 +87,17 @@ def test_an_event_type_the_topic_does_not_carry_is_skipped_not_poison() -> None:
         {"payment_method": {"type": "bitcoin"}},
         {"buyer": {"id": "b", "name": "B", "email": "not-an-email"}},
         {"order_id": "has spaces"},
+        *(
+            {"items": [{"sku": "A", "name": "A", "unit_price": price, "quantity": 1}]}
+            for price in (" 1.00", "+1.00", "1_000", "\u0661.00", "\uff11.00", "1e3", "-0", 1)
+        ),
+        {"items": [{"sku": "A", "name": "A", "unit_price": "1.00", "quantity": True}]},
+        {"items": [{"sku": "A", "name": "A", "unit_price": "1.00", "quantity": "1"}]},
+        {"items": [{"sku": "A", "name": "A", "unit_price": "999999999.99", "quantity": 2}]},
+        {"buyer": {"id": "b", "name": "B\x00", "email": "b@example.com"}},
+        {"notes": "fragile\x00"},
+        {"seller_id": "Seller_A"},
+        {"seller_id": "seller:a"},
     ],
 )
 def test_invalid_placed_orders_are_refused(overrides: dict[str, Any]) -> None:
@@ -141,3 +152,33 @@ def test_the_committed_asyncapi_documents_are_generated_from_the_code() -> None:
         assert committed == json.loads(json.dumps(document(name), sort_keys=True)), (
             f"docs/asyncapi/{name or 'all'}.json is stale: run `make asyncapi`"
         )
+
+
+CAP = 100_000_000_000
+"""1,000,000,000.00 USD in cents."""
+
+
+@given(
+    lines=st.lists(
+        st.tuples(st.integers(0, CAP - 1), st.integers(1, 100_000)), min_size=1, max_size=6
+    ),
+    shipping=st.integers(0, CAP - 1),
+)
+def test_a_placed_order_is_valid_exactly_when_its_totals_stay_below_the_cap(
+    lines: list[tuple[int, int]], shipping: int
+) -> None:
+    """Every price, quantity and fee in range; only their sums decide."""
+    items = [
+        {"sku": f"S{n}", "name": "x", "unit_price": str(from_minor(price, "USD")), "quantity": q}
+        for n, (price, q) in enumerate(lines)
+    ]
+    data = placed_order_data(items=items, shipping_fee=str(from_minor(shipping, "USD")))
+    within = all(p * q < CAP for p, q in lines) and sum(p * q for p, q in lines) + shipping < CAP
+    raw = json.dumps(
+        {"type": "order.placed", "seller_id": "s", "producer": "checkout", "data": data}
+    ).encode()
+    if within:
+        assert ORDERS_PLACED.decode(raw).data.items[0].quantity == lines[0][1]
+    else:
+        with pytest.raises(PoisonMessage, match=r"line_total|subtotal|total"):
+            ORDERS_PLACED.decode(raw)

@@ -68,6 +68,7 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
         version="1.0.0",
         description="Invoice previews, gapless per-seller numbers, documents, payment outcome.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
+        max_token_ttl_seconds=settings.auth_max_token_ttl_seconds,
         lifespan=runtime.lifespan(on_start, on_stop=idempotency.flush),
         readiness=runtime.readiness(),
     )

@@ -306,3 +306,79 @@ async def test_a_preview_ahead_of_the_read_model_waits_for_the_consumer_without_
     assert drafted.json()["subtotal"] == "12.50"
     # This process's consumer handed the version over: the older one stored was never read.
     assert DB_COMMANDS.labels("find", "orders")._value.get() == reads_before
+
+
+async def test_amounts_in_range_adding_up_past_the_cap_are_refused_and_nothing_is_stored(
+    service: Invoicing, unique: str
+) -> None:
+    """Shipping of 999,999,999.99 is in range; with the order's lines the total is not."""
+    poisoned, fine = f"ord-{unique}-a", f"ord-{unique}-b"
+    await service.publish_orders([accepted(snapshot(poisoned)), accepted(snapshot(fine))])
+
+    async def refused() -> int:
+        return (await service.preview(poisoned, shipping_cost="999999999.99")).status_code
+
+    await wait_until(refused, equals=422)
+    answer = await service.preview(poisoned, shipping_cost="999999999.99")
+    assert answer.json()["error"]["code"] == "validation_error"
+    assert "total" in answer.json()["error"]["message"]
+    # Nothing stored: no draft to read, list, print or confirm.
+    invoice_id = f"inv-{poisoned}"
+    assert (await service.invoice(invoice_id)).status_code == 404
+    listed = await service.http.get(
+        "/v1/invoices", params={"order_id": poisoned}, headers=bearer("seller-1")
+    )
+    assert (listed.status_code, listed.json()["items"]) == (200, [])
+    assert (await service.confirm(invoice_id)).status_code == 404
+
+    # The seller's numbering is untouched: the next invoices are numbered from 1, and the
+    # refused one is issued only when the seller previews and confirms it with a valid cost.
+    draft = await service.until_previewable(fine)
+    confirmed = await service.confirm(draft["invoice_id"])
+    assert (confirmed.status_code, confirmed.json()["number"]) == (200, "INV-000001")
+    again = await service.preview(poisoned, shipping_cost="15.00")
+    assert again.status_code == 200
+    assert (await service.confirm(invoice_id)).json()["number"] == "INV-000002"
+    events = await service.invoice_events(until=lambda found: len(found) >= 2)
+    issued = {event["data"]["order_id"]: event["data"]["amount"] for event in events}
+    assert issued == {fine: "81.00", poisoned: "81.00"}
+
+
+async def test_a_draft_stored_past_the_cap_is_never_issued_and_blocks_no_other_confirm(
+    service: Invoicing,
+    unique: str,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    database_name: str,
+) -> None:
+    """A draft an older version stored with shipping of 999,999,999.99 (before previews were
+    checked): it reads, its confirm is refused with no number taken, the seller's other
+    invoices are numbered from 1, and it is issued only when the seller previews it again."""
+    poisoned, fine = f"ord-{unique}-a", f"ord-{unique}-b"
+    await service.publish_orders([accepted(snapshot(poisoned)), accepted(snapshot(fine))])
+    invoice_id = (await service.until_previewable(poisoned))["invoice_id"]
+    # As another process of the older version would have written it (its version bumped).
+    stored = await mongo_client[database_name]["invoices"].update_one(
+        {"_id": invoice_id},
+        {"$set": {"shipping.shipping_cost": 99_999_999_999}, "$inc": {"version": 1}},
+    )
+    assert stored.modified_count == 1
+
+    shown = await service.invoice(invoice_id)
+    assert (shown.status_code, shown.json()["total"]) == (200, "1000000065.99")
+    listed = await service.http.get(
+        "/v1/invoices", params={"order_id": poisoned}, headers=bearer("seller-1")
+    )
+    assert listed.status_code == 200
+    refused = await service.confirm(invoice_id)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "validation_error")
+    assert "total" in refused.json()["error"]["message"]
+
+    other = (await service.until_previewable(fine))["invoice_id"]
+    confirmed = await service.confirm(other)
+    assert (confirmed.status_code, confirmed.json()["number"]) == (200, "INV-000001")
+    assert (await service.invoice(invoice_id)).json()["status"] == "draft"
+
+    assert (await service.preview(poisoned, shipping_cost="15.00")).status_code == 200
+    assert (await service.confirm(invoice_id)).json()["number"] == "INV-000002"
+    events = await service.invoice_events(until=lambda found: len(found) >= 2)
+    assert sorted(event["data"]["number"] for event in events) == ["INV-000001", "INV-000002"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from invoicing.domain.errors import InvalidState, NotInvoiceable
+from invoicing.domain.errors import InvalidShipping, InvalidState, NotInvoiceable
 from invoicing.domain.invoice import (
     Invoice,
     InvoiceStatus,
@@ -84,8 +85,39 @@ def test_totals_are_exact_sums_in_minor_units(
     )
     base = order()
     placed = InvoiceableOrder(**{**base.__dict__, "lines": lines})
+    expected = sum(p * q for p, q in zip(prices, quantities, strict=False)) + cost
+    if expected >= CAP_IN_CENTS:
+        # Amounts each in range whose sum is not: refused, naming the amount.
+        with pytest.raises(InvalidShipping, match=r"line_total|subtotal|total"):
+            draft_invoice(placed, shipping(cost), now=NOW)
+        return
     invoice = draft_invoice(placed, shipping(cost), now=NOW)
-    assert invoice.total == sum(p * q for p, q in zip(prices, quantities, strict=False)) + cost
+    assert invoice.total == expected
+
+
+CAP_IN_CENTS = 100_000_000_000
+"""1,000,000,000 USD: no amount of an invoice reaches it."""
+
+
+@pytest.mark.parametrize(
+    ("prices", "quantities", "cost", "field"),
+    [
+        ([99_999_999_999], [2], 0, "lines[0].line_total"),
+        ([60_000_000_000, 50_000_000_000], [1, 1], 0, "subtotal"),
+        ([1000], [1], 99_999_999_999, "total"),
+        ([1000], [1], CAP_IN_CENTS, "shipping.shipping_cost"),
+    ],
+)
+def test_a_draft_whose_amounts_add_up_past_the_cap_is_refused_naming_the_amount(
+    prices: list[int], quantities: list[int], cost: int, field: str
+) -> None:
+    lines = tuple(
+        OrderLine(f"S{i}", "x", p, q)
+        for i, (p, q) in enumerate(zip(prices, quantities, strict=True))
+    )
+    placed = InvoiceableOrder(**{**order().__dict__, "lines": lines})
+    with pytest.raises(InvalidShipping, match=re.escape(field)):
+        draft_invoice(placed, shipping(cost), now=NOW)
 
 
 @pytest.mark.parametrize("status", ["pending", "rejected", "cancelled"])

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from invoicing.application.handlers import InvoicingHandlers
+from invoicing.domain.errors import InvalidShipping
 from invoicing.domain.invoice import Invoice, InvoiceStatus, Shipping, draft_invoice
 from invoicing.domain.numbering import (
     CounterBusy,
@@ -26,6 +27,7 @@ from invoicing.domain.numbering import (
     settlement,
 )
 from invoicing.domain.order import InvoiceableOrder, OrderLine
+from invoicing.entrypoints.schemas import invoice_view
 from juniper_shared.contracts.events import Envelope
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -341,3 +343,84 @@ def test_any_sequence_of_crashes_still_numbers_gaplessly(crashes: list[str | Non
         assert len(stores.issued_events) == len(crashes)
 
     asyncio.run(story())
+
+
+# --- a confirm either issues or leaves no reservation behind ---------------------------------
+
+OVER_THE_CAP = Shipping("UPS", "1Z", date(2026, 11, 27), 99_999_999_999)
+"""999,999,999.99 USD of shipping: in range alone, past the cap with any line."""
+
+
+def poisoned(stores: Stores, invoice_id: str) -> None:
+    """A draft whose total is past the cap, as a preview stored them before it was checked."""
+    stores.invoices[invoice_id].shipping = OVER_THE_CAP
+
+
+def test_a_draft_that_cannot_be_issued_gives_its_reservation_back() -> None:
+    reservation = Reservation("inv-a", 3)
+    assert (
+        settlement(reservation, status=InvoiceStatus.DRAFT, sequence=None, issuable=False)
+        is Settlement.GIVE_BACK
+    )
+
+
+async def test_a_draft_past_the_amount_cap_is_refused_before_any_number_is_reserved() -> None:
+    stores, orders, ids = world(2)
+    poisoned(stores, ids[0])
+    service = handlers(stores, orders)
+    with pytest.raises(InvalidShipping, match="total"):
+        await service.confirm("seller-1", ids[0])
+    assert "seller-1" not in stores.counters
+    assert (await service.confirm("seller-1", ids[1])).number == "INV-000001"
+    assert stores.invoices[ids[0]].status is InvoiceStatus.DRAFT
+    assert stores.issued_events == [(ids[1], "INV-000001")]
+
+
+async def test_a_reservation_left_for_a_draft_that_cannot_be_issued_is_given_back() -> None:
+    stores, orders, ids = world(2)
+    poisoned(stores, ids[0])
+    counter = NumberCounter("seller-1")
+    counter.reserve(ids[0])
+    stores.counters["seller-1"] = counter
+    confirmed = await handlers(stores, orders).confirm("seller-1", ids[1])
+    assert confirmed.number == "INV-000001"
+    assert stores.invoices[ids[0]].status is InvoiceStatus.DRAFT
+    assert numbers(stores) == [1]
+
+
+class FailingWrite(Exception):
+    pass
+
+
+async def test_a_confirm_that_fails_after_reserving_leaves_no_reservation_behind() -> None:
+    stores, orders, ids = world(2)
+    service = handlers(stores, orders)
+    save = service.invoices.save
+    failures = iter([True])
+
+    async def failing_once(
+        invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
+    ) -> bool:
+        if events and next(failures, False):
+            raise FailingWrite("the write did not happen")
+        return await save(invoice, events, previous_version=previous_version)
+
+    service.invoices.save = failing_once  # type: ignore[method-assign]
+    with pytest.raises(FailingWrite):
+        await service.confirm("seller-1", ids[0])
+    assert stores.counters["seller-1"].pending is None
+    assert stores.invoices[ids[0]].status is InvoiceStatus.DRAFT
+    assert stores.issued_events == []
+    # Nothing was issued by the failed confirm; the next ones number from 1, without a gap.
+    assert (await service.confirm("seller-1", ids[1])).number == "INV-000001"
+    assert (await service.confirm("seller-1", ids[0])).number == "INV-000002"
+
+
+def test_a_stored_draft_past_the_amount_cap_can_still_be_read() -> None:
+    """Drafts stored before the cap was checked are shown as they are, never a 500."""
+    stores, _, ids = world(1)
+    poisoned(stores, ids[0])
+    shown = invoice_view(stores.invoices[ids[0]], url="http://invoicing/doc").model_dump(
+        mode="json"
+    )
+    assert (shown["shipping_cost"], shown["total"]) == ("999999999.99", "1000000024.99")

@@ -43,6 +43,7 @@ def build_app(settings: NotificationsSettings) -> FastAPI:
         version="1.0.0",
         description="Emails to buyers about their orders and invoices, and their delivery log.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
+        max_token_ttl_seconds=settings.auth_max_token_ttl_seconds,
         lifespan=runtime.lifespan(on_start, on_stop=mailer.close),
         readiness=runtime.readiness(),
     )

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from juniper_shared.contracts.common import Buyer
 from juniper_shared.testing import wait_until
 
 pytestmark = pytest.mark.integration
@@ -173,16 +174,20 @@ async def test_a_refused_recipient_is_recorded_as_failed_and_others_still_get_th
     assert (await service.notifications(SELLER, gone.order_id))[0]["attempts"] == 1
 
 
-async def test_a_buyer_name_cannot_inject_a_bcc(
+async def test_a_buyer_name_with_line_breaks_never_reaches_an_email(
     service: Any, smtp: Any, events: Any, snapshot: Any
 ) -> None:
+    """The contracts refuse control characters in names: the event is dead-lettered, and the
+    next event of the order (same partition, after it) is emailed as usual."""
+    order = snapshot()
     eve = {"id": "b-eve", "name": "Eve\r\nBcc: victim@example.com", "email": "eve@example.com"}
-    accepted = events.accepted(snapshot(buyer=eve))
-    await service.publish([accepted])
+    forged = order.model_copy(update={"buyer": Buyer.model_construct(**eve)})
+    await service.publish([events.accepted(forged), events.accepted(order)])
     await smtp.wait_for(1)
+    await asyncio.sleep(0.5)
+    assert len(smtp.received) == 1
     received = smtp.received[0]
-    assert received.rcpt_tos == ["eve@example.com"]
+    assert received.rcpt_tos == [order.buyer.email]
     assert received.message["Bcc"] is None
-    assert [address.addr_spec for address in received.message["To"].addresses] == [
-        "eve@example.com"
-    ]
+    assert "victim" not in str(received.message)
+    assert len(await service.notifications(SELLER, order.order_id)) == 1

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from juniper_shared.contracts.common import Buyer
 from juniper_shared.contracts.events import Envelope
 from notifications.adapters.rendering import EmailComposer
 from notifications.domain.notices import notice_for
@@ -130,7 +131,10 @@ def test_a_buyer_name_with_line_breaks_cannot_add_a_header(events: Any, snapshot
         "name": "Eve\r\nBcc: victim@example.com",
         "email": "eve@example.com",
     }
-    message = delivered(events.accepted(snapshot(buyer=buyer)))
+    # The contracts refuse control characters in names; the email is safe even without that.
+    order = snapshot()
+    unchecked = order.model_copy(update={"buyer": Buyer.model_construct(**buyer)})
+    message = delivered(events.accepted(unchecked))
     assert message["Bcc"] is None
     assert [address.addr_spec for address in message["To"].addresses] == ["eve@example.com"]
     assert message["To"].addresses[0].display_name == "Eve Bcc: victim@example.com"
@@ -141,9 +145,10 @@ def test_a_buyer_name_with_line_breaks_cannot_add_a_header(events: Any, snapshot
 def test_a_seller_name_with_line_breaks_stays_inside_the_subject(
     events: Any, snapshot: Any
 ) -> None:
-    message = delivered(
-        events.rejected(snapshot(seller_name="Evil\nBcc: victim@example.com\r\nX-Spam: yes"))
+    order = snapshot().model_copy(
+        update={"seller_name": "Evil\nBcc: victim@example.com\r\nX-Spam: yes"}
     )
+    message = delivered(events.rejected(order))
     assert message["Bcc"] is None
     assert message["X-Spam"] is None
     assert "from Evil Bcc: victim@example.com X-Spam: yes was declined" in message["Subject"]

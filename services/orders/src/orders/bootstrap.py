@@ -42,6 +42,7 @@ def build_app(settings: OrdersSettings) -> FastAPI:
         version="1.0.0",
         description="Placed orders, the seller's decisions and edits, customers and settings.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
+        max_token_ttl_seconds=settings.auth_max_token_ttl_seconds,
         lifespan=runtime.lifespan(on_start, on_stop=idempotency.flush),
         readiness=runtime.readiness(),
     )

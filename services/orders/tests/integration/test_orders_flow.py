@@ -452,3 +452,68 @@ async def test_the_all_orders_table_pages_newest_first_with_the_total_and_a_stat
     assert [row["order_id"] for row in pending["items"]] == [
         order_id for order_id in newest_first if order_id not in accepted
     ][50:]
+
+
+async def test_an_order_whose_prices_add_up_past_the_cap_is_dead_lettered_not_retried(
+    orders_service: OrdersUnderTest,
+) -> None:
+    """Price 999,999,999.99 and quantity 2 are each in range; the line total is not."""
+    import json
+
+    from juniper_shared.contracts.registry import encode
+    from juniper_shared.testing import placed_order_data, publish_raw, read_topic
+
+    await ungated(orders_service)
+    good = placed_order(seller_id=SELLER)
+    envelope = json.loads(encode(good))
+    items = [{"sku": "GOLD", "name": "Gold bar", "unit_price": "999999999.99", "quantity": 2}]
+    poisoned = {**envelope, "data": placed_order_data(seller_id=SELLER, items=items)}
+    key = good.key().encode()
+    await publish_raw(
+        orders_service.settings.kafka_bootstrap_servers,
+        orders_service.topic("orders.placed"),
+        [(key, json.dumps(poisoned).encode()), (key, encode(good))],
+    )
+    # The good order behind it on the same partition is stored: the batch was not stuck.
+    await orders_service.wait_for_order(SELLER, good.data.order_id)
+    dead = await read_topic(
+        orders_service.settings.kafka_bootstrap_servers,
+        orders_service.topic("orders.placed.dlq"),
+        until=lambda records: len(records) >= 1,
+    )
+    assert len(dead) == 1
+    assert "items[0].line_total" in dict(dead[0].headers)["dlq-error"].decode()
+    missing = await orders_service.http.get(
+        f"/v1/orders/{poisoned['data']['order_id']}", headers=orders_service.as_seller(SELLER)
+    )
+    assert missing.status_code == 404
+
+
+async def test_a_quantity_change_that_takes_a_total_past_the_cap_is_refused(
+    orders_service: OrdersUnderTest,
+) -> None:
+    await ungated(orders_service)
+    seller = orders_service.as_seller(SELLER)
+    order = await orders_service.place_and_wait(
+        SELLER,
+        items=[
+            {"sku": "GOLD", "name": "Gold bar", "unit_price": "900000000.00", "quantity": 1},
+            {"sku": "BOX", "name": "Box", "unit_price": "1000.00", "quantity": 1},
+        ],
+    )
+    order_id = order["order_id"]
+    # Each quantity is in range: 2 gold bars make a line of 1,800,000,000; 100,000 boxes a
+    # line of 100,000,000 and a subtotal of exactly 1,000,000,000.
+    for change, field in (
+        ({"line_id": "L1", "quantity": 2}, "line L1 line_total"),
+        ({"line_id": "L2", "quantity": 100_000}, "subtotal"),
+    ):
+        answer = await orders_service.http.patch(
+            f"/v1/orders/{order_id}/items", headers=seller, json={"items": [change]}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "validation_error"
+        assert field in answer.json()["error"]["message"]
+    unchanged = (await orders_service.http.get(f"/v1/orders/{order_id}", headers=seller)).json()
+    assert (unchanged["version"], unchanged["total"]) == (order["version"], "900001000.00")
+    assert [item["quantity"] for item in unchanged["items"]] == [1, 1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from juniper_shared.contracts.events import OrderPlacedData
 from juniper_shared.testing import placed_order_data
@@ -173,3 +173,33 @@ def test_edits_keep_totals_exact_and_orders_non_empty(
     order.change_quantities({order.lines[0].line_id: new_quantity}, now=NOW)
     assert order.subtotal == sum(line.unit_price * line.quantity for line in order.lines)
     assert order.lines[0].line_total == order.lines[0].unit_price * new_quantity
+
+
+CAP = 100_000_000_000
+"""1,000,000,000.00 USD in cents: no line total, subtotal or total reaches it."""
+
+
+@given(
+    prices=st.lists(st.integers(1, 99_999_999_999), min_size=1, max_size=4),
+    quantities=st.lists(st.integers(1, 100_000), min_size=4, max_size=4),
+)
+def test_a_quantity_change_never_takes_an_amount_past_the_cap(
+    prices: list[int], quantities: list[int]
+) -> None:
+    assume(sum(prices) < CAP)  # placeable: the contract refuses the rest (contract tests)
+    order = new_order(
+        items=[
+            {"sku": f"S{n}", "name": "x", "unit_price": f"{p // 100}.{p % 100:02d}", "quantity": 1}
+            for n, p in enumerate(prices)
+        ]
+    )
+    before = (order.lines, order.version, len(order.history))
+    changes = {line.line_id: q for line, q in zip(order.lines, quantities, strict=False)}
+    wanted = sum(line.unit_price * changes[line.line_id] for line in order.lines)
+    if all(line.unit_price * changes[line.line_id] < CAP for line in order.lines) and wanted < CAP:
+        order.change_quantities(changes, now=NOW)
+        assert order.total == wanted
+    else:
+        with pytest.raises(InvalidEdit, match=r"line_total|subtotal|total"):
+            order.change_quantities(changes, now=NOW)
+        assert (order.lines, order.version, len(order.history)) == before

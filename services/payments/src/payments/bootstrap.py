@@ -81,6 +81,7 @@ def build_app(settings: PaymentsSettings) -> FastAPI:
         version="1.0.0",
         description="Card charges for issued invoices: attempts, outcomes and the seller's retry.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
+        max_token_ttl_seconds=settings.auth_max_token_ttl_seconds,
         lifespan=lifespan,
         readiness=runtime.readiness(),
     )

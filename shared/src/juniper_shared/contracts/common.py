@@ -2,24 +2,62 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+)
 
 from juniper_shared.contracts.money import MINOR_UNITS, Amount
 
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-OptionalText = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)]
-LongText = Annotated[str, StringConstraints(max_length=2000)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_LONG_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _no_control(value: object) -> object:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _no_control_but_lines(value: object) -> object:
+    if isinstance(value, str) and _CONTROL_IN_LONG_TEXT.search(value):
+        raise ValueError("must not contain control characters (line breaks and tabs allowed)")
+    return value
+
+
+NoControl = BeforeValidator(_no_control)
+"""No C0/C1 control character (NUL included) and no lone surrogate, checked before any
+whitespace is stripped: the database refuses some, and none belongs in a name, an email or an
+id."""
+
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NoControl
+]
+OptionalText = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True), NoControl]
+LongText = Annotated[
+    str, StringConstraints(max_length=2000), BeforeValidator(_no_control_but_lines)
+]
+"""A message or notes: up to 2,000 characters; line breaks and tabs are its only controls."""
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]
+SellerId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+"""A seller as tokens name it (juniper_shared.auth.SELLER_ID): an order for any other id
+could never be seen by its seller."""
 Email = Annotated[
     str,
     StringConstraints(
         max_length=254, pattern=r"^[^@\s\r\n<>\",]+@[^@\s\r\n<>\",]+\.[^@\s\r\n<>\",]+$"
     ),
+    NoControl,
 ]
 Currency = Literal[
     "USD",
@@ -39,7 +77,8 @@ Currency = Literal[
     "BHD",
 ]
 assert set(get_args(Currency)) == set(MINOR_UNITS), "every currency needs its minor units"
-Quantity = Annotated[int, Field(ge=1, le=100_000)]
+Quantity = Annotated[int, Strict(), Field(ge=1, le=100_000)]
+"""A JSON integer (never `true`, `1.0` or `"1"`)."""
 
 MAX_ITEMS = 500
 """Most lines one order may carry; larger orders are refused at the door."""
@@ -64,7 +103,7 @@ class Address(Contract):
     line2: OptionalText | None = None
     city: ShortText
     region: OptionalText = ""
-    postal_code: Annotated[str, StringConstraints(max_length=20, strip_whitespace=True)]
+    postal_code: Annotated[str, StringConstraints(max_length=20, strip_whitespace=True), NoControl]
     country: Annotated[str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
 
 
@@ -72,14 +111,14 @@ class CreditCard(Contract):
     """A card as checkout hands it over: a processor token, never a card number."""
 
     type: Literal["credit_card"]
-    card_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    brand: Annotated[str, StringConstraints(max_length=30)]
-    last4: Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
+    card_token: Annotated[str, StringConstraints(min_length=1, max_length=200), NoControl]
+    brand: Annotated[str, StringConstraints(max_length=30), NoControl]
+    last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 
 
 class NetTerms(Contract):
     type: Literal["net_terms"]
-    days: Annotated[int, Field(ge=0, le=365)]
+    days: Annotated[int, Strict(), Field(ge=0, le=365)]
 
 
 class OtherPayment(Contract):
@@ -155,8 +194,15 @@ class InvoiceLine(Contract):
     line_total: Amount
 
 
+def _date_string(value: object) -> object:
+    # pydantic would read a JSON number as a Unix time: a date on the wire is "YYYY-MM-DD".
+    if not isinstance(value, str | date):
+        raise ValueError('a date is a string such as "2026-11-27"')
+    return value
+
+
 class Shipping(Contract):
     carrier: ShortText
     tracking_number: ShortText
-    shipped_at: date
+    shipped_at: Annotated[date, BeforeValidator(_date_string)]
     shipping_cost: Amount

@@ -24,8 +24,9 @@ from juniper_shared.contracts.common import (
     PaymentMethod,
     PaymentMethodSummary,
     PlacedItem,
+    SellerId,
 )
-from juniper_shared.contracts.money import MINOR_UNITS, Amount
+from juniper_shared.contracts.money import MINOR_UNITS, Amount, check_totals, to_minor
 
 RejectReason = Literal["out_of_stock", "outside_territory", "other", "buyer_not_approved"]
 
@@ -58,7 +59,7 @@ class Envelope(BaseModel):
 
 class OrderPlacedData(Contract):
     order_id: Identifier
-    seller_id: Identifier
+    seller_id: SellerId
     seller_name: OptionalText | None = None
     placed_at: datetime
     currency: Currency
@@ -79,6 +80,18 @@ class OrderPlacedData(Contract):
         for amount in amounts:
             if amount != amount.quantize(Decimal(1).scaleb(-digits)):
                 raise ValueError(f"{amount} has more decimals than {self.currency} allows")
+        # Each price and quantity in range can still add up to a total out of range.
+        check_totals(
+            currency=self.currency,
+            line_totals=(
+                (
+                    f"items[{index}].line_total",
+                    to_minor(item.unit_price, self.currency) * item.quantity,
+                )
+                for index, item in enumerate(self.items)
+            ),
+            shipping=("shipping_fee", to_minor(self.shipping_fee or Decimal(0), self.currency)),
+        )
         return self
 
 

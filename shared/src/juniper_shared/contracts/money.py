@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -27,30 +29,34 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 MAX_AMOUNT = Decimal("1000000000")
+"""Every amount (a price, a line total, a subtotal, shipping, a total) is below this."""
+
+MAX_DECIMALS = max(MINOR_UNITS.values())
+
+_AMOUNT = re.compile(rf"[0-9]+(\.[0-9]{{1,{MAX_DECIMALS}}})?")
+"""The only spelling of an amount: ASCII digits, a dot and up to three decimals (the currency
+then decides how many it allows)."""
 
 
 def _parse_amount(value: Any) -> Decimal:
-    # Floats are refused outright: a binary float cannot carry an exact price.
-    if isinstance(value, bool | float):
-        raise ValueError('money must be a decimal string such as "125.50", not a float')
+    # A Decimal comes from our own code; from the wire only a string such as "125.50" passes:
+    # no float or JSON number, no sign, exponent, spaces, underscores or non-ASCII digits.
     if isinstance(value, Decimal):
         amount = value
-    elif isinstance(value, int):
-        amount = Decimal(value)
+        if not amount.is_finite() or amount.is_signed():
+            raise ValueError("money must be a finite amount, not negative")
     elif isinstance(value, str):
-        try:
-            amount = Decimal(value.strip())
-        except ArithmeticError as error:
-            raise ValueError(f"not a decimal amount: {value!r}") from error
+        if _AMOUNT.fullmatch(value) is None:
+            raise ValueError(
+                f'money must be a decimal string such as "125.50" (digits, up to '
+                f"{MAX_DECIMALS} decimals), not {value[:40]!r}"
+            )
+        amount = Decimal(value)
     else:
-        raise ValueError("money must be a decimal string")
-    if not amount.is_finite():
-        raise ValueError("money must be a finite amount")
-    if amount < 0:
-        raise ValueError("money cannot be negative")
+        raise ValueError('money must be a decimal string such as "125.50"')
     if amount >= MAX_AMOUNT:
-        raise ValueError("amount is too large")
-    if amount.as_tuple().exponent < -3:  # type: ignore[operator]
+        raise ValueError(f"amount must be below {MAX_AMOUNT}")
+    if amount.as_tuple().exponent < -MAX_DECIMALS:  # type: ignore[operator]
         raise ValueError("amount has more decimals than any currency allows")
     return amount
 
@@ -58,10 +64,23 @@ def _parse_amount(value: Any) -> Decimal:
 Amount = Annotated[
     Decimal,
     BeforeValidator(_parse_amount),
-    PlainSerializer(lambda amount: str(amount), return_type=str, when_used="always"),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,9}(\.\d{1,3})?$", "examples": ["125.50"]}),
+    # "f": never an exponent ("1E+3"), which the other side would refuse.
+    PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="always"),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,3})?$", "examples": ["125.50"]}
+    ),
 ]
 """A non-negative decimal amount; serialized as a string."""
+
+ShownAmount = Annotated[
+    Decimal,
+    PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="always"),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,3})?$", "examples": ["125.50"]}
+    ),
+]
+"""An amount in an answer: what is stored, shown as it is (a read never fails on a record that
+an older version stored past today's limits)."""
 
 
 def minor_units(currency: str) -> int:
@@ -81,3 +100,43 @@ def from_minor(units: int, currency: str) -> Decimal:
     """Decimal amount, quantized to the currency's minor units, from integer minor units."""
     digits = minor_units(currency)
     return Decimal(units).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
+
+
+def max_minor(currency: str) -> int:
+    """MAX_AMOUNT in the currency's minor units: every amount stays below it."""
+    return int(MAX_AMOUNT.scaleb(minor_units(currency)))
+
+
+class AmountOutOfRange(ValueError):
+    """An amount (often a sum of amounts each in range) at or past MAX_AMOUNT; `field` names it."""
+
+    def __init__(self, field: str, units: int, currency: str) -> None:
+        amount = from_minor(units, currency)
+        super().__init__(f"{field}: {amount} {currency} is not below {MAX_AMOUNT}")
+        self.field = field
+
+
+def check_totals(
+    *,
+    currency: str,
+    line_totals: Iterable[tuple[str, int]],
+    shipping: tuple[str, int],
+) -> None:
+    """The money invariants of an order or an invoice, in minor units: every line total, the
+    subtotal, the shipping and the total are at least 0 and below MAX_AMOUNT.
+
+    `line_totals` are (field name, amount) pairs, `shipping` one such pair; the error names the
+    first amount out of range."""
+    cap = max_minor(currency)
+    subtotal = 0
+    for field, units in line_totals:
+        if not 0 <= units < cap:
+            raise AmountOutOfRange(field, units, currency)
+        subtotal += units
+    if subtotal >= cap:
+        raise AmountOutOfRange("subtotal", subtotal, currency)
+    name, units = shipping
+    if not 0 <= units < cap:
+        raise AmountOutOfRange(name, units, currency)
+    if subtotal + units >= cap:
+        raise AmountOutOfRange("total", subtotal + units, currency)

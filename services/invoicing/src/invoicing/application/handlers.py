@@ -306,9 +306,13 @@ class InvoicingHandlers:
                         await asyncio.sleep(_backoff(attempt))
                     continue
                 self.fault("number_reserved")
-                return await self._settle(
-                    counter, reservation, invoice, confirming=invoice_id, release=False
-                )
+                try:
+                    return await self._settle(
+                        counter, reservation, invoice, confirming=invoice_id, release=False
+                    )
+                except Exception:
+                    await self._undo(counter, reservation)
+                    raise
         raise Contention(f"numbering for seller {seller_id} is busy; try again")
 
     async def _settle(
@@ -333,6 +337,7 @@ class InvoicingHandlers:
                 reservation,
                 status=invoice.status if invoice else None,
                 sequence=invoice.sequence if invoice else None,
+                issuable=invoice is not None and _issuable(invoice),
             )
             if decision is Settlement.WRITE:
                 assert invoice is not None
@@ -362,6 +367,22 @@ class InvoicingHandlers:
             await self.counters.save(counter, previous_version=previous)
             return issued
         raise Contention(f"invoice {reservation.invoice_id} kept changing while numbered")
+
+    async def _undo(self, counter: NumberCounter, reservation: Reservation) -> None:
+        """A confirm that failed after reserving leaves no reservation behind: the number goes
+        back unless the invoice holds it. If this fails too (the database is away), the
+        reservation stays pending and is settled like a crash's."""
+        try:
+            invoice = await self.invoices.get(reservation.invoice_id)
+            previous = counter.version
+            if invoice is not None and invoice.sequence == reservation.sequence:
+                counter.release(reservation)
+            else:
+                NUMBERS_RETURNED.inc()
+                counter.give_back(reservation)
+            await self.counters.save(counter, previous_version=previous)
+        except Exception:
+            log.exception("could not undo reservation %s; it is settled later", reservation)
 
     async def recover_numbering(self) -> int:
         """Settle the reservations a crash left unfinished (start-up); returns how many.
@@ -489,6 +510,16 @@ def check_names_its_own(invoice: Invoice, event: Envelope, *, order_id: str) -> 
             f"{event.type} of seller {event.seller_id!r} and order {order_id} names invoice "
             f"{invoice.invoice_id} of another seller or order"
         )
+
+
+def _issuable(invoice: Invoice) -> bool:
+    """Whether the invoice's amounts allow issuing it (a draft stored with a total past the cap
+    never can be: its number goes back)."""
+    try:
+        invoice.check_amounts()
+    except DomainError:
+        return False
+    return True
 
 
 def _backoff(attempt: int) -> float:

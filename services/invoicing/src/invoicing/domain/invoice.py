@@ -8,6 +8,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from juniper_shared.contracts.money import AmountOutOfRange, check_totals
+
 from invoicing.domain.errors import InvalidShipping, InvalidState, NotInvoiceable
 from invoicing.domain.order import InvoiceableOrder, OrderLine
 
@@ -164,6 +166,22 @@ class Invoice:
             raise InvalidState(
                 f"order {self.order_id} changed since the preview; preview the invoice again"
             )
+        self.check_amounts()
+
+    def check_amounts(self) -> None:
+        """Every line total, the subtotal, the shipping cost and the total below the cap;
+        raises InvalidShipping (`validation_error`) naming the amount otherwise."""
+        try:
+            check_totals(
+                currency=self.currency,
+                line_totals=(
+                    (f"lines[{index}].line_total", line.line_total)
+                    for index, line in enumerate(self.lines)
+                ),
+                shipping=("shipping.shipping_cost", self.shipping_cost),
+            )
+        except AmountOutOfRange as error:
+            raise InvalidShipping(str(error)) from error
 
     def issue(self, sequence: int, *, now: datetime) -> None:
         """Give the draft the number reserved for it."""
@@ -233,7 +251,7 @@ def draft_invoice(order: InvoiceableOrder, shipping: Shipping, *, now: datetime)
         )
     if shipping.shipping_cost < 0:
         raise InvalidShipping("shipping_cost cannot be negative")
-    return Invoice(
+    invoice = Invoice(
         invoice_id=invoice_id_for(order.order_id),
         order_id=order.order_id,
         order_version=order.version,
@@ -248,3 +266,5 @@ def draft_invoice(order: InvoiceableOrder, shipping: Shipping, *, now: datetime)
         shipping=shipping,
         created_at=now,
     )
+    invoice.check_amounts()
+    return invoice

@@ -98,11 +98,16 @@ class Settlement(StrEnum):
 
 
 def settlement(
-    reservation: Reservation, *, status: InvoiceStatus | None, sequence: int | None
+    reservation: Reservation,
+    *,
+    status: InvoiceStatus | None,
+    sequence: int | None,
+    issuable: bool = True,
 ) -> Settlement:
-    """What to do with a pending reservation, given the invoice it names as stored now."""
+    """What to do with a pending reservation, given the invoice it names as stored now
+    (`issuable`: whether its amounts allow issuing it)."""
     if sequence == reservation.sequence:
         return Settlement.RELEASE
-    if status is InvoiceStatus.DRAFT:
+    if status is InvoiceStatus.DRAFT and issuable:
         return Settlement.WRITE
     return Settlement.GIVE_BACK

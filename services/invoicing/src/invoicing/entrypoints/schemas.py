@@ -6,8 +6,8 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from juniper_shared.contracts.common import Address, Buyer, PaymentMethodSummary, Shipping
-from juniper_shared.contracts.money import Amount, from_minor
-from pydantic import BaseModel, ConfigDict, Field
+from juniper_shared.contracts.money import ShownAmount, from_minor
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from invoicing.domain.invoice import Invoice
 
@@ -16,7 +16,7 @@ class PreviewBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shipping: Shipping
-    order_version: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    order_version: Annotated[int, Strict(), Field(ge=1, le=1_000_000_000)] | None = None
     """The order version the seller is looking at (the orders service's ETag). Invoicing learns
     of order changes over Kafka; with this, a preview never drafts from an older version."""
 
@@ -24,16 +24,16 @@ class PreviewBody(BaseModel):
 class InvoiceLineView(BaseModel):
     sku: str
     name: str
-    unit_price: Amount
+    unit_price: ShownAmount
     quantity: int
-    line_total: Amount
+    line_total: ShownAmount
 
 
 class ShippingView(BaseModel):
     carrier: str
     tracking_number: str
     shipped_at: date
-    shipping_cost: Amount
+    shipping_cost: ShownAmount
 
 
 class PaymentFailureView(BaseModel):
@@ -49,9 +49,9 @@ class InvoiceView(BaseModel):
     order_id: str
     number: str | None
     lines: list[InvoiceLineView]
-    subtotal: Amount
-    shipping_cost: Amount
-    total: Amount
+    subtotal: ShownAmount
+    shipping_cost: ShownAmount
+    total: ShownAmount
     currency: str
     due_date: date
     payment_method: PaymentMethodSummary

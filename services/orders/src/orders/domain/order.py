@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from juniper_shared.contracts.money import AmountOutOfRange, check_totals
+
 from orders.domain.errors import InvalidEdit, InvalidState
 
 
@@ -41,6 +43,18 @@ class Line:
     @property
     def line_total(self) -> int:
         return self.unit_price * self.quantity
+
+
+def check_amounts(lines: Iterable[Line], *, shipping_fee: int, currency: str) -> None:
+    """Raises InvalidEdit when a line total, the subtotal or the total would reach the cap."""
+    try:
+        check_totals(
+            currency=currency,
+            line_totals=((f"line {line.line_id} line_total", line.line_total) for line in lines),
+            shipping=("shipping_fee", shipping_fee),
+        )
+    except AmountOutOfRange as error:
+        raise InvalidEdit(str(error)) from error
 
 
 VOID = "void"
@@ -147,10 +161,12 @@ class Order:
             for line in self.lines
             if line.line_id in quantities and quantities[line.line_id] != line.quantity
         }
-        self.lines = [
+        lines = [
             replace(line, quantity=quantities.get(line.line_id, line.quantity))
             for line in self.lines
         ]
+        check_amounts(lines, shipping_fee=self.shipping_fee, currency=self.currency)
+        self.lines = lines
         self._record(now, "quantities_changed", changes=changes, subtotal=self.subtotal)
 
     def remove_lines(self, line_ids: Iterable[str], *, now: datetime) -> None:

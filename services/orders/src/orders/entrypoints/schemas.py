@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from juniper_shared.contracts.common import Email, Identifier, LongText, ShortText
+from juniper_shared.contracts.common import Email, Identifier, LongText, Quantity, ShortText
 from juniper_shared.contracts.money import from_minor
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from orders.domain.customer import Customer
 from orders.domain.order import Order
@@ -107,7 +107,7 @@ class LineIdsBody(Body):
 
 class QuantityChange(Body):
     line_id: Identifier
-    quantity: Annotated[int, Field(ge=1, le=100_000)]
+    quantity: Quantity
 
 
 class QuantitiesBody(Body):
@@ -115,7 +115,7 @@ class QuantitiesBody(Body):
 
 
 class SellerSettingsBody(Body):
-    buyer_access_requires_approval: bool
+    buyer_access_requires_approval: StrictBool
 
 
 class CustomerBody(Body):

@@ -23,7 +23,7 @@ def build_router(handlers: PaymentsHandlers, idempotency: IdempotencyKeys) -> AP
     )
     async def get_payment(
         seller_id: SellerId,
-        invoice_id: Annotated[str, Query(min_length=1, max_length=200)],
+        invoice_id: Annotated[str, Query(min_length=1, max_length=128)],
     ) -> PaymentView:
         payment = await handlers.payment(seller_id, invoice_id)
         return payment_view(payment, amount=str(from_minor(payment.amount, payment.currency)))
