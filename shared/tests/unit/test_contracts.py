@@ -175,7 +175,12 @@ def test_a_placed_order_is_valid_exactly_when_its_totals_stay_below_the_cap(
     data = placed_order_data(items=items, shipping_fee=str(from_minor(shipping, "USD")))
     within = all(p * q < CAP for p, q in lines) and sum(p * q for p, q in lines) + shipping < CAP
     raw = json.dumps(
-        {"type": "order.placed", "seller_id": "s", "producer": "checkout", "data": data}
+        {
+            "type": "order.placed",
+            "seller_id": data["seller_id"],
+            "producer": "checkout",
+            "data": data,
+        }
     ).encode()
     if within:
         assert ORDERS_PLACED.decode(raw).data.items[0].quantity == lines[0][1]

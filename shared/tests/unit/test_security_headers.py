@@ -18,7 +18,12 @@ async def nothing(_: FastAPI) -> AsyncIterator[None]:
 
 def app() -> FastAPI:
     built = create_app(
-        title="t", version="1", jwt_secret="dev-only-secret", lifespan=nothing, readiness=[]
+        title="t",
+        version="1",
+        jwt_secret="dev-only-secret",
+        max_token_ttl_seconds=3600,
+        lifespan=nothing,
+        readiness=[],
     )
 
     @built.get("/page", response_class=HTMLResponse)
