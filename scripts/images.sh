@@ -180,6 +180,31 @@ sbom() {
   done
 }
 
+run_tests() {
+  local tag image
+  tag=$(image_tag)
+  prepare
+  for image in "${IMAGES[@]}"; do
+    pm image exists "junipermarket/$image:$tag" || die "junipermarket/$image:$tag not built (make images)"
+  done
+  # The infrastructure the containers use; stop only what this run started (as scripts/test.sh).
+  local started_file
+  started_file=$(mktemp)
+  # shellcheck disable=SC2064
+  trap "stop_started '$started_file'" EXIT
+  INFRA_STARTED_FILE=$started_file bash "$REPO/deploy/local/infra.sh" up kafka postgres ferretdb mailpit
+  # Bounded: a hung container or broker fails the run instead of holding CI.
+  JM_IMAGE_TAG=$tag timeout --signal=INT --kill-after=30 600 \
+    uv run --frozen pytest -p no:cacheprovider tests/images "$@"
+}
+
+stop_started() {
+  local started
+  started=$(tr '\n' ' ' <"$1")
+  if [[ -n ${started// /} ]]; then bash "$REPO/deploy/local/infra.sh" down $started; fi
+  rm -f "$1"
+}
+
 main() {
   local command=${1:-}
   (($#)) && shift
@@ -191,11 +216,7 @@ main() {
       prepare
       pm "$@"
       ;;
-    test)
-      prepare
-      JM_IMAGE_TAG=$(image_tag) JM_PODMAN_CONF=$CACHE_DIR/containers.conf \
-        uv run --frozen pytest -p no:cacheprovider -m images tests/images "$@"
-      ;;
+    test) run_tests "$@" ;;
     *) die "usage: images.sh build|sbom|test|tag|podman [...]" ;;
   esac
 }
