@@ -194,8 +194,10 @@ run_tests() {
   trap "stop_started '$started_file'" EXIT
   INFRA_STARTED_FILE=$started_file bash "$REPO/deploy/local/infra.sh" up kafka postgres ferretdb mailpit
   # Bounded: a hung container or broker fails the run instead of holding CI.
+  local paths=(tests/images) arg
+  for arg in "$@"; do [[ $arg == -* ]] || paths=(); done
   JM_IMAGE_TAG=$tag timeout --signal=INT --kill-after=30 600 \
-    uv run --frozen pytest -p no:cacheprovider tests/images "$@"
+    uv run --frozen pytest -p no:cacheprovider "${paths[@]}" "$@"
 }
 
 stop_started() {
