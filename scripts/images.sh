@@ -23,7 +23,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
 readonly IMAGES=(orders invoicing payments notifications card-sandbox)
 readonly UV_VERSION=0.13.8
-readonly CYCLONEDX_VERSION=7.3.0
+readonly CYCLONEDX_VERSION=7.5.0
 # Bump the suffix when the base recipe below changes: the cache and the store key on it.
 readonly BASE_IMAGE=localhost/junipermarket/base:bookworm-python3.11-1
 readonly UV_IMAGE=localhost/junipermarket/uv:$UV_VERSION
