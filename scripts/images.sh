@@ -197,7 +197,7 @@ run_tests() {
   local paths=(tests/images) arg
   for arg in "$@"; do [[ $arg == -* ]] || paths=(); done
   JM_IMAGE_TAG=$tag timeout --signal=INT --kill-after=30 600 \
-    uv run --frozen pytest -p no:cacheprovider "${paths[@]}" "$@"
+    uv run --frozen pytest -p no:cacheprovider -s "${paths[@]}" "$@"
 }
 
 stop_started() {

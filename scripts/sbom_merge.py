@@ -83,9 +83,17 @@ def main() -> None:
         bom.setdefault("components", []).extend(workspace_components(site_packages, known))
     major = (root / "etc" / "debian_version").read_text().split(".")[0].strip()
     packages = dpkg_packages(args.dpkg_status.read_text())
-    bom.setdefault("components", []).extend(
-        debian_component(package, f"debian-{major}") for package in packages
+    # Scanners take the distribution from this component to match the Debian packages.
+    version = (root / "etc" / "debian_version").read_text().strip()
+    bom.setdefault("components", []).append(
+        {
+            "type": "operating-system",
+            "bom-ref": f"debian@{version}",
+            "name": "debian",
+            "version": version,
+        }
     )
+    bom["components"].extend(debian_component(package, f"debian-{major}") for package in packages)
     name, _, tag = args.image.partition(":")
     metadata = bom.setdefault("metadata", {})
     metadata["component"] = {
