@@ -25,11 +25,16 @@ JWT_SECRET = "dev-only-secret"
 """The seller tokens of tests/e2e's Seller are signed with it."""
 
 TEST_SECRETS: dict[str, str] = {
-    # Secret key -> test value; {service} is the Deployment's name, {database} its database.
+    # "<key>" or "<secret name>/<key>" (which wins) -> test value; {service} is the Deployment's
+    # name. The local broker's users have the password `<service>-dev-secret`.
     "AUTH_JWT_SECRET": JWT_SECRET,
     "MONGODB_URL": "mongodb://127.0.0.1:27017",
     "KAFKA_SASL_USERNAME": "{service}",
     "KAFKA_SASL_PASSWORD": "{service}-dev-secret",
+    "BUYER_LINK_SECRET": "buyer-link-secret-for-the-image-tests",
+    "BUYER_LINK_PREVIOUS_SECRETS": "",
+    "CARD_VAULT_KEY": "aW1hZ2UtdGVzdHMtb25seS1jYXJkLXZhdWx0LWtleSE=",  # Fernet: base64 of 32 bytes
+    "CARD_VAULT_PREVIOUS_KEYS": "",
 }
 """A key the manifests reference that is missing here fails the run (unless the reference is
 `optional: true`, which Kubernetes then leaves unset too)."""
@@ -41,7 +46,8 @@ HERE: dict[str, str] = {
     # Four services share FerretDB's PostgreSQL pool with everyone else's tests.
     "MONGODB_MAX_POOL_SIZE": "10",
 }
-"""Added to each service's environment; nothing the manifests set is overridden."""
+"""What differs on this machine from a cluster, set on each service over what the manifests
+give (one row each, with the reason)."""
 
 CLUSTER_HOSTS = ("juniper-kafka-kafka-bootstrap.kafka.svc", "card-sandbox", "mailpit")
 """Cluster names the dev overlay's configuration uses: all on 127.0.0.1 here."""
@@ -145,13 +151,14 @@ class Workload:
                 env[entry["name"]] = str(entry["value"])
                 continue
             ref = entry["valueFrom"]["secretKeyRef"]
-            if ref["key"] not in TEST_SECRETS:
+            value = TEST_SECRETS.get(f"{ref['name']}/{ref['key']}", TEST_SECRETS.get(ref["key"]))
+            if value is None:
                 assert ref.get("optional"), (
                     f"{self.name} reads {ref['key']} from Secret {ref['name']}: "
                     "give it a test value in TEST_SECRETS (tests/images/cluster.py)"
                 )
                 continue
-            env[entry["name"]] = TEST_SECRETS[ref["key"]].format(service=self.name, **values)
+            env[entry["name"]] = value.format(service=self.name, **values)
         return env
 
 
@@ -275,7 +282,7 @@ def environment_for(workload: Workload, run: str) -> dict[str, str]:
     env = workload.environment(values)
     if workload.name != "card-sandbox":
         for key, template in HERE.items():
-            env.setdefault(key, template.format(service=workload.name, **values))
+            env[key] = template.format(service=workload.name, **values)
     return env
 
 
