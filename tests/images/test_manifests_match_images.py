@@ -1,7 +1,8 @@
 """deploy/k8s and the built images agree: the port each container declares is the one its image
 listens on, the probes ask what the image answers, the uid is the image's, the command is the
 image's, and every variable an overlay gives is one the image's code reads, with a value that
-code accepts (each service's settings class, loaded inside its image)."""
+code accepts (each service's settings class, loaded inside its image). And each image holds its
+service's venv and nothing of the build: no compiler, uv, pip, cache or development package."""
 
 from __future__ import annotations
 
@@ -84,6 +85,31 @@ def test_every_variable_given_is_read_by_the_image_and_accepted(
             continue
         reads = set(json.loads(in_image(workload, given, "python", "-c", READS, name)))
         assert set(given) <= reads, f"{name} does not read {sorted(set(given) - reads)}"
+
+
+CONTENTS = """
+import importlib.metadata, json, os, shutil
+print(json.dumps({
+    "packages": sorted({d.metadata["Name"].lower() for d in importlib.metadata.distributions()}),
+    "tools": [t for t in ("gcc", "cc", "c++", "make", "uv", "pip", "pip3") if shutil.which(t)],
+    "left": [p for p in ("/root/.cache", "/src", "/app/.venv/bin/pip") if os.path.exists(p)],
+}))
+"""
+DEVELOPMENT = {"pytest", "pytest-asyncio", "hypothesis", "ruff", "mypy", "import-linter", "pip"}
+
+
+def test_each_image_holds_its_service_and_its_dependencies_only(
+    overlay: dict[str, Workload],
+) -> None:
+    for name, workload in overlay.items():
+        found = json.loads(in_image(workload, {}, "python", "-c", CONTENTS))
+        assert found["tools"] == [], f"{name} has build tools: {found['tools']}"
+        assert found["left"] == [], f"{name} keeps build leftovers: {found['left']}"
+        packages = set(found["packages"])
+        assert not packages & DEVELOPMENT, f"{name} has {packages & DEVELOPMENT}"
+        service = "payments" if name == "card-sandbox" else name
+        ours = {package for package in packages if package.startswith("juniper")}
+        assert ours == {"juniper-shared", f"juniper-{service}"}, f"{name}: {ours}"
 
 
 def in_image(workload: Workload, env: dict[str, str], *command: str) -> str:
