@@ -85,14 +85,14 @@ prepare() {
   printf '[containers]\ndefault_ulimits = []\n' >"$CACHE_DIR/containers.conf"
   local base_tar=$CACHE_DIR/${BASE_IMAGE##*:}.tar
   if [[ ! -f $base_tar ]]; then
-    echo "images: making the base from Debian's packages (once, ~30 s)" >&2
+    echo "images: making the base from Debian's packages (once, 1-2 min)" >&2
     # Like python:3.11-slim: the interpreter and CA certificates; no docs, man pages or apt lists,
     # and no perl (about 50 MB that only usrmerge needs, while the image is merged already).
     mmdebstrap --quiet --format=tar --variant=minbase --include=python3,ca-certificates,usr-is-merged \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' \
-      --customize-hook='chroot "$1" dpkg --purge usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl perl libperl5.36 perl-modules-5.36 libgdbm-compat4' \
+      --customize-hook='chroot "$1" dpkg --purge usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl perl libperl5.36 perl-modules-5.36 libgdbm-compat4 >/dev/null' \
       --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*' \
       bookworm "$base_tar.part" >&2 || die "mmdebstrap failed"
     mv "$base_tar.part" "$base_tar"
