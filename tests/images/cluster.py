@@ -31,6 +31,7 @@ TEST_SECRETS: dict[str, str] = {
     "MONGODB_URL": "mongodb://127.0.0.1:27017",
     "KAFKA_SASL_USERNAME": "{service}",
     "KAFKA_SASL_PASSWORD": "{service}-dev-secret",
+    "password": "{service}-dev-secret",  # a Strimzi KafkaUser's Secret (named after the user)
     "BUYER_LINK_SECRET": "buyer-link-secret-for-the-image-tests",
     "BUYER_LINK_PREVIOUS_SECRETS": "",
     "CARD_VAULT_KEY": "aW1hZ2UtdGVzdHMtb25seS1jYXJkLXZhdWx0LWtleSE=",  # Fernet: base64 of 32 bytes
@@ -39,7 +40,7 @@ TEST_SECRETS: dict[str, str] = {
 """A key the manifests reference that is missing here fails the run (unless the reference is
 `optional: true`, which Kubernetes then leaves unset too)."""
 
-HERE: dict[str, str] = {
+HERE: dict[str, str | None] = {
     # Every run has topics and databases of its own on the shared broker and FerretDB.
     "KAFKA_TOPIC_PREFIX": "{run}.",
     "MONGODB_DATABASE": "{run}_{service}",
@@ -47,7 +48,7 @@ HERE: dict[str, str] = {
     "MONGODB_MAX_POOL_SIZE": "10",
 }
 """What differs on this machine from a cluster, set on each service over what the manifests
-give (one row each, with the reason)."""
+give (one row each, with the reason); None unsets a variable."""
 
 CLUSTER_HOSTS = ("juniper-kafka-kafka-bootstrap.kafka.svc", "card-sandbox", "mailpit")
 """Cluster names the dev overlay's configuration uses: all on 127.0.0.1 here."""
@@ -282,7 +283,10 @@ def environment_for(workload: Workload, run: str) -> dict[str, str]:
     env = workload.environment(values)
     if workload.name != "card-sandbox":
         for key, template in HERE.items():
-            env[key] = template.format(service=workload.name, **values)
+            if template is None:
+                env.pop(key, None)
+            else:
+                env[key] = template.format(service=workload.name, **values)
     return env
 
 
