@@ -189,6 +189,11 @@ run_tests() {
   for image in "${IMAGES[@]}"; do
     pm image exists "junipermarket/$image:$tag" || die "junipermarket/$image:$tag not built (make images)"
   done
+  # Containers a killed run of this checkout left behind would hold the manifests' ports.
+  local stale
+  stale=$(pm ps --all --quiet --filter "label=jm.test-images.repo=$REPO")
+  # shellcheck disable=SC2086
+  if [[ -n $stale ]]; then pm rm --force $stale >/dev/null; fi
   # The infrastructure the containers use; stop only what this run started (as scripts/test.sh).
   local started_file
   started_file=$(mktemp)

@@ -205,6 +205,7 @@ class Pod:
         args = [
             "create",
             f"--name={self.name}",
+            f"--label=jm.test-images.repo={REPO}",  # scripts/images.sh removes leftovers by it
             "--network=host",
             *(f"--add-host={host}:127.0.0.1" for host in CLUSTER_HOSTS),
             f"--user={uid}:{gid}",
