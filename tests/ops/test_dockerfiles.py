@@ -198,6 +198,7 @@ def test_dockerignore_keeps_local_state_out() -> None:
     for path in [
         ".venv/bin/python",
         ".local/logs/kafka.log",
+        "build/images/orders.cdx.json",
         "services/orders/tests/unit/test_x.py",
         "shared/src/juniper_shared/__pycache__/kafka.cpython-311.pyc",
         "services/payments/README.md",
