@@ -270,6 +270,11 @@ class Pod:
             check=False,
         )
 
+    def memory(self) -> tuple[str, float]:
+        """Memory in use against the limit (podman's words), and the percentage of the limit."""
+        [stats] = json.loads(podman("stats", "--no-stream", "--format=json", self.name))
+        return stats["mem_usage"], float(stats["mem_percent"].rstrip("%"))
+
     def logs(self, lines: int = 40) -> str:
         return podman("logs", f"--tail={lines}", self.name, check=False)
 

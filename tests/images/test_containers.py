@@ -29,6 +29,15 @@ async def test_every_container_answers_its_probes_and_its_metrics(
             assert "# TYPE" in metrics.text, f"{name} {scraped} is not Prometheus text"
 
 
+async def test_every_container_started_within_its_startup_probe(containers: Containers) -> None:
+    """The kubelet restarts a container whose startup probe has not passed in time."""
+    for name, pod in containers.pods.items():
+        probe = pod.workload.container.get("startupProbe")
+        if probe is not None:
+            budget = probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
+            assert containers.startup_seconds[name] < budget, (name, budget)
+
+
 async def test_every_container_runs_as_its_manifest_says(containers: Containers) -> None:
     for name, pod in containers.pods.items():
         uid, gid = pod.workload.user
@@ -81,6 +90,13 @@ async def test_an_order_is_placed_accepted_invoiced_paid_and_emailed(
     assert invoice_id in issued.text or number in issued.text
     receipt = await inbox.wait_for(buyer.email, f"Receipt: invoice {number}")
     assert "81.00 USD" in receipt.text
+
+
+async def test_every_container_stays_well_inside_its_memory_limit(containers: Containers) -> None:
+    used = {name: await asyncio.to_thread(pod.memory) for name, pod in containers.pods.items()}
+    print("memory after an order went through:", {name: usage for name, (usage, _) in used.items()})
+    for name, (usage, percent) in used.items():
+        assert percent < 75, f"{name} uses {usage} of its limit"
 
 
 async def test_a_busy_container_drains_on_sigterm_and_exits_0_within_its_grace_period(
