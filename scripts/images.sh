@@ -119,7 +119,7 @@ prepare() {
 }
 
 build() {
-  local images=("$@") tag image started seconds
+  local images=("$@") tag image started seconds all_started=$SECONDS
   ((${#images[@]})) || images=("${IMAGES[@]}")
   tag=$(image_tag)
   prepare
@@ -146,6 +146,7 @@ build() {
     printf 'images: %-34s %4s MB  (%d s)\n' "junipermarket/$image:$tag" \
       "$(($(pm image inspect --format '{{.Size}}' "junipermarket/$image:$tag") / 1000000))" "$seconds"
   done
+  echo "images: ${#images[@]} built in $((SECONDS - all_started)) s"
 }
 
 sbom() {
