@@ -5,7 +5,7 @@ UV := uv
 export UV_LINK_MODE ?= copy
 
 # Benchmarks need the infrastructure: make infra-up first.
-.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate
+.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate images test-images sbom
 
 help: ## List the tasks
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,15 @@ infra-down: ## Stop the local infrastructure
 
 infra-status: ## Show what runs
 	@bash deploy/local/infra.sh status
+
+images: ## Build every image with podman from ./Dockerfile, tagged with the git revision; prints sizes
+	@bash scripts/images.sh build
+
+test-images: install ## Run the images as deploy/k8s does against the local infrastructure: probes, orders end to end, SIGTERM drain
+	@bash scripts/images.sh test
+
+sbom: ## A CycloneDX SBOM per built image (Python and Debian packages) into build/images/
+	@bash scripts/images.sh sbom
 
 k8s-validate: ## Render deploy/k8s overlays with kustomize, validate offline against Kubernetes schemas
 	@bash deploy/k8s/validate.sh

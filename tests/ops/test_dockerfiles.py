@@ -1,5 +1,6 @@
-"""The service images, checked without a Docker engine: multi-stage uv builds from the workspace
-lock, a non-root user, a health check, one process, and only files that exist in the context."""
+"""The one Dockerfile, read without building it: multi-stage uv builds from the workspace lock, a
+non-root user, a health check, one process per image, and only files that exist in the context.
+tests/images builds and runs the images themselves."""
 
 from __future__ import annotations
 
@@ -114,50 +115,60 @@ def workspace_pyprojects() -> set[str]:
     return found
 
 
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def stages() -> dict[str, Stage]:
+    return {stage.name or stage.base: stage for stage in parse(DOCKERFILE)}
+
+
 @pytest.fixture(params=sorted(SERVICES))
 def service(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def test_image_is_built_in_stages_from_python_slim_with_uv_and_the_lock(service: str) -> None:
-    stages = parse(REPO / "services" / service / "Dockerfile")
-    runtime = stages[-1]
-    builder = next(stage for stage in stages if stage.name == "builder")
-    assert builder.base == runtime.base == "python:3.11-slim"
-    syncs = [run for run in builder.all("RUN") if "uv sync" in run]
-    assert syncs, "the builder installs with uv sync"
+def test_venv_is_built_from_the_lock_with_uv_on_the_usual_python_base() -> None:
+    build, runtime = stages()["build"], stages()["runtime"]
+    assert build.base == runtime.base == "python:3.11-slim"
+    syncs = [run for run in build.all("RUN") if "uv sync" in run]
+    assert len(syncs) == 2, "dependencies (cached layer), then the workspace code"
     for run in syncs:
         assert "--frozen" in run
         assert "--no-dev" in run
-        assert f"--package juniper-{service}" in run
+        assert '--package "juniper-$SERVICE"' in run
 
 
-def test_runtime_stage_gets_only_the_venv(service: str) -> None:
-    runtime = parse(REPO / "services" / service / "Dockerfile")[-1]
-    copies = runtime.all("COPY")
+def test_runtime_stage_gets_only_the_venv() -> None:
+    copies = stages()["runtime"].all("COPY")
     assert copies
-    assert all("--from=builder" in copy for copy in copies)
+    assert all("--from=build" in copy for copy in copies)
     assert [shlex.split(copy)[-2] for copy in copies] == ["/app/.venv"]
 
 
+def test_every_image_is_the_runtime_with_its_process_and_nothing_copied() -> None:
+    images = {name: stage for name, stage in stages().items() if stage.base == "runtime"}
+    assert sorted(images) == sorted([*SERVICES, "card-sandbox"])
+    for stage in images.values():
+        assert not stage.all("COPY")
+        assert not stage.all("RUN")
+        assert not stage.all("ENTRYPOINT")
+    assert json.loads(images["card-sandbox"].all("CMD")[-1]) == ["python", "-m", "payments.sandbox"]
+
+
 def test_runs_as_non_root_one_process_on_its_port(service: str) -> None:
-    runtime = parse(REPO / "services" / service / "Dockerfile")[-1]
+    runtime, image = stages()["runtime"], stages()[service]
     [user] = runtime.all("USER")
-    assert user.split(":")[0] not in {"root", "0"}
-    assert user.split(":")[0] == "10001"
+    assert user == "10001:10001"
     port = SERVICES[service].model_fields["http_port"].default
-    assert runtime.all("EXPOSE") == [str(port)]
-    assert json.loads(runtime.all("CMD")[-1]) == ["python", "-m", service]
-    assert not runtime.all("ENTRYPOINT")
-    env = " ".join(runtime.all("ENV"))
-    assert "PYTHONDONTWRITEBYTECODE=1" in env
-    assert f"HTTP_PORT={port}" in env
-    assert "HTTP_HOST=0.0.0.0" in env
+    assert image.all("EXPOSE") == [str(port)]
+    assert json.loads(image.all("CMD")[-1]) == ["python", "-m", service]
+    assert "PYTHONDONTWRITEBYTECODE=1" in " ".join(runtime.all("ENV"))
+    assert "HTTP_HOST=0.0.0.0" in " ".join(runtime.all("ENV"))
+    assert f"HTTP_PORT={port}" in " ".join(image.all("ENV"))
 
 
 def test_health_check_asks_healthz_on_the_service_port(service: str) -> None:
-    runtime = parse(REPO / "services" / service / "Dockerfile")[-1]
-    [check] = runtime.all("HEALTHCHECK")
+    [check] = stages()[service].all("HEALTHCHECK")
     assert "/healthz" in check
     assert "HTTP_PORT" in check
     port = SERVICES[service].model_fields["http_port"].default
@@ -165,23 +176,18 @@ def test_health_check_asks_healthz_on_the_service_port(service: str) -> None:
 
 
 def test_every_copied_path_exists_and_is_in_the_build_context(service: str) -> None:
-    for stage in parse(REPO / "services" / service / "Dockerfile"):
+    for stage in parse(DOCKERFILE):
         for copy in stage.all("COPY"):
-            for source in copy_sources(copy):
+            for source in copy_sources(copy.replace("${SERVICE}", service)):
                 assert (REPO / source).exists(), f"COPY {source}: not in the repository"
                 assert not dockerignored(source), f"COPY {source}: excluded by .dockerignore"
 
 
-def test_builder_sees_every_workspace_member(service: str) -> None:
+def test_build_stage_sees_every_workspace_member() -> None:
     """uv resolves the whole workspace: a member added later must be copied too."""
-    builder = next(
-        stage
-        for stage in parse(REPO / "services" / service / "Dockerfile")
-        if stage.name == "builder"
-    )
     copied = {
         str(Path(source) / "pyproject.toml") if not source.endswith(".toml") else source
-        for copy in builder.all("COPY")
+        for copy in stages()["build"].all("COPY")
         for source in copy_sources(copy)
         if source.endswith("pyproject.toml")
     }
@@ -192,6 +198,7 @@ def test_dockerignore_keeps_local_state_out() -> None:
     for path in [
         ".venv/bin/python",
         ".local/logs/kafka.log",
+        "build/images/orders.cdx.json",
         "services/orders/tests/unit/test_x.py",
         "shared/src/juniper_shared/__pycache__/kafka.cpython-311.pyc",
         "services/payments/README.md",

@@ -211,7 +211,9 @@ def test_development_runs_one_replica_of_each_and_the_sandbox_processor() -> Non
         "notifications": 1,
         "card-sandbox": 1,
     }
-    assert container(deployments["card-sandbox"])["command"] == ["python", "-m", "payments.sandbox"]
+    sandbox = container(deployments["card-sandbox"])
+    assert sandbox["image"] == "junipermarket/card-sandbox:dev"
+    assert "command" not in sandbox, "the image's own CMD runs it"
     config_maps = of_kind(resources, "ConfigMap")
     payments_config = next(c for n, c in config_maps.items() if n.startswith("payments-config"))
     assert payments_config["data"]["CARD_PROCESSOR_URL"] == "http://card-sandbox:8010"
