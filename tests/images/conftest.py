@@ -1,6 +1,6 @@
 """The built images started as deploy/k8s's development overlay starts them (`make test-images`).
 
-Every test here is skipped unless JM_IMAGE_TAG names the images to run: scripts/images.sh sets
+Every test that needs the images is deselected unless JM_IMAGE_TAG names them: scripts/images.sh sets
 it, after starting the local infrastructure. The containers are removed, and the run's topics and
 databases dropped, when the session ends, whatever happened.
 """
@@ -65,12 +65,18 @@ def revoke(run: str) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need the built images run only under `make test-images` (JM_IMAGE_TAG set):
+    elsewhere they are deselected, never reported as skipped."""
     here = os.path.dirname(__file__)
+    needs_images: list[pytest.Item] = []
     for item in items:
         if str(item.path).startswith(here):
             item.add_marker(pytest.mark.images)
             if "tag" in getattr(item, "fixturenames", ()) and not os.environ.get("JM_IMAGE_TAG"):
-                item.add_marker(pytest.mark.skip(reason="run with `make images test-images`"))
+                needs_images.append(item)
+    if needs_images:
+        config.hook.pytest_deselected(items=needs_images)
+        items[:] = [item for item in items if item not in needs_images]
 
 
 @dataclass(frozen=True)
