@@ -131,6 +131,13 @@ class OrderCancelledData(OrderEventData):
     message: str = ""
 
 
+class OrderExpiredData(OrderEventData):
+    """A pending order the seller did not answer before its deadline; it is closed."""
+
+    expires_at: datetime
+    """The deadline it passed: `placed_at` plus the seller's `pending_order_expiry_days`."""
+
+
 class OrderReceived(Envelope):
     type: Literal["order.received"] = "order.received"
     data: OrderReceivedData
@@ -164,6 +171,12 @@ class OrderUpdated(Envelope):
 class OrderCancelled(Envelope):
     type: Literal["order.cancelled"] = "order.cancelled"
     data: OrderCancelledData
+    key_field: ClassVar[str] = "order_id"
+
+
+class OrderExpired(Envelope):
+    type: Literal["order.expired"] = "order.expired"
+    data: OrderExpiredData
     key_field: ClassVar[str] = "order_id"
 
 
@@ -310,7 +323,13 @@ class PaymentRefunded(Envelope):
 
 
 OrderEvent = Annotated[
-    OrderReceived | OrderAccepted | OrderRejected | OrderSplit | OrderUpdated | OrderCancelled,
+    OrderReceived
+    | OrderAccepted
+    | OrderRejected
+    | OrderSplit
+    | OrderUpdated
+    | OrderCancelled
+    | OrderExpired,
     Field(discriminator="type"),
 ]
 InvoiceEvent = Annotated[
@@ -330,6 +349,7 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
         OrderSplit,
         OrderUpdated,
         OrderCancelled,
+        OrderExpired,
         InvoiceIssued,
         InvoicePaid,
         InvoicePaymentFailed,
