@@ -136,6 +136,8 @@ class OrderExpiredData(OrderEventData):
 
     expires_at: datetime
     """The deadline it passed: `placed_at` plus the seller's `pending_order_expiry_days`."""
+    split_into: list[str] = []
+    """Orders split off it earlier, which live on (they pay with its card)."""
 
 
 class OrderReceived(Envelope):

@@ -421,7 +421,9 @@ class OrdersHandlers:
         order.version += 1
         order.expire(now=now)
         assert order.expires_at is not None
-        data = OrderExpiredData(order=snapshot(order), expires_at=order.expires_at)
+        data = OrderExpiredData(
+            order=snapshot(order), expires_at=order.expires_at, split_into=order.split_into
+        )
         # Deterministic: an order expires once, so its expiry is one event whoever sends it.
         event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"junipermarket:orders:{order.order_id}:expired")
         try:
