@@ -1,0 +1,84 @@
+"""Orders the seller never answers expire, and the buyer is told once, however many orders
+replicas sweep. Separate processes, real Kafka, FerretDB and SMTP; the clock is real, so the
+orders are placed in the past."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from juniper_shared.testing import free_port, placed_order, wait_until
+
+from .support import WAIT, Buyer, Seller, card, error_code
+
+SUBJECT = "Your order {order_id} from Juniper Pottery was not accepted in time"
+
+
+async def test_orders_past_the_sellers_window_expire_once_with_two_orders_replicas(
+    seller: Seller, http: httpx.AsyncClient
+) -> None:
+    stack = seller.stack
+    first = stack.processes["orders"]
+    port = free_port()
+    second = dataclasses.replace(
+        first,
+        name="orders-2",
+        port=port,
+        env={**first.env, "HTTP_PORT": str(port)},
+        log_path=first.log_path.with_name("orders-2.log"),
+        popen=None,
+    )
+    second.start()
+    try:
+        await second.wait_ready(http, time.monotonic() + 90)
+        response = await http.put(
+            stack.url("orders") + "/v1/seller/settings",
+            json={"buyer_access_requires_approval": False, "pending_order_expiry_days": 1},
+            headers=seller.headers,
+        )
+        assert response.json()["pending_order_expiry_days"] == 1
+        buyers = [Buyer.new(f"Buyer {n}") for n in range(4)]
+        two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+        orders = [
+            placed_order(
+                seller_id=seller.seller_id,
+                seller_name=seller.name,
+                buyer=buyer.as_contract(),
+                payment_method=card(),
+                placed_at=two_days_ago,
+            )
+            for buyer in buyers
+        ]
+        for order in orders:
+            await stack.place(order)
+
+        async def expired() -> int:
+            table = await seller.ok(
+                "orders", "GET", "/v1/orders", params={"status": "expired", "page_size": 100}
+            )
+            return int(table["total_count"])
+
+        await wait_until(expired, equals=len(orders), timeout=WAIT, interval=0.3)
+        for buyer, order in zip(buyers, orders, strict=True):
+            mail = await stack.inbox.wait_for(
+                buyer.email, SUBJECT.format(order_id=order.data.order_id)
+            )
+            assert "was not accepted in time" in mail.text
+        late = await seller.accept(orders[0].data.order_id)
+        assert error_code(late) == (409, "invalid_state")
+        await asyncio.sleep(3)  # three more sweeps of each replica: still one email each
+        for buyer in buyers:
+            assert len(stack.inbox.to(buyer.email)) == 1
+        notes = await seller.ok(
+            "notifications",
+            "GET",
+            "/v1/notifications",
+            params={"order_id": orders[0].data.order_id},
+        )
+        assert [note["template"] for note in notes["items"]] == ["order_expired"]
+    finally:
+        second.terminate()
+        await asyncio.to_thread(second.reap, time.monotonic() + 15)
