@@ -15,6 +15,8 @@ export MONGODB_URL=${MONGODB_URL:-mongodb://127.0.0.1:27017}
 export AUTH_JWT_SECRET=${AUTH_JWT_SECRET:-dev-only-secret}
 export SMTP_HOST=${SMTP_HOST:-127.0.0.1} SMTP_PORT=${SMTP_PORT:-1025}
 export CARD_PROCESSOR_URL=${CARD_PROCESSOR_URL:-http://127.0.0.1:8010}
+# Expired demo orders show within seconds (the default sweep is every 60 s).
+export EXPIRY_SWEEP_SECONDS=${EXPIRY_SWEEP_SECONDS:-5}
 
 # name, python module, port (services appear here as they are built)
 PROCESSES=(
