@@ -38,6 +38,8 @@ async def stack(
         mongodb_url=infra.mongodb_url,
         inbox=inbox,
         log_dir=tmp_path_factory.mktemp("e2e-logs"),
+        # Orders past their deadline expire within a second, not a minute.
+        extra_env={"EXPIRY_SWEEP_SECONDS": "1"},
     ) as system:
         yield system
 

@@ -288,8 +288,6 @@ class Stack:
                 "KAFKA_TOPIC_PREFIX": stack.topic_prefix,
                 "AUTH_JWT_SECRET": JWT_SECRET,
                 "OUTBOX_POLL_SECONDS": "0.5",
-                # Orders past their deadline expire within a second, not a minute.
-                "EXPIRY_SWEEP_SECONDS": "1",
                 "HTTP_PORT": str(port),
                 **(extra_env or {}),
             }
