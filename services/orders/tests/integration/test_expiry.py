@@ -392,8 +392,11 @@ async def test_ten_thousand_pending_orders_a_thousand_due_expire_in_bounded_time
         placed.expires_at, placed.expiry_days = deadline(placed_at, 14), 14
         return placed
 
+    stored_ids: list[str] = []
     for offset in range(0, total, 2_000):
-        await handlers.orders.add_placed([stored(n) for n in range(offset, offset + 2_000)])
+        batch = [stored(n) for n in range(offset, offset + 2_000)]
+        stored_ids += [placed.order_id for placed in batch]
+        await handlers.orders.add_placed(batch)
     clock.now = deadline(start + timedelta(minutes=due - 1), 14)
 
     before = _commands()
@@ -416,6 +419,19 @@ async def test_ten_thousand_pending_orders_a_thousand_due_expire_in_bounded_time
     )
     assert seconds < 60
     assert sweep / due < 1.2  # one guarded write each, plus a page read and a lease renewal
+
+    # The seller lengthens the window: the 9,000 pending deadlines move, in bounded steps.
+    before = _commands()
+    began = time.perf_counter()
+    await set_window(service, 20)
+    moving = time.perf_counter() - began
+    moved = _commands() - before
+    print(f"moving 9,000 deadlines: {moving:.2f} s, {moved} round trips")
+    last = await order(service, stored_ids[-1])
+    assert datetime.fromisoformat(last["expires_at"]) == deadline(
+        start + timedelta(minutes=total - 1), 20
+    )
+    assert moving < 60
 
 
 def _commands() -> int:
