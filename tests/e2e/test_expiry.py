@@ -82,3 +82,41 @@ async def test_orders_past_the_sellers_window_expire_once_with_two_orders_replic
     finally:
         second.terminate()
         await asyncio.to_thread(second.reap, time.monotonic() + 15)
+
+
+async def test_an_order_expires_within_a_sweep_of_its_deadline_on_the_real_clock(
+    seller: Seller, http: httpx.AsyncClient
+) -> None:
+    response = await http.put(
+        seller.stack.url("orders") + "/v1/seller/settings",
+        json={"buyer_access_requires_approval": False, "pending_order_expiry_days": 1},
+        headers=seller.headers,
+    )
+    assert response.status_code == 200
+    buyer = Buyer.new("Dana Deadline")
+    due = datetime.now(UTC) + timedelta(seconds=4)
+    order = placed_order(
+        seller_id=seller.seller_id,
+        seller_name=seller.name,
+        buyer=buyer.as_contract(),
+        payment_method=card(),
+        placed_at=(due - timedelta(days=1)).isoformat(),
+    )
+    await seller.stack.place(order)
+    order_id = order.data.order_id
+    pending = await seller.order_once(order_id, status="pending")
+    assert datetime.fromisoformat(pending["expires_at"]) == due.replace(
+        microsecond=due.microsecond // 1000 * 1000
+    )
+
+    async def status() -> str:
+        return str((await seller.ok("orders", "GET", f"/v1/orders/{order_id}"))["status"])
+
+    while datetime.now(UTC) < due - timedelta(milliseconds=300):
+        assert await status() == "pending"  # not before its deadline
+        await asyncio.sleep(0.2)
+    await wait_until(status, equals="expired", timeout=WAIT, interval=0.05)
+    late = (datetime.now(UTC) - due).total_seconds()
+    print(f"\nexpired {late:.2f} s after its deadline (EXPIRY_SWEEP_SECONDS=1)")
+    assert late < 1 + 2  # one sweep interval, plus a sweep and the reads that saw it
+    await seller.stack.inbox.wait_for(buyer.email, SUBJECT.format(order_id=order_id))
