@@ -443,3 +443,31 @@ def _commands() -> int:
             if sample.name.endswith("_total")
         )
     )
+
+
+async def test_the_window_is_a_whole_number_of_days_from_1_to_90(deployment: Deployment) -> None:
+    service = (await deployment.replica()).service
+    seller = service.as_seller("seller-window")
+    shown = await service.http.get("/v1/seller/settings", headers=seller)
+    assert shown.json() == {
+        "buyer_access_requires_approval": True,
+        "pending_order_expiry_days": 14,
+    }
+    for refused in (0, 91, "7", 7.5, None, True):
+        response = await service.http.put(
+            "/v1/seller/settings", json={"pending_order_expiry_days": refused}, headers=seller
+        )
+        if refused is None:
+            assert response.status_code == 200  # null: unchanged
+            continue
+        assert (response.status_code, response.json()["error"]["code"]) == (
+            422,
+            "validation_error",
+        ), refused
+    changed = await service.http.put(
+        "/v1/seller/settings", json={"pending_order_expiry_days": 90}, headers=seller
+    )
+    assert changed.json() == {
+        "buyer_access_requires_approval": True,
+        "pending_order_expiry_days": 90,
+    }
