@@ -13,7 +13,7 @@ import sys
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -82,9 +82,16 @@ class Demo:
             raise DemoFailed(f"{method} {url} answered {response.status_code}: {response.text}")
         return response.json()
 
-    async def until(self, what: str, probe: Callable[[], Awaitable[Any]], equals: Any) -> None:
+    async def until(
+        self,
+        what: str,
+        probe: Callable[[], Awaitable[Any]],
+        equals: Any,
+        *,
+        wait: float = WAIT,
+    ) -> None:
         try:
-            await wait_until(probe, equals=equals, timeout=WAIT, interval=0.3)
+            await wait_until(probe, equals=equals, timeout=max(wait, WAIT), interval=0.3)
         except AssertionError as error:
             raise DemoFailed(f"{what}: {error}") from None
 
@@ -353,6 +360,33 @@ class Demo:
         say(f"Cancelled order {order['order_id']} -> {cancelled['status']}")
         await self.email(
             ada["email"], f"Your order {order['order_id']} from Juniper Pottery was cancelled"
+        )
+
+        step("An order the seller never answers expires")
+        settings = await self.call(
+            "PUT", f"{ORDERS}/v1/seller/settings", {"pending_order_expiry_days": 1}
+        )
+        say(f"Pending orders expire after {settings['pending_order_expiry_days']} day(s)")
+        order = placed_order(
+            seller_id=self.seller_id,
+            seller_name="Juniper Pottery",
+            buyer=ada,
+            placed_at=(datetime.now(UTC) - timedelta(hours=25)).isoformat(),
+        )
+        await self.producer.send_and_wait(
+            TOPIC, encode(order), key=order.key().encode(), headers=[("type", order.type.encode())]
+        )
+        order_id = order.data.order_id
+        say(f"Checkout placed order {order_id} from {ada['name']} 25 hours ago; nobody answers it")
+        # The sweep runs every EXPIRY_SWEEP_SECONDS (make up: 5 s; the default is 60 s).
+        await self.until(
+            f"order {order_id} expired", lambda: self.status(order_id), "expired", wait=90
+        )
+        say(
+            f"All Orders table, filter 'expired': {order_id} {(await self.row(order_id))['status']}"
+        )
+        await self.email(
+            ada["email"], f"Your order {order_id} from Juniper Pottery was not accepted in time"
         )
 
         step("Done")

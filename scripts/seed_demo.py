@@ -5,6 +5,8 @@
   net terms); an order from the unknown buyer Sam, rejected on arrival (`buyer_not_approved`).
 - `harbour-goods` (approval OFF): a pending order from Sam, who is nobody's customer yet, so
   accepting it asks for a new or an existing customer.
+- `cedar-crafts` (approval OFF, pending orders expire after 1 day): Cleo's order placed 26 hours
+  ago expires at the first sweep (Cleo is emailed), and one placed 23 hours ago an hour later.
 
 Safe to run again: order ids are fixed, orders already stored are not placed again, and
 customers are only created when missing. Prints a token per seller for the OpenAPI pages.
@@ -53,6 +55,12 @@ SAM = {
     "email": "sam@example.com",
     "company": "Unknown Traders",
 }
+CLEO = {
+    "id": "buyer-cleo",
+    "name": "Cleo Late",
+    "email": "cleo@example.com",
+    "company": "Cedar & Sons",
+}
 
 MUG = {"sku": "MUG-1", "name": "Stoneware mug", "unit_price": "12.50", "quantity": 4}
 TEA = {"sku": "TEA-2", "name": "Green tea tin", "unit_price": "8.00", "quantity": 2}
@@ -93,6 +101,19 @@ SELLERS: dict[str, dict[str, Any]] = {
         "customers": [],
         "orders": [("ord-seed-0101", SAM, [BOWL, TEA], card("tok_visa", "4242"), "pending")],
     },
+    # Pending orders expire after one day here: the first was placed 26 hours ago and expires
+    # at the first sweep (EXPIRY_SWEEP_SECONDS), the second 23 hours ago, an hour from now.
+    "cedar-crafts": {
+        "name": "Cedar Crafts",
+        "gated": False,
+        "expiry_days": 1,
+        "customers": [],
+        "orders": [
+            ("ord-seed-0201", CLEO, [VASE], card("tok_visa", "4242"), "expired"),
+            ("ord-seed-0202", CLEO, [MUG, BOWL], card("tok_visa", "4242"), "pending"),
+        ],
+        "placed_hours_ago": [26, 23],
+    },
 }
 
 
@@ -102,7 +123,10 @@ async def seed_seller(
     headers = {"Authorization": f"Bearer {issue_token(seller_id, SECRET)}"}
     response = await http.put(
         f"{ORDERS}/v1/seller/settings",
-        json={"buyer_access_requires_approval": spec["gated"]},
+        json={
+            "buyer_access_requires_approval": spec["gated"],
+            "pending_order_expiry_days": spec.get("expiry_days", 14),
+        },
         headers=headers,
     )
     response.raise_for_status()
@@ -114,8 +138,11 @@ async def seed_seller(
                 await http.post(f"{ORDERS}/v1/customers", json=customer, headers=headers)
             ).raise_for_status()
 
-    placed_at = datetime.now(UTC) - timedelta(hours=len(spec["orders"]))
-    for number, (order_id, buyer, items, payment_method, _) in enumerate(spec["orders"]):
+    now = datetime.now(UTC)
+    hours_ago = spec.get("placed_hours_ago") or range(len(spec["orders"]), 0, -1)
+    for (order_id, buyer, items, payment_method, _), hours in zip(
+        spec["orders"], hours_ago, strict=True
+    ):
         # Placing a stored order again is harmless to orders, but its repeated `order.received`
         # currently wedges invoicing's read model (see the e2e redelivery story): skip it.
         if (await http.get(f"{ORDERS}/v1/orders/{order_id}", headers=headers)).status_code == 200:
@@ -127,7 +154,7 @@ async def seed_seller(
             buyer=buyer,
             items=items,
             payment_method=payment_method,
-            placed_at=(placed_at + timedelta(hours=number)).isoformat(),
+            placed_at=(now - timedelta(hours=hours)).isoformat(),
         )
         await producer.send_and_wait(
             TOPIC, encode(order), key=order.key().encode(), headers=[("type", order.type.encode())]
@@ -141,7 +168,24 @@ async def seed_seller(
         return sum(order_id in ids for order_id, *_ in spec["orders"])
 
     await wait_until(arrived, equals=len(spec["orders"]), timeout=30, interval=0.3)
-    print(f"{spec['name']} ({seller_id}), approval {'ON' if spec['gated'] else 'OFF'}:")
+
+    async def expired() -> int:
+        listing = (
+            await http.get(
+                f"{ORDERS}/v1/orders",
+                params={"status": "expired", "page_size": 100},
+                headers=headers,
+            )
+        ).json()
+        return int(listing["total_count"])
+
+    due = sum(expected == "expired" for *_, expected in spec["orders"])
+    if due:  # expired at the next sweep (EXPIRY_SWEEP_SECONDS)
+        await wait_until(expired, equals=due, timeout=90, interval=0.5)
+    print(
+        f"{spec['name']} ({seller_id}), approval {'ON' if spec['gated'] else 'OFF'}, "
+        f"pending orders expire after {spec.get('expiry_days', 14)} days:"
+    )
     for order_id, buyer, _, _, expected in spec["orders"]:
         order = (await http.get(f"{ORDERS}/v1/orders/{order_id}", headers=headers)).json()
         note = "" if order["status"] == expected else f" (seeded as {expected})"

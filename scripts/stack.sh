@@ -27,6 +27,8 @@ kafka_password() { # principal
   local var="JM_KAFKA_PASSWORD_${1^^}"
   printf '%s' "${!var:-$1-dev-secret}"
 }
+# Expired demo orders show within seconds (the default sweep is every 60 s).
+export EXPIRY_SWEEP_SECONDS=${EXPIRY_SWEEP_SECONDS:-5}
 
 # name, python module, port (services appear here as they are built)
 PROCESSES=(

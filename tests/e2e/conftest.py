@@ -38,6 +38,9 @@ async def stack(
         mongodb_url=infra.mongodb_url,
         inbox=inbox,
         log_dir=tmp_path_factory.mktemp("e2e-logs"),
+        # Orders past their deadline expire within a second, not a minute; a replica killed
+        # holding the expiry lease is replaced within seconds.
+        extra_env={"EXPIRY_SWEEP_SECONDS": "1", "EXPIRY_LEASE_SECONDS": "3"},
     ) as system:
         yield system
 

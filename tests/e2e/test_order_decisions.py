@@ -76,7 +76,8 @@ async def test_an_ungated_seller_accepts_new_buyers_as_new_or_existing_customers
 
 async def test_a_gated_seller_never_sees_an_unknown_buyers_order_pending(seller: Seller) -> None:
     assert (await seller.ok("orders", "GET", "/v1/seller/settings")) == {
-        "buyer_access_requires_approval": True
+        "buyer_access_requires_approval": True,
+        "pending_order_expiry_days": 14,
     }
     stranger = Buyer.new("Sam Stranger", "Unknown Traders")
     order = await seller.receives_order(stranger, status="rejected")

@@ -73,6 +73,14 @@ LIMITS: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ),
     (
         "orders",
+        "PUT",
+        "/v1/seller/settings",
+        {"json": {"pending_order_expiry_days": 91}},
+        422,
+        "validation_error",
+    ),
+    (
+        "orders",
         "PATCH",
         "/v1/orders/o1/items",
         {"json": {"items": [{**LINE, "quantity": 0}]}},

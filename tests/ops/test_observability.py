@@ -10,6 +10,7 @@ from typing import Any
 import invoicing.metrics
 import juniper_shared.metrics
 import notifications.metrics
+import orders.metrics
 import payments.metrics
 from prometheus_client import REGISTRY
 
@@ -22,6 +23,7 @@ PLANNED = {"jm_consumer_lag"}
 
 METRIC_MODULES = (
     juniper_shared.metrics,
+    orders.metrics,
     payments.metrics,
     invoicing.metrics,
     notifications.metrics,
@@ -64,6 +66,7 @@ def test_alerts_cover_what_the_runbook_promises() -> None:
         "jm_outbox_oldest_age_seconds",
         "jm_payment_outcomes_total",
         "jm_consumer_batch_failures_total",
+        "jm_expiry_lag_seconds",
     } <= used
     assert any("kube_pod_status_ready" in rule["expr"] for rule in alert_rules())
 

@@ -22,6 +22,8 @@ from juniper_shared.contracts.events import (
     OrderAcceptedData,
     OrderCancelled,
     OrderCancelledData,
+    OrderExpired,
+    OrderExpiredData,
     OrderReceived,
     OrderReceivedData,
     OrderRejected,
@@ -117,6 +119,15 @@ class Events:
             occurred_at=self._next(),
             seller_id=order.seller_id,
             data=OrderCancelledData(order=cancelled, message=message),
+        )
+
+    def expired(self, order: OrderSnapshot) -> OrderExpired:
+        expired = order.model_copy(update={"status": "expired"})
+        return OrderExpired(
+            producer="orders",
+            occurred_at=self._next(),
+            seller_id=order.seller_id,
+            data=OrderExpiredData(order=expired, expires_at=order.placed_at + timedelta(days=14)),
         )
 
     def split(self, order: OrderSnapshot, moved: list[str]) -> OrderSplit:

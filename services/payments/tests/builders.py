@@ -19,6 +19,8 @@ from juniper_shared.contracts.common import (
 from juniper_shared.contracts.events import (
     InvoiceIssued,
     InvoiceIssuedData,
+    OrderExpired,
+    OrderExpiredData,
     OrderPlaced,
     OrderSplit,
     OrderSplitData,
@@ -118,5 +120,19 @@ def split_of(parent: OrderPlaced, child_id: str) -> OrderSplit:
             parent=snapshot(data.order_id, lines[:-1], None),
             new_order=snapshot(child_id, lines[-1:], data.order_id),
             moved_line_ids=[lines[-1].line_id],
+        ),
+    )
+
+
+def expired_of(placed: OrderPlaced, *, split_into: list[str] | None = None) -> OrderExpired:
+    """The orders service's `order.expired` for a placed order the seller never answered."""
+    order = split_of(placed, f"{placed.data.order_id}-1").data.parent
+    return OrderExpired(
+        producer="orders",
+        seller_id=placed.data.seller_id,
+        data=OrderExpiredData(
+            order=order.model_copy(update={"status": "expired", "version": 2}),
+            expires_at=placed.data.placed_at,
+            split_into=split_into or [],
         ),
     )

@@ -8,6 +8,7 @@ import pytest
 from invoicing.adapters.mongo import MongoOrderBook
 from invoicing.application.events import order_from_snapshot
 from invoicing.domain.order import InvoiceableOrder
+from juniper_shared.contracts.events import OrderExpired, OrderExpiredData
 from pymongo import AsyncMongoClient
 
 from .support import Invoicing, accepted, cancelled, snapshot, split, updated
@@ -90,6 +91,26 @@ async def test_a_pending_order_is_not_invoiceable_until_accepted(
     await service.publish_orders(
         [
             updated(snapshot(order_id, version=1, status="pending")),
+            accepted(snapshot(f"m-{unique}")),
+        ],
+        key=order_id,
+    )
+    await service.until_previewable(f"m-{unique}")
+    refused = await service.preview(order_id)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "order_not_invoiceable")
+
+
+async def test_an_expired_order_is_never_invoiceable(service: Invoicing, unique: str) -> None:
+    order_id = f"ord-{unique}"
+    order = snapshot(order_id, version=2, status="expired")
+    await service.publish_orders(
+        [
+            updated(snapshot(order_id, version=1, status="pending")),
+            OrderExpired(
+                producer="orders",
+                seller_id=order.seller_id,
+                data=OrderExpiredData(order=order, expires_at=order.placed_at),
+            ),
             accepted(snapshot(f"m-{unique}")),
         ],
         key=order_id,

@@ -44,6 +44,7 @@ EVENTS: dict[str, Callable[[Any, Any], Envelope]] = {
     "order_accepted": lambda events, order: events.accepted(order),
     "order_split": lambda events, order: events.split(order, ["L2"]),
     "order_cancelled": lambda events, order: events.cancelled(order, "Warehouse flooded"),
+    "order_expired": lambda events, order: events.expired(order),
     "invoice_issued": lambda events, order: events.invoice_issued(order),
     "invoice_payment_failed": lambda events, order: events.payment_failed(order),
     "invoice_paid": lambda events, order: events.paid(order),
@@ -57,6 +58,7 @@ SUBJECTS = {
         "Your order {order} from Juniper Pottery was split; some items are now order {order}-S1"
     ),
     "order_cancelled": "Your order {order} from Juniper Pottery was cancelled",
+    "order_expired": "Your order {order} from Juniper Pottery was not accepted in time",
     "invoice_issued": "Invoice INV-000001 from Juniper Pottery",
     "invoice_payment_failed": "Payment for invoice INV-000001 from Juniper Pottery did not go through",
     "invoice_paid": "Receipt: invoice INV-000001 from Juniper Pottery is paid",

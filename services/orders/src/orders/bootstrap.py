@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
 from fastapi import FastAPI
+from juniper_shared.clock import utc_now
 from juniper_shared.http import create_app, run_service
 from juniper_shared.idempotency import IdempotencyKeys
 from juniper_shared.runtime import Runtime
 
+from orders.adapters.lease import LEASES, MongoLease
 from orders.adapters.mongo import (
     ORDERS,
     KafkaEventSink,
@@ -18,18 +28,33 @@ from orders.adapters.mongo import (
 from orders.application.handlers import OrdersHandlers
 from orders.entrypoints.http import build_router
 from orders.entrypoints.kafka import register_subscribers
+from orders.entrypoints.schedule import ExpirySweeper
 from orders.settings import OrdersSettings
 
 SERVICE = "orders"
 
 
-def build_app(settings: OrdersSettings) -> FastAPI:
+def build_app(settings: OrdersSettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[ORDERS])
     handlers = OrdersHandlers(
         orders=MongoOrders(runtime.db, runtime.relay),
         customers=MongoCustomers(runtime.db),
         seller_settings=MongoSellerSettings(runtime.db),
         publisher=KafkaEventSink(runtime.publisher),
+        clock=clock,
+    )
+    sweeper = ExpirySweeper(
+        handlers,
+        MongoLease(
+            runtime.db[LEASES],
+            name="order-expiry",
+            owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            ttl=timedelta(seconds=settings.lease_seconds()),
+            clock=clock,
+        ),
+        every=settings.expiry_sweep_seconds,
+        page_size=settings.expiry_page_size,
+        clock=clock,
     )
     register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
 
@@ -43,14 +68,34 @@ def build_app(settings: OrdersSettings) -> FastAPI:
         description="Placed orders, the seller's decisions and edits, customers and settings.",
         jwt_secret=settings.auth_jwt_secret.get_secret_value(),
         max_token_ttl_seconds=settings.auth_max_token_ttl_seconds,
-        lifespan=runtime.lifespan(on_start, on_stop=idempotency.flush),
+        lifespan=sweeping(runtime.lifespan(on_start, on_stop=idempotency.flush), sweeper),
         readiness=runtime.readiness(),
     )
     app.state.runtime = runtime
     app.state.handlers = handlers
+    app.state.sweeper = sweeper
     app.include_router(build_router(handlers, idempotency))
 
     return app
+
+
+Lifespan = Callable[[FastAPI], Any]
+
+
+def sweeping(lifespan: Lifespan, sweeper: ExpirySweeper) -> Lifespan:
+    """The service's lifespan with the expiry sweeper running inside it: started once everything
+    it writes through is up, stopped (SIGTERM) before any of it is drained."""
+
+    @asynccontextmanager
+    async def with_sweeper(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app):
+            sweeper.start()
+            try:
+                yield
+            finally:
+                await sweeper.stop()
+
+    return with_sweeper
 
 
 def main() -> None:

@@ -25,7 +25,12 @@ async def test_starting_replaces_the_indexes_an_earlier_version_created(
     customers = {
         index["name"]: index["key"] async for index in await db["customers"].list_indexes()
     }
-    assert set(orders) == {"_id_", "seller_newest_first_btree"}
+    assert set(orders) == {
+        "_id_",
+        "seller_newest_first_btree",
+        "pending_deadline_btree",
+        "seller_pending_window_btree",
+    }
     assert list(orders["seller_newest_first_btree"].items()) == [
         ("seller_id", 1),
         ("placed_at", -1),

@@ -77,6 +77,11 @@ class FakeVault:
     async def card_for(self, order_id: str) -> StoredCard | None:
         return self.cards.get(order_id)
 
+    async def forget(self, seller_id: str, order_ids: Sequence[str]) -> None:
+        for order_id in order_ids:
+            if (card := self.cards.get(order_id)) is not None and card.seller_id == seller_id:
+                del self.cards[order_id]
+
 
 class Processor:
     def __init__(self) -> None:

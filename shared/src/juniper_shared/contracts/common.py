@@ -170,7 +170,7 @@ class OrderSnapshot(Contract):
     order_id: str
     seller_id: str
     seller_name: str | None = None
-    status: Literal["pending", "approved", "rejected", "cancelled"]
+    status: Literal["pending", "approved", "rejected", "cancelled", "expired"]
     version: int
     placed_at: datetime
     currency: Currency

@@ -144,6 +144,15 @@ class OrderCancelledData(OrderEventData):
     message: str = ""
 
 
+class OrderExpiredData(OrderEventData):
+    """A pending order the seller did not answer before its deadline; it is closed."""
+
+    expires_at: datetime
+    """The deadline it passed: `placed_at` plus the seller's `pending_order_expiry_days`."""
+    split_into: list[str] = []
+    """Orders split off it earlier, which live on (they pay with its card)."""
+
+
 class OrderReceived(Envelope):
     type: Literal["order.received"] = "order.received"
     data: OrderReceivedData
@@ -177,6 +186,12 @@ class OrderUpdated(Envelope):
 class OrderCancelled(Envelope):
     type: Literal["order.cancelled"] = "order.cancelled"
     data: OrderCancelledData
+    key_field: ClassVar[str] = "order_id"
+
+
+class OrderExpired(Envelope):
+    type: Literal["order.expired"] = "order.expired"
+    data: OrderExpiredData
     key_field: ClassVar[str] = "order_id"
 
 
@@ -323,7 +338,13 @@ class PaymentRefunded(Envelope):
 
 
 OrderEvent = Annotated[
-    OrderReceived | OrderAccepted | OrderRejected | OrderSplit | OrderUpdated | OrderCancelled,
+    OrderReceived
+    | OrderAccepted
+    | OrderRejected
+    | OrderSplit
+    | OrderUpdated
+    | OrderCancelled
+    | OrderExpired,
     Field(discriminator="type"),
 ]
 InvoiceEvent = Annotated[
@@ -343,6 +364,7 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
         OrderSplit,
         OrderUpdated,
         OrderCancelled,
+        OrderExpired,
         InvoiceIssued,
         InvoicePaid,
         InvoicePaymentFailed,

@@ -17,6 +17,7 @@ from juniper_shared.contracts.events import (
     InvoiceVoided,
     OrderAccepted,
     OrderCancelled,
+    OrderExpired,
     OrderRejected,
     OrderSplit,
 )
@@ -40,6 +41,7 @@ EMAILED_TYPES = frozenset(
         "order.rejected",
         "order.split",
         "order.cancelled",
+        "order.expired",
         "invoice.issued",
         "invoice.paid",
         "invoice.payment_failed",
@@ -113,6 +115,8 @@ def notice_for(event: Envelope) -> Notice | None:
             return _split(event)
         case OrderCancelled():
             return _cancelled(event)
+        case OrderExpired():
+            return _expired(event)
         case InvoiceIssued():
             return _invoice_issued(event)
         case InvoicePaymentFailed():
@@ -169,6 +173,17 @@ def _cancelled(event: OrderCancelled) -> Notice:
         template="order_cancelled",
         subject=f"Your order {order.order_id} from {_seller(order)} was cancelled",
         message=event.data.message.strip(),
+    )
+
+
+def _expired(event: OrderExpired) -> Notice:
+    order = event.data.order
+    return _order_notice(
+        event,
+        order,
+        template="order_expired",
+        subject=f"Your order {order.order_id} from {_seller(order)} was not accepted in time",
+        expired_on=_day(event.data.expires_at.date()),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orders.domain.customer import Customer
@@ -11,6 +12,22 @@ Document = dict[str, Any]
 
 
 REQUEST_MARKS = "request_marks"
+DEADLINE = "expires_at"
+"""Epoch milliseconds, not a date: a seller's new window moves many deadlines with one `$inc`."""
+WINDOW = "expiry_days"
+"""The window a deadline was computed with, as a string: equality on strings is what our
+FerretDB build answers from a btree index (juniper_shared.mongo.EXACT_PUSHDOWN)."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_millis(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_millis(millis: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=millis)
 
 
 def order_to_document(order: Order) -> Document:
@@ -58,6 +75,9 @@ def order_to_document(order: Order) -> Document:
             {"at": entry.at, "type": entry.type, **entry.details} for entry in order.history
         ],
         REQUEST_MARKS: list(order.request_marks),
+        # Absent rather than null: the deadline index's sort holds one type (vouched exact).
+        **({DEADLINE: to_millis(order.expires_at)} if order.expires_at else {}),
+        **({WINDOW: str(order.expiry_days)} if order.expiry_days else {}),
     }
 
 
@@ -93,6 +113,8 @@ def order_from_document(document: Document) -> Order:
             for entry in document.get("history") or []
         ],
         request_marks=list(document.get(REQUEST_MARKS) or []),
+        expires_at=from_millis(document[DEADLINE]) if document.get(DEADLINE) else None,
+        expiry_days=int(document[WINDOW]) if document.get(WINDOW) else None,
     )
 
 

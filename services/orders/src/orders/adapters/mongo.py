@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from juniper_shared.batching import GroupReads
@@ -25,22 +26,27 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from orders.adapters.documents import (
+    DEADLINE,
     REQUEST_MARKS,
+    WINDOW,
     customer_from_document,
     customer_to_document,
     order_from_document,
     order_to_document,
+    to_millis,
 )
 from orders.application.ports import Page, VersionConflict
 from orders.domain.customer import Customer
 from orders.domain.errors import InvalidState
-from orders.domain.order import Order
+from orders.domain.expiry import SellerSettings
+from orders.domain.order import Order, Status
 
 Row = TypeVar("Row")
 
 Document = dict[str, Any]
 
 ORDERS = "orders"
+MILLIS_PER_DAY = 86_400_000
 HIDDEN = "hidden"
 """Set on an order split off another until the parent's write commits."""
 
@@ -53,6 +59,15 @@ async def create_indexes(db: AsyncDatabase[Document]) -> None:
         "seller_id_1_placed_at_-1",
         [("seller_id", ASCENDING), ("placed_at", DESCENDING), ("_id", DESCENDING)],
         name="seller_newest_first_btree",
+    )
+    # The sweeper's page: pending orders by deadline, read from the index (never a scan).
+    await db[ORDERS].create_index(
+        [("status", ASCENDING), (DEADLINE, ASCENDING)], name="pending_deadline_btree"
+    )
+    # A seller's pending orders whose deadline was computed with one window.
+    await db[ORDERS].create_index(
+        [("seller_id", ASCENDING), ("status", ASCENDING), (WINDOW, ASCENDING)],
+        name="seller_pending_window_btree",
     )
     await replace_index(
         db["customers"],
@@ -95,10 +110,19 @@ class MongoOrders:
         events: Sequence[Envelope],
         *,
         processed_event_id: str | None = None,
+        due_by: datetime | None = None,
     ) -> None:
         document = order_to_document(order)
         order_id = document.pop("_id")
+        # The deadline moves with the seller's window outside the version (move_deadlines):
+        # a change never writes back the one it read.
+        document.pop(DEADLINE, None)
+        document.pop(WINDOW, None)
         guard: Document = {"_id": order_id, "version": order.version - 1}
+        if due_by is not None:
+            # An expiry: the order must still be pending and past its deadline as stored now.
+            guard["status"] = Status.PENDING.value
+            guard[DEADLINE] = {"$lte": to_millis(due_by)}
         messages = [OutgoingMessage.of(event) for event in events]
         update: Document = {"$set": document}
         if processed_event_id is not None:
@@ -108,6 +132,8 @@ class MongoOrders:
         result = await self._orders.update_one(guard, update)
         if result.matched_count == 0:
             self._recent.forget(order_id)
+            if due_by is not None:
+                raise VersionConflict(None)  # accepted, rejected or rescheduled meanwhile
             current = await self._orders.find_one(
                 {"_id": order_id}, {"version": 1, PROCESSED_FIELD: 1}
             )
@@ -131,6 +157,60 @@ class MongoOrders:
         for order_id in inserted:
             self._recent.remember(plain[order_id])
         return inserted
+
+    async def pending_by_deadline(self, limit: int) -> list[Order]:
+        # Vouched exact (a string and a bool; the deadline an integer in every pending order):
+        # PostgreSQL reads the first `limit` rows of pending_deadline_btree, whatever the table.
+        cursor = (
+            self._orders.find(
+                {"status": Status.PENDING.value, HIDDEN: {"$ne": True}},
+                {"history": 0, OUTBOX_FIELD: 0, PENDING_FIELD: 0, PROCESSED_FIELD: 0},
+                comment=EXACT_PUSHDOWN,
+            )
+            .sort([(DEADLINE, ASCENDING)])
+            .limit(limit)
+        )
+        return [order_from_document(document) async for document in cursor]
+
+    async def schedule(
+        self, order_id: str, *, expires_at: datetime, days: int, was_days: int | None
+    ) -> bool:
+        result = await self._orders.update_one(
+            {
+                "_id": order_id,
+                "status": Status.PENDING.value,
+                WINDOW: str(was_days) if was_days else {"$exists": False},
+            },
+            {"$set": {DEADLINE: to_millis(expires_at), WINDOW: str(days)}},
+        )
+        return result.modified_count == 1
+
+    async def move_deadlines(
+        self, seller_id: str, *, from_days: int, to_days: int, chunk: int = 100
+    ) -> int:
+        """Page by page: ids from seller_pending_window_btree, then one update of those ids,
+        guarded by the window they still have; until no pending order has the old window."""
+        shift = (to_days - from_days) * MILLIS_PER_DAY
+        query: Document = {
+            "seller_id": seller_id,
+            "status": Status.PENDING.value,
+            WINDOW: str(from_days),
+        }
+        moved = 0
+        while True:
+            ids = [
+                document["_id"]
+                async for document in self._orders.find(
+                    query, {"_id": 1}, comment=EXACT_PUSHDOWN
+                ).limit(chunk)
+            ]
+            if not ids:
+                return moved
+            result = await self._orders.update_many(
+                {"_id": {"$in": ids}, **query},
+                {"$inc": {DEADLINE: shift}, "$set": {WINDOW: str(to_days)}},
+            )
+            moved += result.modified_count
 
     async def add_split(self, child: Order) -> None:
         document = order_to_document(child)
@@ -280,13 +360,28 @@ class MongoSellerSettings:
         self._settings: AsyncCollection[Document] = db["seller_settings"]
         self._reads = GroupReads(self._settings)
 
-    async def requires_approval(self, seller_id: str) -> bool:
-        document = await self._reads.get(seller_id)
-        return True if document is None else bool(document["buyer_access_requires_approval"])
+    async def get(self, seller_id: str) -> SellerSettings:
+        document = await self._reads.get(seller_id) or {}
+        default = SellerSettings()
+        return SellerSettings(
+            buyer_access_requires_approval=bool(
+                document.get("buyer_access_requires_approval", True)
+            ),
+            pending_order_expiry_days=int(
+                document.get("pending_order_expiry_days", default.pending_order_expiry_days)
+            ),
+        )
 
-    async def set_requires_approval(self, seller_id: str, value: bool) -> None:
+    async def save(self, seller_id: str, settings: SellerSettings) -> None:
         await self._settings.update_one(
-            {"_id": seller_id}, {"$set": {"buyer_access_requires_approval": value}}, upsert=True
+            {"_id": seller_id},
+            {
+                "$set": {
+                    "buyer_access_requires_approval": settings.buyer_access_requires_approval,
+                    "pending_order_expiry_days": settings.pending_order_expiry_days,
+                }
+            },
+            upsert=True,
         )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from juniper_shared.batching import apply_per_key
@@ -21,6 +23,8 @@ from juniper_shared.contracts.events import (
     OrderAcceptedData,
     OrderCancelled,
     OrderCancelledData,
+    OrderExpired,
+    OrderExpiredData,
     OrderPlaced,
     OrderReceived,
     OrderReceivedData,
@@ -46,9 +50,12 @@ from orders.application.ports import (
     VersionConflict,
 )
 from orders.domain.customer import Customer, buyer_admitted
-from orders.domain.errors import CustomerRequired, DomainError, NotFound
+from orders.domain.errors import CustomerRequired, DomainError, InvalidState, NotFound
+from orders.domain.expiry import SellerSettings, deadline
 from orders.domain.order import InvoiceLink, Order, PaymentStatus, Status
 from orders.domain.placing import place_order
+
+log = logging.getLogger(__name__)
 
 
 class PreconditionFailed(DomainError):
@@ -76,6 +83,36 @@ Clock = Callable[[], datetime]
 InvoiceEvent = InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided
 UNGUARDED_RETRIES = 3
 """A write without If-Match that races another write is retried on fresh state this many times."""
+EXPIRY_CONCURRENCY = 16
+"""Expiry writes of one sweep page in flight at once (FerretDB holds a connection per write)."""
+
+
+class Expiry(StrEnum):
+    EXPIRED = "expired"
+    LOST = "lost"
+    """Accepted, rejected, edited or expired elsewhere between the page read and the write."""
+    RESCHEDULED = "rescheduled"
+    """Its deadline was computed with another window than the seller's; now it is not due."""
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SweepPage:
+    """What one page of the expiry sweep found and did."""
+
+    outcomes: list[Expiry]
+    oldest_due: datetime | None
+    """The deadline of the oldest due order on the page (the sweep's lag is now minus it)."""
+    full: bool
+    """Every order on the page was due: more may be waiting."""
+
+    @property
+    def expired(self) -> int:
+        return self.outcomes.count(Expiry.EXPIRED)
+
+    @property
+    def progressed(self) -> bool:
+        return any(outcome is not Expiry.FAILED for outcome in self.outcomes)
 
 
 @dataclass
@@ -97,13 +134,14 @@ class OrdersHandlers:
         """
         unique = list({event.data.order_id: event for event in placed}.values())
         sellers = {event.data.seller_id for event in unique}
-        gated = dict(
+        chosen = dict(
             zip(
                 sellers,
-                await asyncio.gather(*(self.seller_settings.requires_approval(s) for s in sellers)),
+                await asyncio.gather(*(self.seller_settings.get(s) for s in sellers)),
                 strict=True,
             )
         )
+        gated = {seller: chosen[seller].buyer_access_requires_approval for seller in sellers}
         pairs = {
             (event.data.seller_id, event.data.buyer.id)
             for event in unique
@@ -130,6 +168,8 @@ class OrdersHandlers:
                 now=now,
             )
             order.customer_id = customer_id
+            window = chosen[data.seller_id].pending_order_expiry_days
+            order.expires_at, order.expiry_days = deadline(order.placed_at, window), window
             orders.append(order)
             causes[order.order_id] = event
         new_ids = set(await self.orders.add_placed(orders))
@@ -311,7 +351,121 @@ class OrdersHandlers:
                 continue  # a seller edit or this very event got there first; look again
         raise RetryLater(f"order {event.data.order_id} kept changing; the batch will be retried")
 
+    # --- expiry -----------------------------------------------------------------------------
+
+    async def expire_due(self, *, limit: int) -> SweepPage:
+        """Expire the due orders among the `limit` pending orders with the earliest deadlines.
+
+        Each expiry is the order's own guarded write (pending, deadline passed, the version
+        read): a crash mid-page loses nothing and a second sweeper expires nothing twice."""
+        now = self.clock()
+        page = await self.orders.pending_by_deadline(limit)
+        due = [order for order in page if order.expires_at is None or order.expires_at <= now]
+        sellers = {order.seller_id for order in due}
+        windows = dict(
+            zip(
+                sellers,
+                [
+                    chosen.pending_order_expiry_days
+                    for chosen in await asyncio.gather(
+                        *(self.seller_settings.get(seller) for seller in sellers)
+                    )
+                ],
+                strict=True,
+            )
+        )
+        slots = asyncio.Semaphore(EXPIRY_CONCURRENCY)
+
+        async def expire(order: Order) -> Expiry:
+            async with slots:
+                try:
+                    return await self._expire(order, window=windows[order.seller_id], now=now)
+                except Exception:
+                    # One order's failure stays with it; the sweep goes on with the others.
+                    log.exception("could not expire order %s", order.order_id)
+                    return Expiry.FAILED
+
+        deadlines = [order.expires_at for order in due if order.expires_at is not None]
+        return SweepPage(
+            outcomes=list(await asyncio.gather(*(expire(order) for order in due))),
+            oldest_due=min(deadlines, default=now if due else None),
+            full=len(page) == limit and len(due) == len(page),
+        )
+
+    async def oldest_due(self) -> datetime | None:
+        """The deadline of the oldest pending order past it, if any."""
+        first = await self.orders.pending_by_deadline(1)
+        if not first:
+            return None
+        expires_at = first[0].expires_at
+        if expires_at is None:
+            return first[0].placed_at
+        return expires_at if expires_at <= self.clock() else None
+
+    async def _expire(self, order: Order, *, window: int, now: datetime) -> Expiry:
+        if order.expires_at is None or order.expiry_days != window:
+            # Computed with another window (a settings change raced this order's arrival) or
+            # before there were windows: the seller's current window decides.
+            moved = (
+                deadline(order.placed_at, window)
+                if order.expires_at is None
+                else order.expires_at + timedelta(days=window - (order.expiry_days or window))
+            )
+            if not await self.orders.schedule(
+                order.order_id, expires_at=moved, days=window, was_days=order.expiry_days
+            ):
+                return Expiry.LOST
+            order.expires_at, order.expiry_days = moved, window
+            if moved > now:
+                return Expiry.RESCHEDULED
+        order.version += 1
+        order.expire(now=now)
+        assert order.expires_at is not None
+        data = OrderExpiredData(
+            order=snapshot(order), expires_at=order.expires_at, split_into=order.split_into
+        )
+        # Deterministic: an order expires once, so its expiry is one event whoever sends it.
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"junipermarket:orders:{order.order_id}:expired")
+        try:
+            await self.orders.save(
+                order, [_envelope(OrderExpired, order, data, event_id=event_id)], due_by=now
+            )
+        except VersionConflict:
+            return Expiry.LOST
+        return Expiry.EXPIRED
+
     # --- customers and settings -----------------------------------------------------------
+
+    async def update_settings(
+        self,
+        seller_id: str,
+        *,
+        buyer_access_requires_approval: bool | None,
+        pending_order_expiry_days: int | None,
+    ) -> SellerSettings:
+        """Store the seller's choices; a new expiry window moves every pending order's deadline.
+
+        The deadlines move first and the setting is stored after, so a request retried after a
+        crash between the two moves what is left; they move once more after, for orders that
+        arrived meanwhile with the old window (the sweeper corrects any it still meets)."""
+        current = await self.seller_settings.get(seller_id)
+        chosen = SellerSettings(
+            buyer_access_requires_approval=(
+                current.buyer_access_requires_approval
+                if buyer_access_requires_approval is None
+                else buyer_access_requires_approval
+            ),
+            pending_order_expiry_days=(
+                pending_order_expiry_days or current.pending_order_expiry_days
+            ),
+        )
+        before, after = current.pending_order_expiry_days, chosen.pending_order_expiry_days
+        if before != after:
+            await self.orders.move_deadlines(seller_id, from_days=before, to_days=after)
+        await self.seller_settings.save(seller_id, chosen)
+        if before != after:
+            await self.orders.move_deadlines(seller_id, from_days=before, to_days=after)
+        return chosen
 
     async def create_customer(
         self, seller_id: str, *, customer_id: str, name: str, email: str, buyer_ids: list[str]
@@ -414,6 +568,9 @@ class OrdersHandlers:
     ) -> Order:
         order = await self._seller_order(seller_id, order_id, recent=recent)
         check_marks(order.request_marks)
+        if order.status is Status.EXPIRED:
+            # Nothing can happen to an expired order, whichever version the seller saw.
+            raise InvalidState(f"order {order_id} expired: it was not accepted in time")
         if if_match is not None and order.version != if_match:
             raise PreconditionFailed(order.version)
         # Bumped first so the events' snapshots carry the version being stored.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from juniper_shared.contracts.events import Envelope
 
 from orders.domain.customer import Customer
+from orders.domain.expiry import SellerSettings
 from orders.domain.order import Order
 
 
@@ -43,11 +45,26 @@ class OrderRepository(Protocol):
         events: Sequence[Envelope],
         *,
         processed_event_id: str | None = None,
+        due_by: datetime | None = None,
     ) -> None:
-        """Store the order (guarded by the version it was read at) and its events in one write."""
+        """Store the order (guarded by the version it was read at) and its events in one write.
+        With `due_by` (an expiry), also guarded by the stored order being pending with a
+        deadline no later than that."""
 
     async def add_placed(self, orders: Sequence[Order]) -> list[str]:
         """Insert new orders; those already there are left alone. Returns the new ids."""
+
+    async def pending_by_deadline(self, limit: int) -> list[Order]:
+        """The first `limit` pending orders, earliest deadline first (those without one first)."""
+
+    async def schedule(
+        self, order_id: str, *, expires_at: datetime, days: int, was_days: int | None
+    ) -> bool:
+        """Set a pending order's deadline, if its window is still `was_days`."""
+
+    async def move_deadlines(self, seller_id: str, *, from_days: int, to_days: int) -> int:
+        """Shift the deadline of every pending order of the seller computed with `from_days`
+        by the difference, and mark it computed with `to_days`. Returns how many moved."""
 
     async def add_split(self, child: Order) -> None:
         """Store an order split off another, not yet visible until `reveal` (the parent commits first)."""
@@ -75,10 +92,24 @@ class CustomerRepository(Protocol):
 
 
 class SellerSettingsRepository(Protocol):
-    async def requires_approval(self, seller_id: str) -> bool:
-        """'Buyer Access Requires Approval'; a seller who never set it is gated."""
+    async def get(self, seller_id: str) -> SellerSettings:
+        """The seller's settings; defaults for a seller who never set them."""
 
-    async def set_requires_approval(self, seller_id: str, value: bool) -> None: ...
+    async def save(self, seller_id: str, settings: SellerSettings) -> None: ...
+
+
+class Lease(Protocol):
+    """The right to run the one job of a deployment that no two replicas may run at once."""
+
+    @property
+    def held(self) -> bool:
+        """Whether this replica held the lease at its last `hold`."""
+
+    async def hold(self) -> bool:
+        """Take the lease if it is free or lapsed, or renew it if this replica holds it."""
+
+    async def release(self) -> None:
+        """Give the lease up now, so another replica takes over without waiting for it to lapse."""
 
 
 class EventSink(Protocol):

@@ -11,6 +11,7 @@ from typing import Any
 from juniper_shared.contracts.money import AmountOutOfRange, check_totals
 
 from orders.domain.errors import InvalidEdit, InvalidState
+from orders.domain.expiry import DEFAULT_EXPIRY_DAYS, deadline
 
 
 class Status(StrEnum):
@@ -18,6 +19,7 @@ class Status(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 class PaymentStatus(StrEnum):
@@ -104,6 +106,10 @@ class Order:
     history: list[HistoryEntry] = field(default_factory=list)
     request_marks: list[str] = field(default_factory=list)
     """Marks of the keyed requests that changed the order (juniper_shared.idempotency)."""
+    expires_at: datetime | None = None
+    """While pending: when it expires (`placed_at` plus the seller's window then)."""
+    expiry_days: int | None = None
+    """The seller's window `expires_at` was computed with."""
 
     # --- totals ---------------------------------------------------------------------------
 
@@ -141,6 +147,14 @@ class Order:
         self.status = Status.REJECTED
         self.rejection = {"reason": reason, "message": message}
         self._record(now, "rejected", reason=reason, message=message)
+
+    def expire(self, *, now: datetime) -> None:
+        """The seller did not answer in time: the order closes, nothing more can happen to it."""
+        self._require(self.status is Status.PENDING, "only a pending order can expire")
+        if self.expires_at is None or self.expires_at > now:
+            raise InvalidState(f"order {self.order_id} is not due until {self.expires_at}")
+        self.status = Status.EXPIRED
+        self._record(now, "expired", expires_at=self.expires_at)
 
     def cancel(self, *, now: datetime, message: str) -> None:
         self._require(self.status is Status.APPROVED, "only an approved order can be cancelled")
@@ -205,6 +219,14 @@ class Order:
             customer_id=self.customer_id,
             notes=self.notes,
             split_from=self.order_id,
+            # Split off a pending order, it keeps that order's deadline; off an approved one,
+            # the seller's window starts now.
+            expires_at=(
+                self.expires_at
+                if self.status is Status.PENDING or self.expires_at is None
+                else deadline(now, self.expiry_days or DEFAULT_EXPIRY_DAYS)
+            ),
+            expiry_days=self.expiry_days,
             history=[HistoryEntry(now, "split_from", {"order_id": self.order_id})],
         )
 

@@ -28,6 +28,7 @@ from orders.entrypoints.schemas import (
     QuantitiesBody,
     RejectBody,
     SellerSettingsBody,
+    SellerSettingsView,
     customer_view,
     order_details,
     order_row,
@@ -268,17 +269,23 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             request, seller_id, act, current=current(seller_id, order_id)
         )
 
-    @router.get("/seller/settings", response_model=SellerSettingsBody, tags=["seller"])
-    async def get_settings(seller_id: SellerId) -> SellerSettingsBody:
-        gated = await handlers.seller_settings.requires_approval(seller_id)
-        return SellerSettingsBody(buyer_access_requires_approval=gated)
+    @router.get("/seller/settings", response_model=SellerSettingsView, tags=["seller"])
+    async def get_settings(seller_id: SellerId) -> SellerSettingsView:
+        return SellerSettingsView(**vars(await handlers.seller_settings.get(seller_id)))
 
-    @router.put("/seller/settings", response_model=SellerSettingsBody, tags=["seller"])
-    async def put_settings(seller_id: SellerId, body: SellerSettingsBody) -> SellerSettingsBody:
-        await handlers.seller_settings.set_requires_approval(
-            seller_id, body.buyer_access_requires_approval
+    @router.put(
+        "/seller/settings",
+        response_model=SellerSettingsView,
+        tags=["seller"],
+        summary="Change the settings named; a new expiry window moves pending orders' deadlines",
+    )
+    async def put_settings(seller_id: SellerId, body: SellerSettingsBody) -> SellerSettingsView:
+        chosen = await handlers.update_settings(
+            seller_id,
+            buyer_access_requires_approval=body.buyer_access_requires_approval,
+            pending_order_expiry_days=body.pending_order_expiry_days,
         )
-        return body
+        return SellerSettingsView(**vars(chosen))
 
     @router.get(
         "/customers", response_model=CustomerList, tags=["customers"], summary="The customers"

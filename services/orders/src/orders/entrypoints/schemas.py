@@ -10,7 +10,8 @@ from juniper_shared.contracts.money import from_minor
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from orders.domain.customer import Customer
-from orders.domain.order import Order
+from orders.domain.expiry import MAX_EXPIRY_DAYS, MIN_EXPIRY_DAYS
+from orders.domain.order import Order, Status
 
 MAX_LINES_PER_REQUEST = 500
 
@@ -37,6 +38,8 @@ class OrderRow(BaseModel):
     invoice: InvoiceSummary | None
     payment_status: Literal["none", "pending", "paid", "failed"]
     split_from: str | None
+    expires_at: datetime | None = None
+    """While pending: when the order expires unless the seller answers."""
 
 
 class OrderItem(BaseModel):
@@ -115,7 +118,18 @@ class QuantitiesBody(Body):
 
 
 class SellerSettingsBody(Body):
-    buyer_access_requires_approval: StrictBool
+    """A PUT changes the settings it names and keeps the others."""
+
+    buyer_access_requires_approval: StrictBool | None = None
+    pending_order_expiry_days: (
+        Annotated[int, Field(ge=MIN_EXPIRY_DAYS, le=MAX_EXPIRY_DAYS, strict=True)] | None
+    ) = None
+
+
+class SellerSettingsView(BaseModel):
+    buyer_access_requires_approval: bool
+    pending_order_expiry_days: int
+    """A pending order not accepted or rejected within this many days of being placed expires."""
 
 
 class CustomerBody(Body):
@@ -154,6 +168,7 @@ def order_row(order: Order) -> OrderRow:
         invoice=InvoiceSummary(**vars(order.invoice)) if order.invoice else None,
         payment_status=order.payment_status.value,
         split_from=order.split_from,
+        expires_at=order.expires_at if order.status is Status.PENDING else None,
     )
 
 

@@ -222,6 +222,13 @@ class MongoCardVault:
         for document in await insert_new(self._cards, documents):
             self._recent.remember(document)
 
+    async def forget(self, seller_id: str, order_ids: Sequence[str]) -> None:
+        for order_id in order_ids:
+            self._recent.forget(order_id)
+        if order_ids:
+            # The seller in the filter: an event naming another seller's order removes nothing.
+            await self._cards.delete_many({"_id": {"$in": list(order_ids)}, "seller_id": seller_id})
+
     async def card_for(self, order_id: str) -> StoredCard | None:
         """Follows split links up to the placed order; None while any link is still missing."""
         current: str | None = order_id

@@ -14,6 +14,7 @@ from juniper_shared.contracts.events import (
     Envelope,
     InvoiceIssued,
     InvoiceVoided,
+    OrderExpired,
     OrderPlaced,
     OrderSplit,
     PaymentFailed,
@@ -102,6 +103,16 @@ class PaymentsHandlers:
             if isinstance(event.data.parent.payment_method, CardSummary)
         }
         await self.vault.add_split(list(links.values()))
+
+    async def forget_expired(self, expired: Sequence[OrderExpired]) -> None:
+        """An expired order is never invoiced: its card is not kept. An order split off it
+        earlier pays with that card, so the card stays while the order has such children."""
+        by_seller: dict[str, list[str]] = {}
+        for event in expired:
+            if not event.data.split_into:
+                by_seller.setdefault(event.seller_id, []).append(event.data.order_id)
+        for seller_id, order_ids in by_seller.items():
+            await self.vault.forget(seller_id, order_ids)
 
     # --- invoices -------------------------------------------------------------------------
 

@@ -94,6 +94,9 @@ class CardVault(Protocol):
 
     async def card_for(self, order_id: str) -> StoredCard | None: ...
 
+    async def forget(self, seller_id: str, order_ids: Sequence[str]) -> None:
+        """Remove the seller's cards (or split links) of these orders: they will never be charged."""
+
 
 class PaymentRepository(Protocol):
     async def get(self, invoice_id: str) -> Payment | None: ...

@@ -1,4 +1,5 @@
-"""Kafka subscribers: cards from placed orders and splits, issued invoices to charge."""
+"""Kafka subscribers: cards from placed orders and splits (forgotten on expiry), issued invoices
+to charge."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from juniper_shared.contracts.events import (
     Envelope,
     InvoiceIssued,
     InvoiceVoided,
+    OrderExpired,
     OrderPlaced,
     OrderSplit,
 )
@@ -18,6 +20,7 @@ from payments.application.handlers import PaymentsHandlers
 
 GROUP_ID = "payments"
 INVOICE_TYPES = frozenset({"invoice.issued", "invoice.voided"})
+ORDER_TYPES = frozenset({"order.split", "order.expired"})
 
 
 def register_subscribers(
@@ -29,8 +32,9 @@ def register_subscribers(
     async def on_orders_placed(events: list[Envelope]) -> None:
         await handlers.record_placed_cards([e for e in events if isinstance(e, OrderPlaced)])
 
-    async def on_order_split(events: list[Envelope]) -> None:
+    async def on_orders_events(events: list[Envelope]) -> None:
         await handlers.record_splits([e for e in events if isinstance(e, OrderSplit)])
+        await handlers.forget_expired([e for e in events if isinstance(e, OrderExpired)])
 
     async def on_invoices_events(events: list[Envelope]) -> None:
         # Issued before voided: one invoice's events come in order on its partition.
@@ -42,7 +46,7 @@ def register_subscribers(
         [
             # Cards first: a split or an invoice in the same batch finds its card stored.
             Subscription(ORDERS_PLACED, on_orders_placed),
-            Subscription(ORDERS_EVENTS, on_order_split, handles=frozenset({"order.split"})),
+            Subscription(ORDERS_EVENTS, on_orders_events, handles=ORDER_TYPES),
             Subscription(INVOICES_EVENTS, on_invoices_events, handles=INVOICE_TYPES),
         ],
         group_id=GROUP_ID,
