@@ -89,8 +89,10 @@ class Deployment:
 
 @pytest.fixture
 async def deployment(infra: Any, database_name: str, unique: str) -> AsyncIterator[Deployment]:
+    prefix = f"t{unique}."
+    await infra.provision(prefix)
     async with AsyncExitStack() as stack:
-        yield Deployment(infra, database_name, f"t{unique}.", Clock(), stack)
+        yield Deployment(infra, database_name, prefix, Clock(), stack)
 
 
 async def set_window(service: OrdersUnderTest, days: int, seller: str = SELLER) -> None:
