@@ -1,0 +1,176 @@
+"""The composition root: settings, one API client per service, templates, routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from juniper_shared.http import serve
+from juniper_shared.logs import configure_logging
+
+from console.adapters.api import ApiProblem, create_client
+from console.adapters.invoicing import InvoicingApi
+from console.adapters.notifications import NotificationsApi
+from console.adapters.orders import OrdersApi
+from console.adapters.payments import PaymentsApi
+from console.entrypoints import formatting
+from console.entrypoints.session import SignInRequired
+from console.entrypoints.web import Apis, Console, render, router
+from console.settings import ConsoleSettings
+
+SERVICE = "console"
+HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
+
+
+def build_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters.update(
+        money=formatting.money,
+        when=formatting.when,
+        iso=formatting.iso,
+        label=formatting.label,
+        payment_method=formatting.payment_method,
+        address=formatting.address,
+    )
+    templates.env.globals["reject_reasons"] = {
+        code: text
+        for code, text in formatting.REJECT_REASONS.items()
+        if code != "buyer_not_approved"
+    }
+    return templates
+
+
+def build_apis(settings: ConsoleSettings) -> Apis:
+    timeout = settings.api_timeout_seconds
+    return Apis(
+        orders=OrdersApi("orders", create_client(settings.orders_url, timeout)),
+        invoicing=InvoicingApi("invoicing", create_client(settings.invoicing_url, timeout)),
+        payments=PaymentsApi("payments", create_client(settings.payments_url, timeout)),
+        notifications=NotificationsApi(
+            "notifications", create_client(settings.notifications_url, timeout)
+        ),
+    )
+
+
+def build_app(settings: ConsoleSettings) -> FastAPI:
+    apis = build_apis(settings)
+    console = Console(apis=apis, settings=settings, templates=build_templates())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await apis.close()
+
+    app = FastAPI(
+        title="JuniperMarket Seller Console",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.console = console
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def same_origin_writes(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """A form posted from another site never acts with the seller's cookie."""
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request.headers.get("origin")
+            host = request.headers.get("host", "")
+            site = request.headers.get("sec-fetch-site", "same-origin")
+            if site == "cross-site" or (origin and urlsplit(origin).netloc != host):
+                return Response("Cross-site form refused.", status_code=403)
+        response = await call_next(request)
+        if request.method == "GET" and request.headers.get("hx-boosted") == "true":
+            # A boosted form followed a redirect: the address bar shows where it landed.
+            response.headers["HX-Push-Url"] = request.url.path + (
+                f"?{request.url.query}" if request.url.query else ""
+            )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.exception_handler(SignInRequired)
+    async def on_sign_in_required(request: Request, _: SignInRequired) -> Response:
+        return _to_sign_in(request, expired=False)
+
+    @app.exception_handler(ApiProblem)
+    async def on_api_problem(request: Request, problem: ApiProblem) -> Response:
+        if problem.status == 401:
+            return _to_sign_in(request, expired=True)
+        if (
+            request.headers.get("hx-request") == "true"
+            and request.headers.get("hx-boosted") != "true"
+        ):
+            return Response(status_code=204)
+        return render(
+            console,
+            request,
+            "problem.html",
+            {"problem": problem},
+            status_code=problem.status if problem.status < 500 else 502,
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready when the four APIs answer their own liveness probe."""
+        everyone = (apis.orders, apis.invoicing, apis.payments, apis.notifications)
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(api.client.get("/healthz") for api in everyone)), timeout=3
+            )
+        except Exception as error:
+            return JSONResponse(
+                {"error": {"code": "not_ready", "message": f"an API does not answer: {error!r}"}},
+                status_code=503,
+            )
+        down = [
+            api.name
+            for api, answer in zip(everyone, answers, strict=True)
+            if answer.status_code != 200
+        ]
+        if down:
+            return JSONResponse(
+                {"error": {"code": "not_ready", "message": f"not answering: {', '.join(down)}"}},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready"})
+
+    return app
+
+
+def _to_sign_in(request: Request, *, expired: bool) -> Response:
+    target = "/sign-in?expired=1" if expired else "/sign-in"
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def main() -> None:
+    import uvloop
+
+    settings = ConsoleSettings()
+    configure_logging(SERVICE, settings.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per API call otherwise
+    if settings.console_dev_sign_in:
+        log.warning(
+            "development sign-in is on: anyone reaching this console can act as a demo seller"
+        )
+    uvloop.run(serve(build_app(settings), host=settings.http_host, port=settings.http_port))
