@@ -5,7 +5,7 @@ UV := uv
 export UV_LINK_MODE ?= copy
 
 # Benchmarks need the infrastructure: make infra-up first.
-.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate
+.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo screenshots infra-up infra-down infra-status asyncapi k8s-validate
 
 help: ## List the tasks
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ status: ## What runs
 
 demo: install ## Walk the help article's flows against the stack `make up` started (prints each step)
 	@$(UV) run --frozen python scripts/demo.py
+	@echo "Seller console: http://127.0.0.1:8000 (click the same flows: sign in as juniper-pottery or harbour-goods)"
+
+screenshots: install ## Run the console's browser suite and keep a screenshot of each screen in docs/console/
+	JM_CONSOLE_SCREENSHOTS=docs/console bash scripts/test.sh tests/browser
 
 infra-up: ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
 	@bash deploy/local/infra.sh up

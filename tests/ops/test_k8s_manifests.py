@@ -154,7 +154,7 @@ def test_the_example_secrets_define_every_secret_key_referenced() -> None:
         for secret in rendered("base/secret.example.yaml")
     }
     for deployment in of_kind(rendered("base"), "Deployment").values():
-        for variable in container(deployment)["env"]:
+        for variable in container(deployment).get("env", []):
             ref = variable["valueFrom"]["secretKeyRef"]
             assert ref["key"] in examples.get(ref["name"], set()), ref
     assert not of_kind(rendered("base"), "Secret"), "secrets are referenced, never shipped"
@@ -202,6 +202,7 @@ def test_development_runs_one_replica_of_each_and_the_sandbox_processor() -> Non
         "invoicing": 1,
         "payments": 1,
         "notifications": 1,
+        "console": 1,
         "card-sandbox": 1,
     }
     assert container(deployments["card-sandbox"])["command"] == ["python", "-m", "payments.sandbox"]
@@ -209,3 +210,35 @@ def test_development_runs_one_replica_of_each_and_the_sandbox_processor() -> Non
     payments_config = next(c for n, c in config_maps.items() if n.startswith("payments-config"))
     assert payments_config["data"]["CARD_PROCESSOR_URL"] == "http://card-sandbox:8010"
     assert not of_kind(resources, "HorizontalPodAutoscaler")
+
+
+@pytest.mark.parametrize("path", ["overlays/dev", "overlays/prod"])
+def test_the_console_holds_no_secret_and_reaches_only_the_four_apis(path: str) -> None:
+    resources = rendered(path)
+    main = container(of_kind(resources, "Deployment")["console"])
+    assert "env" not in main  # no secret: it forwards the seller's own token
+    assert main["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    [config_ref] = main["envFrom"]
+    config = of_kind(resources, "ConfigMap")[config_ref["configMapRef"]["name"]]["data"]
+    assert config["CONSOLE_DEV_SIGN_IN"] == "false"
+    spec = of_kind(resources, "NetworkPolicy")["console"]["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert [rule["ports"] for rule in spec["ingress"]] == [[{"protocol": "TCP", "port": 8000}]]
+    reached = {
+        (peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], port["port"])
+        for rule in spec["egress"]
+        for peer in rule["to"]
+        if "namespaceSelector" not in peer
+        for port in rule["ports"]
+    }
+    assert reached == {
+        ("orders", 8001),
+        ("invoicing", 8002),
+        ("payments", 8003),
+        ("notifications", 8004),
+    }
+    dns_only = [
+        rule for rule in spec["egress"] if any("namespaceSelector" in p for p in rule["to"])
+    ]
+    assert {port["port"] for rule in dns_only for port in rule["ports"]} == {53}
