@@ -19,7 +19,9 @@ from selenium.common.exceptions import (
     WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
@@ -46,6 +48,7 @@ def start_chromium(width: int = 1280, height: int = 1000) -> webdriver.Chrome:
         "--lang=en-US",
     ):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(WAIT)
     driver.set_script_timeout(WAIT)
@@ -145,6 +148,22 @@ class Browser:
 
         self.wait_for(lambda: self._retry(press), f"a control named {name!r}", timeout=10)
 
+    def press_with_keyboard(self, name: str, max_tabs: int = 40) -> None:
+        """Tab from the top of the page to the control named `name`, then press Enter: the
+        control is reachable and usable by keyboard, and shows where the focus is."""
+        self.driver.find_element(By.TAG_NAME, "body").click()
+        self.driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+        actions = ActionChains(self.driver)
+        for _ in range(max_tabs):
+            actions.send_keys(Keys.TAB).perform()
+            focused = self.driver.switch_to.active_element
+            if (focused.text or "").strip() == name:
+                outline = focused.value_of_css_property("outline-style")
+                assert outline not in ("none", ""), f"no visible focus on {name!r}"
+                focused.send_keys(Keys.ENTER)
+                return
+        raise AssertionError(f"{name!r} not reached in {max_tabs} presses of Tab")
+
     def field(self, label: str) -> WebElement:
         def find() -> WebElement:
             found = self.driver.find_element(
@@ -205,10 +224,17 @@ class Browser:
 
     def screen(self, name: str) -> None:
         """Screenshot and accessibility check of the screen shown now; fails on a serious or
-        critical axe violation."""
+        critical axe violation, or on anything the page's Content-Security-Policy refused
+        (axe itself is injected by the driver, which CSP does not govern)."""
         self.screenshot(name)
         blocking = self.audit(name)
         assert not blocking, f"axe on {name}: {json.dumps(blocking, indent=1)}"
+        refused = [
+            entry["message"]
+            for entry in self.driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]
+        ]
+        assert not refused, f"{name} broke its Content-Security-Policy: {refused}"
 
     # --- plumbing ----------------------------------------------------------------------------
 

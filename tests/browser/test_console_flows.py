@@ -81,7 +81,7 @@ async def test_accept(seller: Seller, browser: Browser) -> None:
     browser.wait_text("Shipping & Billing Information")
     assert browser.title.startswith(f"Order {order_id}")
     browser.screen("order-details")
-    browser.click("Accept")
+    browser.press_with_keyboard("Accept")
 
     browser.wait_text("Order accepted: it is approved.")
     assert "Approved" in browser.section("Order Information")
