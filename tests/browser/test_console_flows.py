@@ -284,6 +284,7 @@ async def test_invoice_paid(seller: Seller, browser: Browser) -> None:
     browser.open("/orders")
     row = browser.section("All Orders")
     assert "Invoice INV-000001" in row and "Paid" in row
+    browser.screen("orders-invoiced")
     await seller.stack.inbox.wait_for(buyer.email, "Invoice INV-000001 from Juniper Pottery")
     receipt = await seller.stack.inbox.wait_for(buyer.email, "Receipt: invoice INV-000001")
     assert "81.00" in receipt.text

@@ -61,6 +61,10 @@ class OrdersApi(Api):
         settings: Json = answer.body
         return settings
 
+    async def customer(self, customer_id: str, *, token: str) -> Json:
+        customer: Json = await self.get(f"/v1/customers/{quote(customer_id, safe='')}", token=token)
+        return customer
+
     async def customers(self, *, token: str) -> list[Json]:
         listing: dict[str, Any] = await self.get(
             "/v1/customers", token=token, params={"page_size": 500}

@@ -316,6 +316,18 @@ def activity_since(order: Json, extra: dict[str, Any]) -> str:
     return fingerprint(order["history"], order["status"], extra["issued"], extra["emails"])
 
 
+async def customer_of(console: Console, seller: Seller, order: Json) -> Json | None:
+    """The customer the order's buyer belongs to, shown by name (None before an accept)."""
+    if not order.get("customer_id"):
+        return None
+    try:
+        return await console.apis.orders.customer(order["customer_id"], token=seller.token)
+    except ApiProblem as problem:
+        if problem.status == 404:
+            return None
+        raise
+
+
 async def order_page(
     request: Request,
     console: Console,
@@ -329,6 +341,7 @@ async def order_page(
 ) -> HTMLResponse:
     order = await console.apis.orders.order(valid_id(order_id), token=seller.token)
     extra = await activity(console, seller, order)
+    customer = await customer_of(console, seller, order)
     customers: list[Json] = []
     if dialog == "customer":
         customers = await console.apis.orders.customers(token=seller.token)
@@ -345,6 +358,7 @@ async def order_page(
             "dialog": dialog,
             "form": form or {},
             "customers": customers,
+            "customer": customer,
             "split_into": split_into if ID.match(split_into) else "",
             "done": request.query_params.get("done", ""),
             "body_since": fingerprint(order["version"]),
@@ -374,9 +388,11 @@ async def order_live(
     """The polled parts of Order Details: 204 while nothing changed."""
     try:
         order = await console.apis.orders.order(valid_id(order_id), token=seller.token)
-        extra: dict[str, Any] = {"invoices": [], "issued": [], "emails": []}
+        extra: dict[str, Any] = {"invoices": [], "issued": [], "emails": [], "customer": None}
         if part in ("activity", "invoice"):
             extra = await activity(console, seller, order)
+        elif fingerprint(order["version"]) != since:
+            extra["customer"] = await customer_of(console, seller, order)
     except ApiProblem as problem:
         if problem.status == 401:
             raise
@@ -428,8 +444,7 @@ async def act(
         problems = Problems()
         dialog = ""
         if problem.code == "customer_required":
-            dialog = "customer"
-            problems.add("customer", problem)
+            dialog = "customer"  # the prompt explains it: no error beside it
         elif problem.code == "version_conflict":
             problems.notice = explain(problem)
         else:
