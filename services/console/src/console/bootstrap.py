@@ -10,11 +10,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from juniper_shared.http import serve
 from juniper_shared.logs import configure_logging
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console.adapters.api import ApiProblem, create_client
 from console.adapters.invoicing import InvoicingApi
@@ -66,8 +68,9 @@ def build_apis(settings: ConsoleSettings) -> Apis:
     )
 
 
-def build_app(settings: ConsoleSettings) -> FastAPI:
-    apis = build_apis(settings)
+def build_app(settings: ConsoleSettings, apis: Apis | None = None) -> FastAPI:
+    """The console; `apis` replaces the four HTTP clients (tests pass fakes)."""
+    apis = apis or build_apis(settings)
     console = Console(apis=apis, settings=settings, templates=build_templates())
 
     @asynccontextmanager
@@ -137,28 +140,34 @@ def build_app(settings: ConsoleSettings) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        """Ready when the four APIs answer their own liveness probe."""
-        everyone = (apis.orders, apis.invoicing, apis.payments, apis.notifications)
+        """Ready when the orders API answers: every screen needs it. The other three are
+        optional: a screen says which one is not answering and shows the rest."""
         try:
-            answers = await asyncio.wait_for(
-                asyncio.gather(*(api.client.get("/healthz") for api in everyone)), timeout=3
-            )
+            answer = await asyncio.wait_for(apis.orders.client.get("/healthz"), timeout=3)
         except Exception as error:
             return JSONResponse(
-                {"error": {"code": "not_ready", "message": f"an API does not answer: {error!r}"}},
+                {"error": {"code": "not_ready", "message": f"orders does not answer: {error!r}"}},
                 status_code=503,
             )
-        down = [
-            api.name
-            for api, answer in zip(everyone, answers, strict=True)
-            if answer.status_code != 200
-        ]
-        if down:
+        if answer.status_code != 200:
             return JSONResponse(
-                {"error": {"code": "not_ready", "message": f"not answering: {', '.join(down)}"}},
+                {"error": {"code": "not_ready", "message": f"orders answers {answer.status_code}"}},
                 status_code=503,
             )
         return JSONResponse({"status": "ready"})
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(request: Request, _: RequestValidationError) -> Response:
+        problem = ApiProblem(422, "validation_error", "That address or form is not valid.")
+        return render(console, request, "problem.html", {"problem": problem}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> Response:
+        message = "There is no such page." if error.status_code == 404 else str(error.detail)
+        problem = ApiProblem(error.status_code, "http_error", message)
+        return render(
+            console, request, "problem.html", {"problem": problem}, status_code=error.status_code
+        )
 
     return app
 

@@ -86,9 +86,13 @@ def _problem(service: str, response: httpx.Response) -> ApiProblem:
     return ApiProblem(response.status_code, code, message)
 
 
-def create_client(base_url: str, timeout: float) -> httpx.AsyncClient:
+def create_client(
+    base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """`transport` replaces the network (tests answer with httpx.MockTransport)."""
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=timeout,
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        transport=transport,
     )

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -295,25 +296,50 @@ async def all_orders_live(
 
 
 async def activity(console: Console, seller: Seller, order: Json) -> dict[str, Any]:
-    """What happened to the order beyond its own document: invoices, payments, emails."""
+    """What happened to the order beyond its own document: invoices, payments, emails.
+
+    Each comes from another service; one that does not answer leaves its part of the page
+    saying so (`unavailable`), and the rest of the order still shows."""
     apis = console.apis
+    unavailable: list[str] = []
+
+    async def optional(service: str, call: Awaitable[Any], empty: Any) -> Any:
+        try:
+            return await call
+        except ApiProblem as problem:
+            if problem.status == 401:
+                raise
+            unavailable.append(service)
+            return empty
+
     invoices, emails = await asyncio.gather(
-        apis.invoicing.for_order(order["order_id"], token=seller.token),
-        apis.notifications.emails(order["order_id"], token=seller.token),
+        optional("invoicing", apis.invoicing.for_order(order["order_id"], token=seller.token), []),
+        optional(
+            "notifications", apis.notifications.emails(order["order_id"], token=seller.token), []
+        ),
     )
     issued = [invoice for invoice in invoices if invoice["status"] != "draft"]
     payments = await asyncio.gather(
-        *(apis.payments.payment(invoice["invoice_id"], token=seller.token) for invoice in issued)
+        *(
+            optional(
+                "payments", apis.payments.payment(invoice["invoice_id"], token=seller.token), None
+            )
+            for invoice in issued
+        )
     )
     return {
         "invoices": invoices,
+        "drafts": [invoice for invoice in invoices if invoice["status"] == "draft"],
         "issued": list(zip(issued, payments, strict=True)),
         "emails": sorted(emails, key=lambda mail: str(mail.get("sent_at") or "")),
+        "unavailable": sorted(set(unavailable)),
     }
 
 
 def activity_since(order: Json, extra: dict[str, Any]) -> str:
-    return fingerprint(order["history"], order["status"], extra["issued"], extra["emails"])
+    return fingerprint(
+        order["history"], order["status"], extra["issued"], extra["emails"], extra["unavailable"]
+    )
 
 
 async def customer_of(console: Console, seller: Seller, order: Json) -> Json | None:
@@ -388,7 +414,14 @@ async def order_live(
     """The polled parts of Order Details: 204 while nothing changed."""
     try:
         order = await console.apis.orders.order(valid_id(order_id), token=seller.token)
-        extra: dict[str, Any] = {"invoices": [], "issued": [], "emails": [], "customer": None}
+        extra: dict[str, Any] = {
+            "invoices": [],
+            "drafts": [],
+            "issued": [],
+            "emails": [],
+            "unavailable": [],
+            "customer": None,
+        }
         if part in ("activity", "invoice"):
             extra = await activity(console, seller, order)
         elif fingerprint(order["version"]) != since:
