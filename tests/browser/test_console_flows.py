@@ -280,6 +280,9 @@ async def test_invoice_paid(seller: Seller, browser: Browser) -> None:
     await invoice_through_the_shipping_tab(browser, order_id, "$81.00")  # 66.00 + 15.00
     browser.wait_for(lambda: "Paid" in browser.section("Invoice INV-000001"), "paid")
     browser.screen("invoice-paid")
+    browser.click("View invoice INV-000001")
+    browser.wait_for(lambda: "INV-000001" in browser.driver.page_source, "the invoice document")
+    assert "Juniper Pottery" in browser.driver.find_element("tag name", "body").text
 
     browser.open("/orders")
     row = browser.section("All Orders")

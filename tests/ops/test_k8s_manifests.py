@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from console.settings import ConsoleSettings
 from invoicing.settings import InvoicingSettings
 from juniper_shared import tracing
 from juniper_shared.contracts.registry import TOPICS
@@ -222,6 +223,7 @@ def test_the_console_holds_no_secret_and_reaches_only_the_four_apis(path: str) -
     [config_ref] = main["envFrom"]
     config = of_kind(resources, "ConfigMap")[config_ref["configMapRef"]["name"]]["data"]
     assert config["CONSOLE_DEV_SIGN_IN"] == "false"
+    assert set(config) <= {name.upper() for name in ConsoleSettings.model_fields}
     spec = of_kind(resources, "NetworkPolicy")["console"]["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert [rule["ports"] for rule in spec["ingress"]] == [[{"protocol": "TCP", "port": 8000}]]

@@ -81,6 +81,13 @@ class FakeApis:
         return error(404, "not_found", "no such thing")
 
     def invoicing(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/invoices/inv-1/document":
+            assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+            return httpx.Response(
+                200,
+                text="<html><body>Invoice INV-000001</body></html>",
+                headers={"content-type": "text/html"},
+            )
         return httpx.Response(200, json={"items": []})
 
     def payments(self, request: httpx.Request) -> httpx.Response:
@@ -214,3 +221,13 @@ async def test_a_page_that_does_not_exist_says_so_in_html(browser: httpx.AsyncCl
     assert page.status_code == 404
     assert "There is no such page." in page.text
     assert page.headers["content-type"].startswith("text/html")
+
+
+async def test_the_invoice_link_opens_the_document_with_no_script_allowed(
+    browser: httpx.AsyncClient,
+) -> None:
+    document = await browser.get("/orders/ord-1/invoices/inv-1/document")
+    assert document.status_code == 200
+    assert "Invoice INV-000001" in document.text
+    policy = document.headers["Content-Security-Policy"]
+    assert "sandbox" in policy and "script-src" not in policy

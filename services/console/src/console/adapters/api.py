@@ -44,8 +44,9 @@ class Api:
         params: dict[str, str | int] | None = None,
         if_match: int | None = None,
         idempotency_key: str | None = None,
+        accept: str = "application/json",
     ) -> Answer:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {token}", "Accept": accept}
         if if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
         if idempotency_key is not None:
@@ -64,7 +65,12 @@ class Api:
             ) from error
         if response.status_code >= 400:
             raise _problem(self.name, response)
-        body = response.json() if response.content else None
+        if not response.content:
+            body: Any = None
+        elif response.headers.get("content-type", "").startswith("application/json"):
+            body = response.json()
+        else:
+            body = response.content
         return Answer(response.status_code, body, response.headers)
 
     async def get(

@@ -35,6 +35,17 @@ class InvoicingApi(Api):
         invoice: Json = await self.get(f"/v1/invoices/{quote(invoice_id, safe='')}", token=token)
         return invoice
 
+    async def document(self, invoice_id: str, *, token: str, pdf: bool) -> tuple[bytes, str]:
+        """The printable invoice (HTML, or PDF) and its content type."""
+        answer = await self.call(
+            "GET",
+            f"/v1/invoices/{quote(invoice_id, safe='')}/document",
+            token=token,
+            accept="application/pdf" if pdf else "text/html",
+        )
+        content = answer.body if isinstance(answer.body, bytes) else b""
+        return content, answer.headers.get("content-type", "application/octet-stream")
+
     async def for_order(self, order_id: str, *, token: str) -> list[Json]:
         listing: Json = await self.get("/v1/invoices", token=token, params={"order_id": order_id})
         invoices: list[Json] = listing["items"]

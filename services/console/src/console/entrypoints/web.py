@@ -922,6 +922,30 @@ async def retry_payment(
     return RedirectResponse(f"/orders/{order_id}/shipping?done=retried", status_code=303)
 
 
+DOCUMENT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+"""The invoice is invoicing's own document: shown as it is, with no script able to run."""
+
+
+@router.get("/orders/{order_id}/invoices/{invoice_id}/document")
+async def invoice_document(
+    console: ConsoleDep, seller: SellerDep, order_id: str, invoice_id: str, pdf: bool = False
+) -> Response:
+    """The invoice link: the document as invoicing prints it, fetched with the seller's token."""
+    content, media_type = await console.apis.invoicing.document(
+        valid_id(invoice_id), token=seller.token, pdf=pdf
+    )
+    suffix = "pdf" if pdf else "html"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", invoice_id)
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Content-Security-Policy": DOCUMENT_POLICY,
+            "Content-Disposition": f'inline; filename="invoice-{name}.{suffix}"',
+        },
+    )
+
+
 # --- Profile settings ----------------------------------------------------------------------
 
 
