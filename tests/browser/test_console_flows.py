@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from juniper_shared.auth import issue_token
 
 from ..e2e.support import Buyer, Seller, card, item
 from ..support.stack import JWT_SECRET
 from .conftest import DEMO_SELLER
 from .support import Browser
+
+pytestmark = pytest.mark.integration
 
 THREE_ITEMS = [
     item("MUG-1", "12.50", 4, "Stoneware mug"),
