@@ -50,7 +50,7 @@ demo: install ## Walk the help article's flows against the stack `make up` start
 	@echo "Seller console: http://127.0.0.1:8000 (click the same flows: sign in as juniper-pottery or harbour-goods)"
 
 screenshots: install ## Run the console's browser suite and keep a screenshot of each screen in docs/console/
-	JM_CONSOLE_SCREENSHOTS=docs/console bash scripts/test.sh tests/browser
+	JM_CONSOLE_SCREENSHOTS=docs/console bash scripts/test.sh tests/e2e/browser
 
 infra-up: ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
 	@bash deploy/local/infra.sh up

@@ -1,10 +1,10 @@
 """The seller console in a real browser, against the whole system as processes.
 
-The four services and the sandbox run as in tests/e2e (one session-wide system on the real
-Kafka and FerretDB, an SMTP inbox in the test process); the console runs beside them as its
-own process, and Debian's chromium (installed by scripts/browser-deps.sh) drives it.
-Screenshots go to JM_CONSOLE_SCREENSHOTS (`make screenshots` sets docs/console; otherwise a
-temporary folder, so a test run leaves the repository as it was).
+The four services, the sandbox and the buyer's inbox are the end-to-end stories' own system
+(tests/e2e/conftest.py: one per session); the console runs beside them as its own process, and
+Debian's chromium (installed by scripts/browser-deps.sh) drives it.
+Screenshots go to JM_CONSOLE_SCREENSHOTS (`make screenshots` sets docs/console; otherwise
+.local/console-screenshots, ignored by git, so a test run leaves the repository as it was).
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from juniper_shared.auth import issue_token
 from juniper_shared.testing import free_port
 
-from ..e2e.support import Seller
-from ..support.stack import JWT_SECRET, REPO, START_TIMEOUT, Inbox, Process, Stack
+from ...support.stack import JWT_SECRET, REPO, START_TIMEOUT, Process, Stack
+from ..support import Seller
 from .support import Browser, start_chromium
 
 DEMO_SELLER = "console-demo"
@@ -33,15 +32,11 @@ DEMO_SELLER = "console-demo"
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed flow prints the tail of every process's log, the console's included."""
+    """A failed flow prints the console's log beside the services' (tests/e2e/conftest.py)."""
     report = yield
-    system = getattr(item, "funcargs", {}).get("stack")
     console = getattr(item, "funcargs", {}).get("console")
-    if report.failed and call.when == "call" and isinstance(system, Stack):
-        tails = system.log_tails()
-        if isinstance(console, Process):
-            tails += f"\n----- console -----\n{console.log_tail()}"
-        report.sections.append(("service logs", tails))
+    if report.failed and call.when == "call" and isinstance(console, Process):
+        report.sections.append(("console log", console.log_tail()))
     return report
 
 
@@ -58,26 +53,6 @@ def axe_source() -> str:
     if result.returncode != 0:
         pytest.fail(f"scripts/browser-deps.sh failed:\n{result.stderr}", pytrace=False)
     return Path(result.stdout.strip().splitlines()[-1]).read_text()
-
-
-@pytest.fixture(scope="session")
-def inbox() -> Iterator[Inbox]:
-    with Inbox() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-async def stack(
-    infra: Any, inbox: Inbox, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    async with Stack.running(
-        kafka_bootstrap=infra.kafka_bootstrap,
-        mongodb_url=infra.mongodb_url,
-        inbox=inbox,
-        log_dir=tmp_path_factory.mktemp("console-logs"),
-        label="console",
-    ) as system:
-        yield system
 
 
 @pytest.fixture(scope="session")
@@ -120,17 +95,6 @@ def browser(console: Process, axe_source: str) -> Iterator[Browser]:
         yield Browser(driver, console.url, axe_source, screenshots)
     finally:
         driver.quit()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
-
-
-@pytest.fixture
-def new_seller(stack: Stack, http: httpx.AsyncClient) -> Callable[[], Seller]:
-    return lambda: Seller(stack, http)
 
 
 @pytest.fixture

@@ -231,7 +231,7 @@ class Browser:
         assert not blocking, f"axe on {name}: {json.dumps(blocking, indent=1)}"
         refused = [
             entry["message"]
-            for entry in self.driver.get_log("browser")
+            for entry in self.driver.get_log("browser")  # type: ignore[no-untyped-call]
             if "Content Security Policy" in entry["message"]
         ]
         assert not refused, f"{name} broke its Content-Security-Policy: {refused}"

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from juniper_shared.auth import issue_token
 
-from ..e2e.support import Buyer, Seller, card, item
-from ..support.stack import JWT_SECRET
+from ...support.stack import JWT_SECRET
+from ..support import Buyer, Seller, card, item
 from .conftest import DEMO_SELLER
 from .support import Browser
 
