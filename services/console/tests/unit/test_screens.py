@@ -73,12 +73,29 @@ class FakeApis:
         self.notifications_down = False
 
     def orders(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/orders":
+            return self.listing(request)
         if request.method == "GET" and request.url.path == "/v1/orders/ord-1":
             return httpx.Response(200, json=order())
         if request.url.path == "/v1/orders/ord-1/accept":
             self.writes.append(request)
             return self.accept
         return error(404, "not_found", "no such thing")
+
+    def listing(self, request: httpx.Request) -> httpx.Response:
+        """45 orders, newest first; ord-44 is from the buyer Zed."""
+        page, size = int(request.url.params["page"]), int(request.url.params["page_size"])
+        rows = []
+        for number in reversed(range(45)):
+            buyer = {
+                "id": "b",
+                "name": "Zed" if number == 44 else "Ada",
+                "email": "",
+                "company": "",
+            }
+            rows.append(order(order_id=f"ord-{number}", buyer=buyer))
+        chunk = rows[(page - 1) * size : page * size]
+        return httpx.Response(200, json={"items": chunk, "total_count": 45, "page": page})
 
     def invoicing(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/invoices/inv-1/document":
@@ -231,3 +248,14 @@ async def test_the_invoice_link_opens_the_document_with_no_script_allowed(
     assert "Invoice INV-000001" in document.text
     policy = document.headers["Content-Security-Policy"]
     assert "sandbox" in policy and "script-src" not in policy
+
+
+async def test_the_all_orders_table_pages_and_searches(browser: httpx.AsyncClient) -> None:
+    first = await browser.get("/orders")
+    assert "Page 1 of 3" in first.text and "Next page" in first.text
+    assert first.text.index("ord-44") < first.text.index("ord-43")  # newest first
+    last = await browser.get("/orders?page=3")
+    assert "Page 3 of 3" in last.text and "ord-0<" in last.text and "Next page" not in last.text
+    found = await browser.get("/orders?q=zed")
+    assert "1 order matching" in found.text and "ord-44" in found.text
+    assert "ord-43" not in found.text
