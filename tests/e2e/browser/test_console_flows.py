@@ -7,6 +7,7 @@ else is the seller at the console. Each screen is screenshotted and checked with
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -222,6 +223,8 @@ async def test_change_quantities_and_delete_items(seller: Seller, browser: Brows
     browser.tick("Select Green tea tin")
     browser.click("Delete selected items")
     browser.wait_text("an order cannot be left with no items; reject it instead")
+    # The address bar keeps the order's page, not the form's address: reloading is safe.
+    assert urlsplit(browser.driver.current_url).path == f"/orders/{order_id}"
 
     browser.click("Accept")
     browser.wait_text("Order accepted: it is approved.")

@@ -102,11 +102,10 @@ def build_app(settings: ConsoleSettings, apis: Apis | None = None) -> FastAPI:
             if site == "cross-site" or (origin and urlsplit(origin).netloc != host):
                 return Response("Cross-site form refused.", status_code=403)
         response = await call_next(request)
-        if request.method == "GET" and request.headers.get("hx-boosted") == "true":
-            # A boosted form followed a redirect: the address bar shows where it landed.
-            response.headers["HX-Push-Url"] = request.url.path + (
-                f"?{request.url.query}" if request.url.query else ""
-            )
+        if request.method == "POST" and request.headers.get("hx-boosted") == "true":
+            # A form answered with a page (its errors) rather than a redirect: the address bar
+            # keeps the page's address, not the form's (which only answers POST).
+            response.headers["HX-Push-Url"] = "false"
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
