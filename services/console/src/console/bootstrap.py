@@ -14,8 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from juniper_shared.http import serve
+from juniper_shared.http import BodySizeLimit, Observe, serve
 from juniper_shared.logs import configure_logging
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console.adapters.api import ApiProblem, create_client
@@ -87,6 +88,8 @@ def build_app(settings: ConsoleSettings, apis: Apis | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.console = console
+    app.add_middleware(BodySizeLimit)
+    app.add_middleware(Observe)  # correlation id (sent on to the APIs) and latency per route
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
 
@@ -136,6 +139,10 @@ def build_app(settings: ConsoleSettings, apis: Apis | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:

@@ -23,6 +23,8 @@ class ConsoleSettings(BaseSettings):
     console_token_cookie: str = "jm_seller_token"  # noqa: S105 - a cookie name
     """The cookie the platform's login sets to the seller's JWT (an `Authorization: Bearer`
     header set by the platform's gateway is read first)."""
+    console_sign_in_url: str = ""
+    """The platform's login page: the console sends a seller without a session there."""
     console_secure_cookies: bool = True
     """The development sign-in's cookie is `Secure` unless this is off (plain-HTTP localhost)."""
 

@@ -259,3 +259,17 @@ async def test_the_all_orders_table_pages_and_searches(browser: httpx.AsyncClien
     found = await browser.get("/orders?q=zed")
     assert "1 order matching" in found.text and "ord-44" in found.text
     assert "ord-43" not in found.text
+
+
+async def test_in_production_a_seller_without_a_session_goes_to_the_platform_login(
+    fake: FakeApis,
+) -> None:
+    settings = ConsoleSettings(console_sign_in_url="https://login.junipermarket.example/")
+    app = build_app(settings, fake.apis())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console"
+    ) as anonymous:
+        assert (await anonymous.get("/orders")).headers["location"] == "/sign-in"
+        login = await anonymous.get("/sign-in")
+        assert login.headers["location"] == "https://login.junipermarket.example/"
+        assert (await anonymous.get("/metrics")).status_code == 200

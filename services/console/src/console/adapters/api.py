@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from juniper_shared.logs import correlation_id
 
 Json = dict[str, Any]
 
@@ -47,6 +48,8 @@ class Api:
         accept: str = "application/json",
     ) -> Answer:
         headers = {"Authorization": f"Bearer {token}", "Accept": accept}
+        if request_id := correlation_id.get():
+            headers["X-Correlation-Id"] = request_id
         if if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
         if idempotency_key is not None:

@@ -136,8 +136,10 @@ async def home() -> RedirectResponse:
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
-async def sign_in_page(request: Request, console: ConsoleDep) -> HTMLResponse:
+async def sign_in_page(request: Request, console: ConsoleDep) -> Response:
     settings = console.settings
+    if not settings.console_dev_sign_in and settings.console_sign_in_url:
+        return RedirectResponse(settings.console_sign_in_url, status_code=303)
     return render(
         console,
         request,
