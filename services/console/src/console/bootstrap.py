@@ -24,9 +24,17 @@ from console.adapters.invoicing import InvoicingApi
 from console.adapters.notifications import NotificationsApi
 from console.adapters.orders import OrdersApi
 from console.adapters.payments import PaymentsApi
-from console.entrypoints import formatting
+from console.entrypoints import (
+    formatting,
+    invoices,
+    order_actions,
+    order_details,
+    orders_table,
+    profile,
+    sign_in,
+)
+from console.entrypoints.pages import Apis, Console, render
 from console.entrypoints.session import SignInRequired
-from console.entrypoints.web import Apis, Console, render, router
 from console.settings import ConsoleSettings
 
 SERVICE = "console"
@@ -91,7 +99,8 @@ def build_app(settings: ConsoleSettings, apis: Apis | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     app.add_middleware(Observe)  # correlation id (sent on to the APIs) and latency per route
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(router)
+    for screen in (sign_in, orders_table, order_details, order_actions, invoices, profile):
+        app.include_router(screen.router)
 
     @app.middleware("http")
     async def same_origin_writes(

@@ -15,7 +15,7 @@ from console.adapters.notifications import NotificationsApi
 from console.adapters.orders import OrdersApi
 from console.adapters.payments import PaymentsApi
 from console.bootstrap import build_app
-from console.entrypoints.web import Apis
+from console.entrypoints.pages import Apis
 from console.settings import ConsoleSettings
 from juniper_shared.auth import issue_token
 
