@@ -17,6 +17,7 @@ def test_times_and_codes_read_as_words() -> None:
     assert when("2026-12-06T04:01:00+00:00") == "6 Dec 2026, 04:01 UTC"
     assert label("payment_failed") == "Payment failed"
     assert label("quantities_changed") == "Quantities changed"
+    assert label("payment_paid") == "Payment received"
     assert payment_method({"type": "credit_card", "brand": "visa", "last4": "4242"}) == (
         "Visa card ending 4242"
     )

@@ -32,6 +32,12 @@ STATUS_LABELS = {
     "refunded": "Refunded",
     "succeeded": "Succeeded",
     "sent": "Sent",
+    # history entries
+    "payment_paid": "Payment received",
+    "payment_pending": "Payment pending",
+    "split": "Split",
+    "split_from": "Split from",
+    "invoiced": "Invoiced",
 }
 
 REJECT_REASONS = {
