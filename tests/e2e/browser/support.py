@@ -148,6 +148,15 @@ class Browser:
 
         self.wait_for(lambda: self._retry(press), f"a control named {name!r}", timeout=10)
 
+    def double_click(self, name: str) -> None:
+        literal = _quote(name)
+        button = self.wait_for(
+            lambda: self.driver.find_element(By.XPATH, f"//button[normalize-space()={literal}]"),
+            f"a button named {name!r}",
+            timeout=10,
+        )
+        ActionChains(self.driver).double_click(button).perform()
+
     def press_with_keyboard(self, name: str, max_tabs: int = 40) -> None:
         """Tab from the top of the page to the control named `name`, then press Enter: the
         control is reachable and usable by keyboard, and shows where the focus is."""
