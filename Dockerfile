@@ -27,11 +27,12 @@ COPY services/orders/pyproject.toml services/orders/
 COPY services/invoicing/pyproject.toml services/invoicing/
 COPY services/payments/pyproject.toml services/payments/
 COPY services/notifications/pyproject.toml services/notifications/
+COPY services/console/pyproject.toml services/console/
 COPY ops/pyproject.toml ops/
 ARG SERVICE
 # Behind a TLS-intercepting proxy, a CA bundle mounted for the build (scripts/images.sh does).
 ARG SSL_CERT_FILE
-RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<orders|invoicing|payments|notifications>" >&2; exit 1; }
+RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<orders|invoicing|payments|notifications|console>" >&2; exit 1; }
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "juniper-$SERVICE"
 COPY shared/src shared/src
@@ -84,6 +85,13 @@ EXPOSE 8004
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HTTP_PORT', '8004') + '/healthz', timeout=4)"]
 CMD ["python", "-m", "notifications"]
+
+FROM runtime AS console
+ENV HTTP_PORT=8000
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HTTP_PORT', '8000') + '/healthz', timeout=4)"]
+CMD ["python", "-m", "console"]
 
 # The sandbox card processor (development only): the payments venv, its own process and port.
 FROM runtime AS card-sandbox

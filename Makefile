@@ -5,7 +5,7 @@ UV := uv
 export UV_LINK_MODE ?= copy
 
 # Benchmarks need the infrastructure: make infra-up first.
-.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate images test-images sbom
+.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate images test-images sbom screenshots
 
 help: ## List the tasks
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ install: ## Install every service and shared/ from the workspace lock
 lint: install ## ruff, mypy --strict, import rules
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy -p juniper_shared -p orders -p payments -p notifications -p invoicing -p juniper_ops
+	$(UV) run --frozen mypy -p juniper_shared -p orders -p payments -p notifications -p invoicing -p juniper_ops -p console
 	$(UV) run --frozen lint-imports
 
 format: install ## Apply ruff's fixes and formatting
@@ -47,6 +47,10 @@ status: ## What runs
 
 demo: install ## Walk the help article's flows against the stack `make up` started (prints each step)
 	@$(UV) run --frozen python scripts/demo.py
+	@echo "Seller console: http://127.0.0.1:8000 (click the same flows: sign in as juniper-pottery or harbour-goods)"
+
+screenshots: install ## Run the console's browser suite and keep a screenshot of each screen in docs/console/
+	JM_CONSOLE_SCREENSHOTS=docs/console bash scripts/test.sh tests/e2e/browser
 
 infra-up: ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
 	@bash deploy/local/infra.sh up

@@ -21,7 +21,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly IMAGES=(orders invoicing payments notifications card-sandbox)
+readonly IMAGES=(orders invoicing payments notifications console card-sandbox)
 readonly UV_VERSION=0.13.8
 readonly CYCLONEDX_VERSION=7.5.0
 # Bump the suffix when the base recipe below changes: the cache and the store key on it.
@@ -46,7 +46,7 @@ pm() {
 service_of() { # image -> workspace package suffix whose venv it carries
   case $1 in
     card-sandbox) echo payments ;;
-    orders | invoicing | payments | notifications) echo "$1" ;;
+    orders | invoicing | payments | notifications | console) echo "$1" ;;
     *) die "unknown image '$1' (one of: ${IMAGES[*]})" ;;
   esac
 }

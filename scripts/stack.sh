@@ -37,6 +37,7 @@ PROCESSES=(
   "invoicing invoicing 8002"
   "payments payments 8003"
   "notifications notifications 8004"
+  "console console 8000"
 )
 
 exists() { uv run --frozen python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" 2>/dev/null; }
@@ -61,6 +62,10 @@ up() {
     if alive "$name"; then echo "$name: already running"; continue; fi
     if [[ $name == sandbox ]]; then
       SANDBOX_PORT=$port nohup uv run --frozen python -m "$module" >"$LOG_DIR/$name.log" 2>&1 &
+    elif [[ $name == console ]]; then
+      # The development sign-in (demo sellers, plain-HTTP cookie): `make up` only.
+      CONSOLE_DEV_SIGN_IN=true CONSOLE_SECURE_COOKIES=false HTTP_PORT=$port \
+        nohup uv run --frozen python -m "$module" >"$LOG_DIR/$name.log" 2>&1 &
     else
       HTTP_PORT=$port KAFKA_SASL_USERNAME=$name KAFKA_SASL_PASSWORD=$(kafka_password "$name") \
         nohup uv run --frozen python -m "$module" >"$LOG_DIR/$name.log" 2>&1 &
@@ -74,6 +79,7 @@ up() {
   KAFKA_SASL_USERNAME=checkout KAFKA_SASL_PASSWORD=$(kafka_password checkout) \
     uv run --frozen python scripts/seed_demo.py || echo "stack: seeding the demo data failed" >&2
   echo
+  echo "Seller console:         http://127.0.0.1:8000 (sign in as juniper-pottery or harbour-goods)"
   echo "Seller APIs (OpenAPI):  orders http://127.0.0.1:8001/docs   invoicing http://127.0.0.1:8002/docs"
   echo "                        payments http://127.0.0.1:8003/docs notifications http://127.0.0.1:8004/docs"
   echo "AsyncAPI documents:     docs/asyncapi/*.json (make asyncapi)"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from console.settings import ConsoleSettings
 from invoicing.settings import InvoicingSettings
 from juniper_shared.settings import ServiceSettings
 from notifications.settings import NotificationsSettings
@@ -20,11 +21,12 @@ from orders.settings import OrdersSettings
 from payments.settings import PaymentsSettings
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES: dict[str, type[ServiceSettings]] = {
+SERVICES: dict[str, type[ServiceSettings] | type[ConsoleSettings]] = {
     "orders": OrdersSettings,
     "invoicing": InvoicingSettings,
     "payments": PaymentsSettings,
     "notifications": NotificationsSettings,
+    "console": ConsoleSettings,
 }
 
 

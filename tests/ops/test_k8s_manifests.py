@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from console.settings import ConsoleSettings
 from invoicing.settings import InvoicingSettings
 from juniper_ops import kafka_access
 from juniper_shared import tracing
@@ -157,7 +158,7 @@ def test_the_example_secrets_define_every_secret_key_referenced() -> None:
     # Strimzi's User Operator creates a Secret per KafkaUser, named after it: its password.
     examples |= {user: {"password"} for user in of_kind(rendered("base"), "KafkaUser")}
     for deployment in of_kind(rendered("base"), "Deployment").values():
-        for variable in container(deployment)["env"]:
+        for variable in container(deployment).get("env", []):
             ref = variable["valueFrom"]["secretKeyRef"]
             assert ref["key"] in examples.get(ref["name"], set()), ref
         for volume in deployment["spec"]["template"]["spec"]["volumes"]:
@@ -209,6 +210,7 @@ def test_development_runs_one_replica_of_each_and_the_sandbox_processor() -> Non
         "invoicing": 1,
         "payments": 1,
         "notifications": 1,
+        "console": 1,
         "card-sandbox": 1,
     }
     sandbox = container(deployments["card-sandbox"])
@@ -292,3 +294,36 @@ def test_each_service_logs_in_as_its_own_kafka_user_over_tls(overlay: str) -> No
         assert password["valueFrom"]["secretKeyRef"] == {"name": service, "key": "password"}
         mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
         assert config["KAFKA_SSL_CA_FILE"] == mounts["kafka-ca"] + "/ca.crt"
+
+
+@pytest.mark.parametrize("path", ["overlays/dev", "overlays/prod"])
+def test_the_console_holds_no_secret_and_reaches_only_the_four_apis(path: str) -> None:
+    resources = rendered(path)
+    main = container(of_kind(resources, "Deployment")["console"])
+    assert "env" not in main  # no secret: it forwards the seller's own token
+    assert main["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    [config_ref] = main["envFrom"]
+    config = of_kind(resources, "ConfigMap")[config_ref["configMapRef"]["name"]]["data"]
+    assert config["CONSOLE_DEV_SIGN_IN"] == "false"
+    assert set(config) <= {name.upper() for name in ConsoleSettings.model_fields}
+    spec = of_kind(resources, "NetworkPolicy")["console"]["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert [rule["ports"] for rule in spec["ingress"]] == [[{"protocol": "TCP", "port": 8000}]]
+    reached = {
+        (peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], port["port"])
+        for rule in spec["egress"]
+        for peer in rule["to"]
+        if "namespaceSelector" not in peer
+        for port in rule["ports"]
+    }
+    assert reached == {
+        ("orders", 8001),
+        ("invoicing", 8002),
+        ("payments", 8003),
+        ("notifications", 8004),
+    }
+    dns_only = [
+        rule for rule in spec["egress"] if any("namespaceSelector" in p for p in rule["to"])
+    ]
+    assert {port["port"] for rule in dns_only for port in rule["ports"]} == {53}

@@ -1,0 +1,1 @@
+"""The seller console: the help article as a web app on the four services' HTTP APIs."""
