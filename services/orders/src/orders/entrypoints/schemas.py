@@ -125,6 +125,16 @@ class SellerSettingsBody(Body):
         Annotated[int, Field(ge=MIN_EXPIRY_DAYS, le=MAX_EXPIRY_DAYS, strict=True)] | None
     ) = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def no_nulls(cls, body: Any) -> Any:
+        """A setting left out is kept; one sent as null is not a value (422, not "keep")."""
+        if isinstance(body, dict):
+            for name, value in body.items():
+                if value is None:
+                    raise ValueError(f"{name} must not be null")
+        return body
+
 
 class SellerSettingsView(BaseModel):
     buyer_access_requires_approval: bool
