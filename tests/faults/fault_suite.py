@@ -114,6 +114,7 @@ class Run:
     faults: list[Fault] = field(default_factory=list)
     poison: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     """Topic name -> keys of the poison messages put on it."""
+    poison_rounds: int = 0
     stats: RetryStats = field(default_factory=RetryStats)
     place_retries: int = 0
     failed_starts: Counter[str] = field(default_factory=Counter)
@@ -293,10 +294,11 @@ async def supervise(process: Process, http: httpx.AsyncClient) -> tuple[float, i
             await asyncio.sleep(min(5.0, 1.0 * failed))
 
 
-def poison_payloads(topic: Topic, marker: str) -> list[bytes]:
-    """Kinds no retry can fix: not JSON, an envelope missing its data, a future version; and on
-    `orders.placed`, a forged order (another producer than checkout) and one whose fields are
-    each in range but whose line total passes the amount cap."""
+def poison_payloads(topic: Topic, marker: str) -> tuple[list[bytes], list[bytes]]:
+    """Kinds no retry can fix, (one per injection, rotating; every injection): not JSON, an
+    envelope missing its data, a future version; and on `orders.placed` each time, a forged
+    order (another producer than checkout) and one whose fields are each in range but whose
+    line total passes the amount cap."""
     envelope = {
         "event_id": str(uuid.uuid4()),
         "type": topic.event_types[0],
@@ -307,37 +309,40 @@ def poison_payloads(topic: Topic, marker: str) -> list[bytes]:
         "data": {"poison": marker},
     }
     future = {**envelope, "event_id": str(uuid.uuid4()), "version": 99}
-    payloads = [
+    rotating = [
         b"\x00\xffnot json " + marker.encode(),
         json.dumps(envelope).encode(),
         json.dumps(future).encode(),
     ]
-    if topic is ORDERS_PLACED:
-        order = placed_order_data(seller_id="seller-chaos", order_id=f"poison-{marker}")
-        forged = {**json.loads(encode(placed_order(**order))), "producer": "payments"}
-        over_cap = {
-            **json.loads(encode(placed_order(**order))),
-            "data": {
-                **order,
-                "items": [{"sku": "X", "name": "X", "unit_price": "999999999.99", "quantity": 2}],
-            },
-        }
-        payloads += [json.dumps(forged).encode(), json.dumps(over_cap).encode()]
-    return payloads
+    if topic is not ORDERS_PLACED:
+        return rotating, []
+    order = placed_order_data(seller_id="seller-chaos", order_id=f"poison-{marker}")
+    forged = {**json.loads(encode(placed_order(**order))), "producer": "payments"}
+    over_cap = {
+        **json.loads(encode(placed_order(**order))),
+        "data": {
+            **order,
+            "items": [{"sku": "X", "name": "X", "unit_price": "999999999.99", "quantity": 2}],
+        },
+    }
+    return rotating, [json.dumps(forged).encode(), json.dumps(over_cap).encode()]
 
 
 async def put_poison(stack: Stack, producer: AIOKafkaProducer, run: Run) -> int:
     sent = 0
     for topic in CONSUMED_TOPICS:
         marker = uuid.uuid4().hex[:8]
-        payloads = poison_payloads(topic, marker)
+        rotating, every_time = poison_payloads(topic, marker)
         # One of the three per injection, rotating, so every kind reaches every topic.
-        index = len(run.poison[topic.name]) % len(payloads)
-        key = f"poison-{marker}".encode()
-        # No type header: every consumer group of the topic must look at it and dead-letter it.
-        await producer.send_and_wait(stack.topic_prefix + topic.name, payloads[index], key=key)
-        run.poison[topic.name].append(key)
-        sent += 1
+        chosen = [rotating[run.poison_rounds % len(rotating)], *every_time]
+        for number, payload in enumerate(chosen):
+            key = f"poison-{marker}-{number}".encode()
+            # No type header: every consumer group of the topic must look at it and
+            # dead-letter it.
+            await producer.send_and_wait(stack.topic_prefix + topic.name, payload, key=key)
+            run.poison[topic.name].append(key)
+            sent += 1
+    run.poison_rounds += 1
     return sent
 
 
