@@ -24,10 +24,10 @@ SANDBOX_READS = {"SANDBOX_HOST", "SANDBOX_PORT", "LOG_LEVEL"}
 READS = """
 import importlib, json, sys
 from juniper_shared import tracing
-from juniper_shared.settings import ServiceSettings
+from pydantic_settings import BaseSettings
 module = importlib.import_module(sys.argv[1] + ".settings")
 [settings] = [c for c in vars(module).values()
-              if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings]
+              if isinstance(c, type) and issubclass(c, BaseSettings) and c.__module__ == module.__name__]
 settings()
 print(json.dumps(sorted({name.upper() for name in settings.model_fields} | tracing.VARIABLES)))
 """
