@@ -55,7 +55,16 @@ HERE: dict[str, str | None] = {
 """What differs on this machine from a cluster, set on each service over what the manifests
 give (one row each, with the reason); None unsets a variable."""
 
-CLUSTER_HOSTS = ("juniper-kafka-kafka-bootstrap.kafka.svc", "card-sandbox", "mailpit")
+CLUSTER_HOSTS = (
+    "juniper-kafka-kafka-bootstrap.kafka.svc",
+    "card-sandbox",
+    "mailpit",
+    # The console calls the four APIs by their Service names.
+    "orders",
+    "invoicing",
+    "payments",
+    "notifications",
+)
 """Cluster names the dev overlay's configuration uses: all on 127.0.0.1 here."""
 
 
