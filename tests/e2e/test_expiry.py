@@ -11,10 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from juniper_shared.testing import free_port, placed_order, wait_until
 from pymongo import AsyncMongoClient
 
 from .support import WAIT, Buyer, Process, Seller, card, error_code
+
+pytestmark = pytest.mark.integration
 
 SUBJECT = "Your order {order_id} from Juniper Pottery was not accepted in time"
 

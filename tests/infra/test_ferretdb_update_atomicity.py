@@ -11,7 +11,10 @@ import asyncio
 import os
 import uuid
 
+import pytest
 from pymongo import AsyncMongoClient
+
+pytestmark = pytest.mark.integration
 
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
 

@@ -24,10 +24,6 @@ class InvalidState(DomainError):
     code = "invalid_state"
 
 
-class InvalidRequest(DomainError):
-    code = "validation_error"
-
-
 class RetryLater(Exception):
     """A dependency is unreachable or busy (a lost race that kept repeating, a mail server
     down): the same work may succeed when tried again, so a consumer redelivers its batch."""
@@ -41,13 +37,3 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
-
-
-def version_conflict(current: int) -> ApiError:
-    return ApiError(
-        412, "version_conflict", f"the resource changed; its current version is {current}"
-    )

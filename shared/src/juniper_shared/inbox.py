@@ -22,16 +22,6 @@ DUPLICATE_KEY = 11000
 Document = dict[str, Any]
 
 
-def already_processed(document: Document, event_id: str) -> bool:
-    return event_id in (document.get(PROCESSED_FIELD) or ())
-
-
-def remember_processed(document: Document, event_id: str) -> None:
-    """Record `event_id` in the document, keeping only the most recent ids."""
-    processed = [*(document.get(PROCESSED_FIELD) or ()), event_id]
-    document[PROCESSED_FIELD] = processed[-KEEP:]
-
-
 async def insert_new(
     collection: AsyncCollection[Document], documents: Sequence[Document]
 ) -> list[Document]:

@@ -12,6 +12,8 @@ from juniper_shared.batching import GroupInserts, GroupUpdates, InsertBehind
 from juniper_shared.testing import wait_until
 from pymongo import AsyncMongoClient, monitoring
 
+pytestmark = pytest.mark.integration
+
 Document = dict[str, Any]
 
 

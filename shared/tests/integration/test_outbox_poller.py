@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from juniper_shared.contracts.registry import ORDERS_PLACED
 from juniper_shared.kafka import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.outbox import (
@@ -24,6 +25,8 @@ from juniper_shared.settings import ServiceSettings
 from juniper_shared.testing import kafka_credentials, placed_order, read_topic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+
+pytestmark = pytest.mark.integration
 
 
 def stored(document_id: str, *, age: timedelta) -> dict[str, Any]:

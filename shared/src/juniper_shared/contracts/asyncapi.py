@@ -89,10 +89,6 @@ def write_all(directory: Path) -> list[Path]:
     return written
 
 
-def topic_names() -> list[str]:
-    return [topic.name for topic in TOPICS] + [topic.dlq for topic in TOPICS]
-
-
 if __name__ == "__main__":
     for written_path in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/asyncapi")):
         print(written_path)
