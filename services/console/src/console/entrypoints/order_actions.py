@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -9,10 +10,29 @@ from fastapi.responses import Response
 
 from console.adapters.api import Json
 from console.entrypoints.order_details import act, order_page
-from console.entrypoints.pages import ConsoleDep, Problems, SellerDep, valid_id
-from console.entrypoints.session import intent_key
+from console.entrypoints.pages import Console, ConsoleDep, Problems, SellerDep, valid_id
+from console.entrypoints.session import Seller, intent_key
 
 router = APIRouter()
+
+
+def order_write(
+    console: Console,
+    seller: Seller,
+    order_id: str,
+    version: int,
+    *,
+    intent: str,
+    path: str,
+    body: Json | None,
+    method: str = "POST",
+) -> Awaitable[Json]:
+    """The orders API call of one action, keyed by what the seller meant: a double click or a
+    resubmitted page sends the same Idempotency-Key, so the action happens once."""
+    key = intent_key(seller, order_id, version, intent, body)
+    return console.apis.orders.act(
+        order_id, path, token=seller.token, body=body, version=version, key=key, method=method
+    )
 
 
 @router.post("/orders/{order_id}/accept")
@@ -45,9 +65,8 @@ async def accept(
                 status_code=422,
             )
         body = {"customer": {"associate": customer_id}}
-    key = intent_key(seller, order_id, version, "accept", body)
-    call = console.apis.orders.act(
-        order_id, "accept", token=seller.token, body=body, version=version, key=key
+    call = order_write(
+        console, seller, order_id, version, intent="accept", path="accept", body=body
     )
     return await act(
         request,
@@ -78,9 +97,8 @@ async def reject(
             request, console, seller, order_id, problems=problems, form=form, status_code=422
         )
     body = {"reason": reason, "message": message}
-    key = intent_key(seller, order_id, version, "reject", body)
-    call = console.apis.orders.act(
-        order_id, "reject", token=seller.token, body=body, version=version, key=key
+    call = order_write(
+        console, seller, order_id, version, intent="reject", path="reject", body=body
     )
     return await act(
         request, console, seller, order_id, control="reject", call=call, done="rejected", form=form
@@ -97,9 +115,8 @@ async def cancel(
     message: Annotated[str, Form()] = "",
 ) -> Response:
     body = {"message": message}
-    key = intent_key(seller, order_id, version, "cancel", body)
-    call = console.apis.orders.act(
-        order_id, "cancel", token=seller.token, body=body, version=version, key=key
+    call = order_write(
+        console, seller, order_id, version, intent="cancel", path="cancel", body=body
     )
     return await act(
         request,
@@ -165,14 +182,14 @@ async def items(
         body: Json = {
             "items": [{"line_id": line, "quantity": int(quantities[line])} for line in changed]
         }
-        key = intent_key(seller, order_id, version, "quantities", body)
-        call = orders.act(
+        call = order_write(
+            console,
+            seller,
             order_id,
-            "items",
-            token=seller.token,
+            version,
+            intent="quantities",
+            path="items",
             body=body,
-            version=version,
-            key=key,
             method="PATCH",
         )
         return await act(
@@ -192,18 +209,16 @@ async def items(
         return await again(Problems(), dialog="split", status_code=200)
     if action == "confirm-split":
         body = {"line_ids": sorted(line_ids)}
-        key = intent_key(seller, order_id, version, "split", body)
-        call = orders.act(
-            order_id, "split", token=seller.token, body=body, version=version, key=key
+        call = order_write(
+            console, seller, order_id, version, intent="split", path="split", body=body
         )
         return await act(
             request, console, seller, order_id, control="items", call=call, done="split", form=echo
         )
     if action == "delete":
         body = {"line_ids": sorted(line_ids)}
-        key = intent_key(seller, order_id, version, "remove", body)
-        call = orders.act(
-            order_id, "items/remove", token=seller.token, body=body, version=version, key=key
+        call = order_write(
+            console, seller, order_id, version, intent="remove", path="items/remove", body=body
         )
         return await act(
             request,
