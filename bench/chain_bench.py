@@ -312,6 +312,9 @@ async def service_counters(stack: Stack, http: aiohttp.ClientSession) -> dict[st
                 label = dict(LABEL.findall(labels))
                 key = f"db:{name}:{label.get('command')}:{label.get('collection')}"
                 totals[key] = totals.get(key, 0.0) + float(value)
+            if metric == "jm_db_documents_written_total":
+                key = f"written:{name}:{dict(LABEL.findall(labels)).get('collection')}"
+                totals[key] = totals.get(key, 0.0) + float(value)
     return totals
 
 
@@ -626,6 +629,13 @@ async def one_round(
             )
             for key in sorted(counters_after)
             if key.startswith("db:") and counters_after[key] > counters_before.get(key, 0.0)
+        },
+        "db_writes_per_order_by_collection": {
+            key.removeprefix("written:"): round(
+                (counters_after[key] - counters_before.get(key, 0.0)) / orders, 2
+            )
+            for key in sorted(counters_after)
+            if key.startswith("written:") and counters_after[key] > counters_before.get(key, 0.0)
         },
         "kafka_messages_per_order": 1  # the placed order itself
         + (
