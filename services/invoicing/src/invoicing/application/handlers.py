@@ -27,6 +27,8 @@ from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.errors import RetryLater
 from juniper_shared.inbox import KEEP
 from juniper_shared.request_marks import add_mark, check_marks
+from juniper_shared.retries import retry_on_conflict
+from tenacity import RetryCallState
 
 from invoicing.application.catch_up import OrderVersions
 from invoicing.application.events import (
@@ -37,7 +39,12 @@ from invoicing.application.events import (
     payment_failed_event,
     voided_event,
 )
-from invoicing.application.ports import CounterRepository, InvoiceRepository, OrderBook
+from invoicing.application.ports import (
+    CounterRepository,
+    InvoiceRepository,
+    OrderBook,
+    VersionConflict,
+)
 from invoicing.domain.errors import (
     DomainError,
     InvalidShipping,
@@ -100,6 +107,10 @@ class Contention(RetryLater):
     """The seller's counter stayed busy for too long; the request may be retried."""
 
 
+class CounterBusy(VersionConflict):
+    """Another process reserved a number meanwhile: worth a short wait before the next try."""
+
+
 @dataclass(frozen=True)
 class ShippingDetails:
     carrier: str
@@ -159,12 +170,13 @@ class InvoicingHandlers:
         little for `orders.events` to catch up, then refuse with `order_not_current`.
         """
         invoice_id = invoice_id_for(order_id)
-        for attempt in range(WRITE_RETRIES):
+
+        async def draft(number: int) -> Invoice:
             # The first try loads no invoice: it starts from the copy of the draft this process
             # stored last or, with none, drafts the order's first invoice (the usual case). The
             # guarded save checks either (a first draft is an insert, refused if one is stored),
             # and a refusal is looked at again on the stored invoice.
-            recent = attempt == 0
+            recent = number == 1
             if recent:
                 order = await self._order_at_least(order_id, order_version)
                 existing = self.invoices.kept(invoice_id)
@@ -193,16 +205,25 @@ class InvoicingHandlers:
                 invoice = existing
                 try:
                     invoice.redraft(order, shipping, now=now)
-                except DomainError:
+                except DomainError as refused:
                     if recent:
-                        continue
+                        raise VersionConflict(invoice_id) from refused
                     raise
             invoice.request_marks = add_mark(invoice.request_marks)
-            previous = invoice.version
-            invoice.version += 1
-            if await self.invoices.save(invoice, [], previous_version=previous):
-                return invoice
-        raise Contention(f"invoice of order {order_id} kept changing; try again")
+            await self._save(invoice, [])
+            return invoice
+
+        try:
+            return await retry_on_conflict(draft, conflict=VersionConflict, attempts=WRITE_RETRIES)
+        except VersionConflict:
+            raise Contention(f"invoice of order {order_id} kept changing; try again") from None
+
+    async def _save(self, invoice: Invoice, events: list[Envelope]) -> None:
+        """Store the invoice one version up, or raise VersionConflict if it changed meanwhile."""
+        previous = invoice.version
+        invoice.version += 1
+        if not await self.invoices.save(invoice, events, previous_version=previous):
+            raise VersionConflict(invoice.invoice_id)
 
     async def _order_at_least(self, order_id: str, version: int | None) -> InvoiceableOrder | None:
         # The snapshot this process's consumer stored last serves when it is recent enough (no
@@ -270,50 +291,55 @@ class InvoicingHandlers:
         """Give the draft the seller's next number; returns it issued, or None when someone
         else settled it (then the caller reads it again)."""
         invoice_id = draft.invoice_id
-        # The caller's copy serves the first attempt: if it is stale, the guarded write in
-        # _settle misses, reads again and gives the number back, so no number is lost.
-        known: Invoice | None = draft
+
+        async def reserve(number: int) -> Invoice | None:
+            # The first try from the counter as this process stored it last (no load) and from
+            # the caller's copy of the draft: if that is stale, the guarded write in _settle
+            # misses, reads again and gives the number back, so no number is lost.
+            recent = number == 1
+            counter = await self.counters.get(seller_id, recent=recent) or NumberCounter(seller_id)
+            previous = counter.version
+            step = next_step(counter)
+            if isinstance(step, Settle):
+                if step.reservation.invoice_id == invoice_id:
+                    await self._settle(counter, step.reservation, confirming=invoice_id)
+                    return None
+                if not await self._holds_its_number(step.reservation):
+                    await self._settle(counter, step.reservation, confirming=invoice_id)
+                    raise VersionConflict(seller_id)  # the counter moved on: look again
+                # The seller's last confirm is done (its invoice holds the number): its
+                # release rides on this reservation's write.
+                counter.release(step.reservation)
+            invoice = draft if recent else await self.invoices.get(invoice_id)
+            if invoice is None or invoice.status is not InvoiceStatus.DRAFT:
+                return None  # numbered meanwhile by another process
+            reservation = counter.reserve(invoice_id)
+            if not await self.counters.save(counter, previous_version=previous):
+                if recent:
+                    raise VersionConflict(seller_id)
+                NUMBERING_CONTENTION.inc()
+                raise CounterBusy(seller_id)
+            self.fault("number_reserved")
+            try:
+                return await self._settle(
+                    counter, reservation, invoice, confirming=invoice_id, release=False
+                )
+            except Exception:
+                await self._undo(counter, reservation)
+                raise
+
         # In-process confirms of one seller queue here; other processes race on the counter.
         lock = self._locks[zlib.crc32(seller_id.encode()) % LOCK_STRIPES]
         async with lock:
-            for attempt in range(NUMBERING_ATTEMPTS):
-                # The first try from the counter as this process stored it last (no load).
-                recent = attempt == 0
-                counter = await self.counters.get(seller_id, recent=recent) or NumberCounter(
-                    seller_id
+            try:
+                return await retry_on_conflict(
+                    reserve,
+                    conflict=VersionConflict,
+                    attempts=NUMBERING_ATTEMPTS,
+                    wait=_after_busy,
                 )
-                previous = counter.version
-                step = next_step(counter)
-                if isinstance(step, Settle):
-                    if step.reservation.invoice_id == invoice_id:
-                        await self._settle(counter, step.reservation, confirming=invoice_id)
-                        return None
-                    if not await self._holds_its_number(step.reservation):
-                        await self._settle(counter, step.reservation, confirming=invoice_id)
-                        known = None
-                        continue
-                    # The seller's last confirm is done (its invoice holds the number): its
-                    # release rides on this reservation's write.
-                    counter.release(step.reservation)
-                invoice = known or await self.invoices.get(invoice_id)
-                known = None
-                if invoice is None or invoice.status is not InvoiceStatus.DRAFT:
-                    return None  # numbered meanwhile by another process
-                reservation = counter.reserve(invoice_id)
-                if not await self.counters.save(counter, previous_version=previous):
-                    if not recent:  # another process numbered meanwhile: wait for it a little
-                        NUMBERING_CONTENTION.inc()
-                        await asyncio.sleep(_backoff(attempt))
-                    continue
-                self.fault("number_reserved")
-                try:
-                    return await self._settle(
-                        counter, reservation, invoice, confirming=invoice_id, release=False
-                    )
-                except Exception:
-                    await self._undo(counter, reservation)
-                    raise
-        raise Contention(f"numbering for seller {seller_id} is busy; try again")
+            except VersionConflict:
+                raise Contention(f"numbering for seller {seller_id} is busy; try again") from None
 
     async def _settle(
         self,
@@ -329,16 +355,20 @@ class InvoicingHandlers:
         `confirming`: the invoice the request being served confirms (it gets the request's
         Idempotency-Key mark); `release=False`: once this call has written the number, leave
         the reservation pending for the seller's next reservation to release in its write."""
-        issued: Invoice | None = None
-        for _ in range(WRITE_RETRIES):
-            invoice = known or await self.invoices.get(reservation.invoice_id)
-            known = None
+
+        async def settle(number: int) -> Invoice | None:
+            invoice = (
+                known
+                if number == 1 and known is not None
+                else await self.invoices.get(reservation.invoice_id)
+            )
             decision = settlement(
                 reservation,
                 status=invoice.status if invoice else None,
                 sequence=invoice.sequence if invoice else None,
                 issuable=invoice is not None and _issuable(invoice),
             )
+            issued: Invoice | None = None
             if decision is Settlement.WRITE:
                 assert invoice is not None
                 invoice.issue(reservation.sequence, now=self.clock())
@@ -346,9 +376,10 @@ class InvoicingHandlers:
                     invoice.request_marks = add_mark(invoice.request_marks)
                 previous = invoice.version
                 invoice.version += 1
+                # Built after the bump: the event carries the version being stored.
                 event = issued_event(invoice, url=self.url(invoice.invoice_id))
                 if not await self.invoices.save(invoice, [event], previous_version=previous):
-                    continue
+                    raise VersionConflict(invoice.invoice_id)
                 self.fault("invoice_numbered")
                 INVOICES_ISSUED.inc()
                 log.debug("issued invoice %s as %s", invoice.invoice_id, invoice.number)
@@ -366,7 +397,13 @@ class InvoicingHandlers:
             # A miss means someone else settled it first; that is as good.
             await self.counters.save(counter, previous_version=previous)
             return issued
-        raise Contention(f"invoice {reservation.invoice_id} kept changing while numbered")
+
+        try:
+            return await retry_on_conflict(settle, conflict=VersionConflict, attempts=WRITE_RETRIES)
+        except VersionConflict:
+            raise Contention(
+                f"invoice {reservation.invoice_id} kept changing while numbered"
+            ) from None
 
     async def _undo(self, counter: NumberCounter, reservation: Reservation) -> None:
         """A confirm that failed after reserving leaves no reservation behind: the number goes
@@ -433,9 +470,10 @@ class InvoicingHandlers:
     async def _void(self, event: OrderCancelled) -> None:
         event_id = str(event.event_id)
         invoice_id = invoice_id_for(event.data.order.order_id)
-        for attempt in range(WRITE_RETRIES):
+
+        async def void(number: int) -> None:
             # The first try from this process's copy (the guarded save checks it).
-            invoice = await self.invoices.get(invoice_id, recent=attempt == 0)
+            invoice = await self.invoices.get(invoice_id, recent=number == 1)
             if invoice is None:
                 return  # never previewed: nothing to void
             check_names_its_own(invoice, event, order_id=event.data.order.order_id)
@@ -445,13 +483,14 @@ class InvoicingHandlers:
             if invoice.buyer_was_told:
                 outgoing.append(voided_event(invoice, url=self.url(invoice_id), cause=event))
             invoice.processed_events = [*invoice.processed_events, event_id][-KEEP:]
-            previous = invoice.version
-            invoice.version += 1
-            if await self.invoices.save(invoice, outgoing, previous_version=previous):
-                INVOICES_VOIDED.labels("issued" if outgoing else "draft").inc()
-                log.info("voided invoice %s (%s): order cancelled", invoice_id, invoice.number)
-                return
-        raise RetryLater(f"invoice {invoice_id} kept changing; batch will be retried")
+            await self._save(invoice, outgoing)
+            INVOICES_VOIDED.labels("issued" if outgoing else "draft").inc()
+            log.info("voided invoice %s (%s): order cancelled", invoice_id, invoice.number)
+
+        try:
+            await retry_on_conflict(void, conflict=VersionConflict, attempts=WRITE_RETRIES)
+        except VersionConflict:
+            raise RetryLater(f"invoice {invoice_id} kept changing; batch will be retried") from None
 
     async def on_payment_events(self, events: Sequence[PaymentEvent]) -> None:
         """Mark invoices paid, failed or refunded, once per event; one invoice's events in order."""
@@ -459,9 +498,10 @@ class InvoicingHandlers:
 
     async def _on_payment(self, event: PaymentEvent) -> None:
         event_id = str(event.event_id)
-        for attempt in range(WRITE_RETRIES):
+
+        async def record(number: int) -> None:
             # The first try from this process's copy (the guarded save checks it).
-            invoice = await self.invoices.get(event.data.invoice_id, recent=attempt == 0)
+            invoice = await self.invoices.get(event.data.invoice_id, recent=number == 1)
             if invoice is None:
                 log.warning("payment event for unknown invoice %s", event.data.invoice_id)
                 return
@@ -494,13 +534,16 @@ class InvoicingHandlers:
                 if invoice.record_payment_failed(failure):
                     outgoing.append(payment_failed_event(invoice, url=url, cause=event))
             invoice.processed_events = [*invoice.processed_events, event_id][-KEEP:]
-            previous = invoice.version
-            invoice.version += 1
-            if await self.invoices.save(invoice, outgoing, previous_version=previous):
-                for sent in outgoing:
-                    INVOICE_PAYMENTS.labels(sent.type).inc()
-                return
-        raise RetryLater(f"invoice {event.data.invoice_id} kept changing; batch will be retried")
+            await self._save(invoice, outgoing)
+            for sent in outgoing:
+                INVOICE_PAYMENTS.labels(sent.type).inc()
+
+        try:
+            await retry_on_conflict(record, conflict=VersionConflict, attempts=WRITE_RETRIES)
+        except VersionConflict:
+            raise RetryLater(
+                f"invoice {event.data.invoice_id} kept changing; batch will be retried"
+            ) from None
 
 
 def check_names_its_own(invoice: Invoice, event: Envelope, *, order_id: str) -> None:
@@ -520,6 +563,12 @@ def _issuable(invoice: Invoice) -> bool:
     except DomainError:
         return False
     return True
+
+
+def _after_busy(state: RetryCallState) -> float:
+    """The pause before another try at numbering: none unless the counter was busy."""
+    busy = state.outcome is not None and isinstance(state.outcome.exception(), CounterBusy)
+    return _backoff(state.attempt_number - 1) if busy else 0.0
 
 
 def _backoff(attempt: int) -> float:

@@ -12,6 +12,10 @@ from invoicing.domain.numbering import NumberCounter
 from invoicing.domain.order import InvoiceableOrder
 
 
+class VersionConflict(Exception):
+    """A guarded `save` found the document changed: the handler tries again on fresh state."""
+
+
 class OrderBook(Protocol):
     """The read model of orders, fed by `orders.events`."""
 

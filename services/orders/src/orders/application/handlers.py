@@ -39,6 +39,7 @@ from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.errors import RetryLater
 from juniper_shared.logs import correlation_id
 from juniper_shared.request_marks import add_mark, check_marks, keyed_request
+from juniper_shared.retries import retry_on_conflict
 
 from orders.application.events import PRODUCER, snapshot
 from orders.application.ports import (
@@ -312,44 +313,51 @@ class OrdersHandlers:
 
     async def on_invoice_event(self, event: InvoiceEvent) -> None:
         """Keep the All Orders row's invoice link and payment status current (idempotent)."""
-        for attempt in range(UNGUARDED_RETRIES + 2):
-            # The first try from the copy this process stored last (the guarded save checks it).
-            order = await self.orders.get(event.data.order_id, recent=attempt == 0)
-            if order is None:
-                return  # not ours: an invoice for an order this service never stored
-            if order.seller_id != event.seller_id:
-                raise ForgedEvent(
-                    f"{event.type} of seller {event.seller_id!r} names order "
-                    f"{order.order_id} of another seller"
-                )
-            now = self.clock()
-            if isinstance(event, InvoiceIssued):
-                link = InvoiceLink(
-                    invoice_id=event.data.invoice_id,
-                    number=event.data.number,
-                    status="issued",
-                    url=event.data.url,
-                )
-                order.link_invoice(link, now=now)
-            elif isinstance(event, InvoiceVoided):
-                link = InvoiceLink(
-                    invoice_id=event.data.invoice_id,
-                    number=event.data.number or "",
-                    status="void",
-                    url=event.data.url,
-                )
-                order.void_invoice(link, now=now)
-            elif isinstance(event, InvoicePaid):
-                order.record_payment(PaymentStatus.PAID, now=now)
-            else:
-                order.record_payment(PaymentStatus.FAILED, now=now, reason=event.data.reason)
-            order.version += 1
-            try:
-                await self.orders.save(order, [], processed_event_id=str(event.event_id))
-                return
-            except VersionConflict:
-                continue  # a seller edit or this very event got there first; look again
-        raise RetryLater(f"order {event.data.order_id} kept changing; the batch will be retried")
+        try:
+            # A seller edit or this very event may get there first: look again.
+            await retry_on_conflict(
+                lambda number: self._apply_invoice_event(event, recent=number == 1),
+                conflict=VersionConflict,
+                attempts=UNGUARDED_RETRIES + 2,
+            )
+        except VersionConflict:
+            raise RetryLater(
+                f"order {event.data.order_id} kept changing; the batch will be retried"
+            ) from None
+
+    async def _apply_invoice_event(self, event: InvoiceEvent, *, recent: bool) -> None:
+        # The first try from the copy this process stored last (the guarded save checks it).
+        order = await self.orders.get(event.data.order_id, recent=recent)
+        if order is None:
+            return  # not ours: an invoice for an order this service never stored
+        if order.seller_id != event.seller_id:
+            raise ForgedEvent(
+                f"{event.type} of seller {event.seller_id!r} names order "
+                f"{order.order_id} of another seller"
+            )
+        now = self.clock()
+        if isinstance(event, InvoiceIssued):
+            link = InvoiceLink(
+                invoice_id=event.data.invoice_id,
+                number=event.data.number,
+                status="issued",
+                url=event.data.url,
+            )
+            order.link_invoice(link, now=now)
+        elif isinstance(event, InvoiceVoided):
+            link = InvoiceLink(
+                invoice_id=event.data.invoice_id,
+                number=event.data.number or "",
+                status="void",
+                url=event.data.url,
+            )
+            order.void_invoice(link, now=now)
+        elif isinstance(event, InvoicePaid):
+            order.record_payment(PaymentStatus.PAID, now=now)
+        else:
+            order.record_payment(PaymentStatus.FAILED, now=now, reason=event.data.reason)
+        order.version += 1
+        await self.orders.save(order, [], processed_event_id=str(event.event_id))
 
     # --- expiry -----------------------------------------------------------------------------
 
@@ -547,15 +555,15 @@ class OrdersHandlers:
         # With If-Match, one attempt; but a keyed request that lost the race to its own retry
         # loads once more to find its mark.
         guarded_attempts = 2 if keyed_request() else 1
-        attempts = UNGUARDED_RETRIES if if_match is None else guarded_attempts
-        for attempt in range(attempts):
-            try:
-                return await self._try_change(seller_id, order_id, if_match, change, recent=False)
-            except VersionConflict as conflict:
-                if attempt + 1 == attempts:
-                    # `current` is None only for an order gone, and orders are never deleted.
-                    raise PreconditionFailed(conflict.current or 0) from conflict
-        raise AssertionError("unreachable")
+        try:
+            return await retry_on_conflict(
+                lambda _: self._try_change(seller_id, order_id, if_match, change, recent=False),
+                conflict=VersionConflict,
+                attempts=UNGUARDED_RETRIES if if_match is None else guarded_attempts,
+            )
+        except VersionConflict as conflict:
+            # `current` is None only for an order gone, and orders are never deleted.
+            raise PreconditionFailed(conflict.current or 0) from conflict
 
     async def _try_change(
         self,
