@@ -17,19 +17,14 @@ from juniper_shared.contracts.events import (
     OrderExpired,
     OrderPlaced,
     OrderSplit,
-    PaymentFailed,
-    PaymentFailedData,
-    PaymentRefunded,
-    PaymentRefundedData,
-    PaymentSucceeded,
-    PaymentSucceededData,
 )
-from juniper_shared.contracts.money import from_minor, to_minor
+from juniper_shared.contracts.money import from_minor
 from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.errors import RetryLater
 from juniper_shared.logs import correlation_id
 from juniper_shared.retries import retry_on_conflict
 
+from payments.application.events import outcome_event, payment_for, refunded_event
 from payments.application.ports import (
     CardProcessor,
     CardVault,
@@ -44,12 +39,11 @@ from payments.application.ports import (
     VersionConflict,
 )
 from payments.domain.errors import InvalidState, NotFound
-from payments.domain.payment import CREDIT_CARD, Attempt, AttemptStatus, Card, Payment, Refund
+from payments.domain.payment import CREDIT_CARD, Attempt, AttemptStatus, Payment
 from payments.metrics import PAYMENT_OUTCOMES, PAYMENTS_VOIDED, REFUND_OUTCOMES
 
 log = logging.getLogger(__name__)
 
-PRODUCER = "payments"
 SAVE_RETRIES = 3
 """A write that races another write to the same payment is redone on fresh state this often."""
 
@@ -125,7 +119,7 @@ class PaymentsHandlers:
         """
         now = self.clock()
         unique = {event.data.invoice_id: event for event in issued}
-        new = [(_payment_for(event, now=now), str(event.event_id)) for event in unique.values()]
+        new = [(payment_for(event, now=now), str(event.event_id)) for event in unique.values()]
         inserted = set(await self.payments.add_new(new))
         for payment, _ in new:
             if payment.invoice_id in inserted and payment.method != CREDIT_CARD:
@@ -294,7 +288,7 @@ class PaymentsHandlers:
             events: list[Envelope] = []
             if refund_ref is not None:
                 ended = current.refund_succeeded(refund_ref=refund_ref, now=now)
-                events.append(_refunded_event(current, ended))
+                events.append(refunded_event(current, ended))
             else:
                 ended = current.refund_failed(reason=reason or "processor_error", now=now)
             await self.payments.save(current, events)
@@ -337,7 +331,7 @@ class PaymentsHandlers:
                 ended = current.fail(
                     attempt, reason=outcome.reason, processor_ref=outcome.processor_ref, now=now
                 )
-            await self.payments.save(current, [_outcome_event(current, ended)])
+            await self.payments.save(current, [outcome_event(current, ended)])
             PAYMENT_OUTCOMES.labels(ended.status.value, ended.reason or "").inc()
             if ended.status is AttemptStatus.FAILED:
                 log.info("payment of %s failed (attempt %d, %s)", invoice_id, attempt, ended.reason)
@@ -375,79 +369,3 @@ class PaymentsHandlers:
             raise InvalidState("the payment is changing; look again") from None
         self._schedule(invoice_id)
         return attempt
-
-
-def _payment_for(event: InvoiceIssued, *, now: datetime) -> Payment:
-    data = event.data
-    method = data.payment_method
-    return Payment.for_invoice(
-        invoice_id=data.invoice_id,
-        seller_id=data.seller_id,
-        order_id=data.order_id,
-        amount=to_minor(data.amount, data.currency),
-        currency=data.currency,
-        method=method.type,
-        card=Card(brand=method.brand, last4=method.last4)
-        if isinstance(method, CardSummary)
-        else None,
-        now=now,
-        correlation_id=event.correlation_id or str(event.event_id),
-    )
-
-
-def _outcome_event(payment: Payment, attempt: Attempt) -> Envelope:
-    amount = from_minor(payment.amount, payment.currency)
-    if attempt.status is AttemptStatus.SUCCEEDED:
-        assert attempt.processor_ref is not None
-        card = payment.card
-        return PaymentSucceeded(
-            producer=PRODUCER,
-            seller_id=payment.seller_id,
-            correlation_id=payment.correlation_id,
-            data=PaymentSucceededData(
-                invoice_id=payment.invoice_id,
-                order_id=payment.order_id,
-                attempt=attempt.attempt,
-                amount=amount,
-                currency=payment.currency,
-                processor_ref=attempt.processor_ref,
-                card=CardSummary(type="credit_card", brand=card.brand, last4=card.last4)
-                if card
-                else None,
-            ),
-        )
-    assert attempt.reason is not None
-    return PaymentFailed(
-        producer=PRODUCER,
-        seller_id=payment.seller_id,
-        correlation_id=payment.correlation_id,
-        data=PaymentFailedData(
-            invoice_id=payment.invoice_id,
-            order_id=payment.order_id,
-            attempt=attempt.attempt,
-            amount=amount,
-            currency=payment.currency,
-            reason=attempt.reason,
-            retryable=attempt.retryable,
-            processor_ref=attempt.processor_ref,
-        ),
-    )
-
-
-def _refunded_event(payment: Payment, refund: Refund) -> PaymentRefunded:
-    assert refund.refund_ref is not None
-    return PaymentRefunded(
-        producer=PRODUCER,
-        seller_id=payment.seller_id,
-        correlation_id=payment.correlation_id,
-        data=PaymentRefundedData(
-            invoice_id=payment.invoice_id,
-            order_id=payment.order_id,
-            attempt=refund.attempt,
-            amount=from_minor(payment.amount, payment.currency),
-            currency=payment.currency,
-            processor_ref=refund.charge_ref,
-            refund_ref=refund.refund_ref,
-            reason="invoice_voided",
-        ),
-    )
