@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from card_sandbox import Sandbox, create_sandbox_app
 from juniper_shared.testing import wait_until
-from payments.sandbox import Sandbox, create_sandbox_app
 
 
 @pytest.fixture
