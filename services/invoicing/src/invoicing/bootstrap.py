@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-
 from fastapi import FastAPI
 from juniper_shared.http import create_app, run_service
 from juniper_shared.idempotency import IdempotencyKeys
@@ -27,21 +24,10 @@ from invoicing.settings import InvoicingSettings
 
 SERVICE = "invoicing"
 
-log = logging.getLogger(__name__)
 
-
-def crash_at(point: str) -> FaultPoint:
-    """Test-only: a fault point that kills the process, as a crash would, at step `point`."""
-
-    def fault(reached: str) -> None:
-        if reached == point:
-            log.warning("INVOICING_CRASH_AFTER=%s: exiting now (test fault injection)", point)
-            os._exit(137)
-
-    return fault
-
-
-def build_app(settings: InvoicingSettings) -> FastAPI:
+def build_app(settings: InvoicingSettings, *, fault: FaultPoint = no_faults) -> FastAPI:
+    """The service; `fault` is called at each crash-relevant step of a confirm (tests inject
+    crashes there)."""
     runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[INVOICES])
     orders, invoices = MongoOrderBook(runtime.db), MongoInvoices(runtime.db, runtime.relay)
     base_url = settings.base_url()
@@ -53,9 +39,7 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
         invoices,
         MongoCounters(runtime.db),
         base_url,
-        fault=crash_at(settings.invoicing_crash_after)
-        if settings.invoicing_crash_after
-        else no_faults,
+        fault=fault,
     )
     register_subscribers(
         runtime.broker,
