@@ -82,9 +82,6 @@ class Numbering:
         default_factory=lambda: [asyncio.Lock() for _ in range(LOCK_STRIPES)]
     )
 
-    def url(self, invoice_id: str) -> str:
-        return document_url(self.base_url, invoice_id)
-
     async def confirm(self, seller_id: str, invoice_id: str) -> Invoice:
         """Issue the draft with the seller's next number; confirming again changes nothing.
 
@@ -207,7 +204,7 @@ class Numbering:
                 previous = invoice.version
                 invoice.version += 1
                 # Built after the bump: the event carries the version being stored.
-                event = issued_event(invoice, url=self.url(invoice.invoice_id))
+                event = issued_event(invoice, url=document_url(self.base_url, invoice.invoice_id))
                 if not await self.invoices.save(invoice, [event], previous_version=previous):
                     raise VersionConflict(invoice.invoice_id)
                 self.fault("invoice_numbered")

@@ -62,9 +62,6 @@ class Reactions:
     clock: Clock = utc_now
     versions: OrderVersions = field(default_factory=OrderVersions)
 
-    def url(self, invoice_id: str) -> str:
-        return document_url(self.base_url, invoice_id)
-
     async def on_order_snapshots(self, snapshots: Sequence[OrderSnapshot]) -> int:
         """Keep the read model of invoiceable orders current; stale snapshots change nothing."""
         orders = newest(order_from_snapshot(s) for s in snapshots)
@@ -92,7 +89,9 @@ class Reactions:
                 return  # already void (a redelivered cancel does nothing more)
             outgoing: list[Envelope] = []
             if invoice.buyer_was_told:
-                outgoing.append(voided_event(invoice, url=self.url(invoice_id), cause=event))
+                outgoing.append(
+                    voided_event(invoice, url=document_url(self.base_url, invoice_id), cause=event)
+                )
             invoice.processed_events = [*invoice.processed_events, event_id][-KEEP:]
             await save_next(self.invoices, invoice, outgoing)
             INVOICES_VOIDED.labels("issued" if outgoing else "draft").inc()
@@ -127,7 +126,7 @@ class Reactions:
                 )
             if event_id in invoice.processed_events:
                 return
-            url = self.url(invoice.invoice_id)
+            url = document_url(self.base_url, invoice.invoice_id)
             outgoing: list[Envelope] = []
             if isinstance(event, PaymentSucceeded):
                 if invoice.record_payment_succeeded(
