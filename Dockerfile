@@ -2,7 +2,7 @@
 # Every JuniperMarket image from one file: one target per image, built from the repository root
 # (the workspace lock lives there). SERVICE picks the workspace package whose venv goes in:
 #   docker build --target orders --build-arg SERVICE=orders -t junipermarket/orders .
-#   docker build --target card-sandbox --build-arg SERVICE=payments -t junipermarket/card-sandbox .
+#   docker build --target card-sandbox --build-arg SERVICE=card-sandbox -t junipermarket/card-sandbox .
 # `make images` builds them all with podman (scripts/images.sh). BASE_IMAGE must have python3.11
 # on PATH; UV_IMAGE provides /uv. Where neither can be pulled, scripts/images.sh makes both.
 ARG BASE_IMAGE=python:3.11-slim
@@ -28,11 +28,12 @@ COPY services/invoicing/pyproject.toml services/invoicing/
 COPY services/payments/pyproject.toml services/payments/
 COPY services/notifications/pyproject.toml services/notifications/
 COPY services/console/pyproject.toml services/console/
+COPY services/card-sandbox/pyproject.toml services/card-sandbox/
 COPY ops/pyproject.toml ops/
 ARG SERVICE
 # Behind a TLS-intercepting proxy, a CA bundle mounted for the build (scripts/images.sh does).
 ARG SSL_CERT_FILE
-RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<orders|invoicing|payments|notifications|console>" >&2; exit 1; }
+RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<orders|invoicing|payments|notifications|console|card-sandbox>" >&2; exit 1; }
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "juniper-$SERVICE"
 COPY shared/src shared/src
@@ -93,11 +94,11 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HTTP_PORT', '8000') + '/healthz', timeout=4)"]
 CMD ["python", "-m", "console"]
 
-# The sandbox card processor (development only): the payments venv, its own process and port.
+# The sandbox card processor (development only): its own package and venv, process and port.
 FROM runtime AS card-sandbox
 ENV SANDBOX_HOST=0.0.0.0 \
     SANDBOX_PORT=8010
 EXPOSE 8010
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('SANDBOX_PORT', '8010') + '/healthz', timeout=4)"]
-CMD ["python", "-m", "payments.sandbox"]
+CMD ["python", "-m", "card_sandbox"]

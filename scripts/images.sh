@@ -45,8 +45,7 @@ pm() {
 
 service_of() { # image -> workspace package suffix whose venv it carries
   case $1 in
-    card-sandbox) echo payments ;;
-    orders | invoicing | payments | notifications | console) echo "$1" ;;
+    orders | invoicing | payments | notifications | console | card-sandbox) echo "$1" ;;
     *) die "unknown image '$1' (one of: ${IMAGES[*]})" ;;
   esac
 }

@@ -32,7 +32,7 @@ export EXPIRY_SWEEP_SECONDS=${EXPIRY_SWEEP_SECONDS:-5}
 
 # name, python module, port (services appear here as they are built)
 PROCESSES=(
-  "sandbox payments.sandbox 8010"
+  "sandbox card_sandbox 8010"
   "orders orders 8001"
   "invoicing invoicing 8002"
   "payments payments 8003"

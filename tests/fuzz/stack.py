@@ -17,6 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from card_sandbox import Sandbox, create_sandbox_app
 from invoicing.bootstrap import build_app as build_invoicing
 from invoicing.settings import InvoicingSettings
 from juniper_ops import kafka_access
@@ -26,7 +27,6 @@ from notifications.settings import NotificationsSettings
 from orders.bootstrap import build_app as build_orders
 from orders.settings import OrdersSettings
 from payments.bootstrap import build_app as build_payments
-from payments.sandbox import Sandbox, create_sandbox_app
 from payments.settings import PaymentsSettings
 from pymongo import MongoClient
 

@@ -17,7 +17,7 @@ from .cluster import Workload, podman, render, workloads
 
 OVERLAYS = ("dev", "prod")
 SANDBOX_READS = {"SANDBOX_HOST", "SANDBOX_PORT", "LOG_LEVEL"}
-"""payments.sandbox reads these from os.environ (no settings class)."""
+"""card_sandbox reads these from os.environ (no settings class)."""
 
 # Run inside a service image: load its settings from the environment given (a wrong value fails
 # here as it would at start-up) and print every variable the service reads.
@@ -72,7 +72,7 @@ def test_ports_probes_uid_and_command_are_the_images(overlay: dict[str, Workload
         if "command" in workload.container:
             assert workload.container["command"] == (config.get("Entrypoint") or []) + config["Cmd"]
         assert "args" not in workload.container, name
-        assert module_of(config) == ("payments.sandbox" if name == "card-sandbox" else name)
+        assert module_of(config) == ("card_sandbox" if name == "card-sandbox" else name)
 
 
 def test_every_variable_given_is_read_by_the_image_and_accepted(
@@ -107,9 +107,8 @@ def test_each_image_holds_its_service_and_its_dependencies_only(
         assert found["left"] == [], f"{name} keeps build leftovers: {found['left']}"
         packages = set(found["packages"])
         assert not packages & DEVELOPMENT, f"{name} has {packages & DEVELOPMENT}"
-        service = "payments" if name == "card-sandbox" else name
         ours = {package for package in packages if package.startswith("juniper")}
-        assert ours == {"juniper-shared", f"juniper-{service}"}, f"{name}: {ours}"
+        assert ours == {"juniper-shared", f"juniper-{name}"}, f"{name}: {ours}"
 
 
 def in_image(workload: Workload, env: dict[str, str], *command: str) -> str:

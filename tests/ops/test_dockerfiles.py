@@ -154,7 +154,7 @@ def test_every_image_is_the_runtime_with_its_process_and_nothing_copied() -> Non
         assert not stage.all("COPY")
         assert not stage.all("RUN")
         assert not stage.all("ENTRYPOINT")
-    assert json.loads(images["card-sandbox"].all("CMD")[-1]) == ["python", "-m", "payments.sandbox"]
+    assert json.loads(images["card-sandbox"].all("CMD")[-1]) == ["python", "-m", "card_sandbox"]
 
 
 def test_runs_as_non_root_one_process_on_its_port(service: str) -> None:

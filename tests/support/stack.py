@@ -308,7 +308,7 @@ class Stack:
             stack.processes[name] = Process(name, name, port, env, log_dir / f"{name}.log")
         stack.processes["sandbox"] = Process(
             "sandbox",
-            "payments.sandbox",
+            "card_sandbox",
             sandbox_port,
             {**base, "SANDBOX_PORT": str(sandbox_port)},
             log_dir / "sandbox.log",

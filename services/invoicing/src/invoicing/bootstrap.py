@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-
 from fastapi import FastAPI
 from juniper_shared.http import create_app, run_service
 from juniper_shared.idempotency import IdempotencyKeys
@@ -17,41 +14,36 @@ from invoicing.adapters.mongo import (
     MongoOrderBook,
     create_indexes,
 )
-from invoicing.application.handlers import FaultPoint, InvoicingHandlers, no_faults
+from invoicing.application.catch_up import OrderVersions
+from invoicing.application.numbering import FaultPoint, Numbering, no_faults
+from invoicing.application.preview import Previews
+from invoicing.application.reactions import Reactions
 from invoicing.entrypoints.http import build_router
 from invoicing.entrypoints.kafka import register_subscribers
 from invoicing.settings import InvoicingSettings
 
 SERVICE = "invoicing"
 
-log = logging.getLogger(__name__)
 
-
-def crash_at(point: str) -> FaultPoint:
-    """Test-only: a fault point that kills the process, as a crash would, at step `point`."""
-
-    def fault(reached: str) -> None:
-        if reached == point:
-            log.warning("INVOICING_CRASH_AFTER=%s: exiting now (test fault injection)", point)
-            os._exit(137)
-
-    return fault
-
-
-def build_app(settings: InvoicingSettings) -> FastAPI:
+def build_app(settings: InvoicingSettings, *, fault: FaultPoint = no_faults) -> FastAPI:
+    """The service; `fault` is called at each crash-relevant step of a confirm (tests inject
+    crashes there)."""
     runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[INVOICES])
-    handlers = InvoicingHandlers(
-        orders=MongoOrderBook(runtime.db),
-        invoices=MongoInvoices(runtime.db, runtime.relay),
-        counters=MongoCounters(runtime.db),
-        base_url=settings.base_url(),
-        fault=crash_at(settings.invoicing_crash_after)
-        if settings.invoicing_crash_after
-        else no_faults,
+    orders, invoices = MongoOrderBook(runtime.db), MongoInvoices(runtime.db, runtime.relay)
+    base_url = settings.base_url()
+    # The consumer hands each order version it stores to the previews waiting for it.
+    versions = OrderVersions()
+    previews = Previews(orders, invoices, base_url, versions=versions)
+    numbering = Numbering(
+        orders,
+        invoices,
+        MongoCounters(runtime.db),
+        base_url,
+        fault=fault,
     )
     register_subscribers(
         runtime.broker,
-        handlers,
+        Reactions(orders, invoices, base_url, versions=versions),
         runtime.dead_letters,
         settings,
         orders_events_lag=settings.invoicing_orders_events_lag_seconds,
@@ -60,7 +52,7 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
     async def on_start() -> None:
         await create_indexes(runtime.db)
         # A confirm that died between reserving a number and releasing it is finished here.
-        await handlers.recover_numbering()
+        await numbering.recover_numbering()
 
     idempotency = IdempotencyKeys(runtime.db["idempotency_keys"])
     app = create_app(
@@ -73,8 +65,7 @@ def build_app(settings: InvoicingSettings) -> FastAPI:
         readiness=runtime.readiness(),
     )
     app.state.runtime = runtime
-    app.state.handlers = handlers
-    app.include_router(build_router(handlers, idempotency, settings.buyer_link_keys()))
+    app.include_router(build_router(previews, numbering, idempotency, settings.buyer_link_keys()))
 
     return app
 

@@ -8,10 +8,6 @@ from pydantic import Field
 
 class InvoicingSettings(BuyerLinkSettings):
     http_port: int = 8002
-    invoicing_crash_after: str = ""
-    """TEST-ONLY fault injection (`INVOICING_CRASH_AFTER`): the process exits at once (code 137)
-    right after the named step of a confirm: `number_reserved` or `invoice_numbered`.
-    Never set it in a real deployment."""
     invoicing_orders_events_lag_seconds: float = Field(default=0.0, ge=0, le=60)
     """TEST-ONLY (`INVOICING_ORDERS_EVENTS_LAG_SECONDS`): hold every `orders.events` batch this
     long before applying it, as a lagging consumer would, so the end-to-end suite can reproduce

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,9 +76,15 @@ async def test_each_confirm_is_one_counter_round_trip_and_the_numbers_stay_gaple
     assert counter_round_trips() - before == len(others)
 
 
-def start_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+CRASHING = Path(__file__).with_name("crashing.py")
+
+
+def start_process(env: dict[str, str], *, crash_after: str | None) -> subprocess.Popen[bytes]:
+    """The service as `python -m invoicing` runs it or, with `crash_after`, one that dies right
+    after that step of a confirm."""
+    command = ["-m", "invoicing"] if crash_after is None else [str(CRASHING), crash_after]
     return subprocess.Popen(
-        [sys.executable, "-m", "invoicing"],
+        [sys.executable, *command],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -86,9 +93,9 @@ def start_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 @asynccontextmanager
 async def running(
-    env: dict[str, str], base_url: str
+    env: dict[str, str], base_url: str, *, crash_after: str | None = None
 ) -> AsyncIterator[tuple[subprocess.Popen[bytes], httpx.AsyncClient]]:
-    process = start_process(env)
+    process = start_process(env, crash_after=crash_after)
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
 
@@ -131,8 +138,7 @@ async def test_a_service_killed_mid_confirm_leaves_no_gap(
     }
     await infra.provision(f"t{unique}.")
     first_order, second_order = f"ord-{unique}-1", f"ord-{unique}-2"
-    crashing = {**env, "INVOICING_CRASH_AFTER": "number_reserved"}
-    async with running(crashing, base_url) as (process, http):
+    async with running(env, base_url, crash_after="number_reserved") as (process, http):
         service = Invoicing(base_url, f"t{unique}.", infra.kafka_bootstrap, http)
         await service.publish_orders(
             [accepted(snapshot(first_order)), accepted(snapshot(second_order))]

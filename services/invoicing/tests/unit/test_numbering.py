@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from invoicing.application.handlers import InvoicingHandlers
+from invoicing.application.numbering import Numbering
 from invoicing.domain.errors import InvalidShipping
 from invoicing.domain.invoice import Invoice, InvoiceStatus, Shipping, draft_invoice
 from invoicing.domain.numbering import (
@@ -203,14 +203,12 @@ def world(count: int) -> tuple[Stores, FakeOrders, list[str]]:
     return stores, FakeOrders(orders), [f"inv-o{i}" for i in range(count)]
 
 
-def handlers(
-    stores: Stores, orders: FakeOrders, *, crash_at: str | None = None
-) -> InvoicingHandlers:
+def handlers(stores: Stores, orders: FakeOrders, *, crash_at: str | None = None) -> Numbering:
     def fault(point: str) -> None:
         if point == crash_at:
             raise Crash(point)
 
-    return InvoicingHandlers(
+    return Numbering(
         orders=orders,
         invoices=FakeInvoices(stores),
         counters=FakeCounters(stores),

@@ -25,7 +25,10 @@ from orders.adapters.mongo import (
     MongoSellerSettings,
     create_indexes,
 )
-from orders.application.handlers import OrdersHandlers
+from orders.application.commands import SellerCommands
+from orders.application.expiry import ExpirySweep
+from orders.application.ingestion import Ingestion
+from orders.application.invoice_events import InvoiceEvents
 from orders.entrypoints.http import build_router
 from orders.entrypoints.kafka import register_subscribers
 from orders.entrypoints.schedule import ExpirySweeper
@@ -36,15 +39,15 @@ SERVICE = "orders"
 
 def build_app(settings: OrdersSettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[ORDERS])
-    handlers = OrdersHandlers(
-        orders=MongoOrders(runtime.db, runtime.relay),
-        customers=MongoCustomers(runtime.db),
-        seller_settings=MongoSellerSettings(runtime.db),
-        publisher=KafkaEventSink(runtime.publisher),
-        clock=clock,
+    orders = MongoOrders(runtime.db, runtime.relay)
+    customers = MongoCustomers(runtime.db)
+    seller_settings = MongoSellerSettings(runtime.db)
+    commands = SellerCommands(orders, customers, seller_settings, clock=clock)
+    ingestion = Ingestion(
+        orders, customers, seller_settings, KafkaEventSink(runtime.publisher), clock=clock
     )
     sweeper = ExpirySweeper(
-        handlers,
+        ExpirySweep(orders, seller_settings, clock=clock),
         MongoLease(
             runtime.db[LEASES],
             name="order-expiry",
@@ -56,7 +59,13 @@ def build_app(settings: OrdersSettings, *, clock: Callable[[], datetime] = utc_n
         page_size=settings.expiry_page_size,
         clock=clock,
     )
-    register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
+    register_subscribers(
+        runtime.broker,
+        ingestion,
+        InvoiceEvents(orders, clock=clock),
+        runtime.dead_letters,
+        settings,
+    )
 
     async def on_start() -> None:
         await create_indexes(runtime.db)
@@ -72,9 +81,9 @@ def build_app(settings: OrdersSettings, *, clock: Callable[[], datetime] = utc_n
         readiness=runtime.readiness(),
     )
     app.state.runtime = runtime
-    app.state.handlers = handlers
+    app.state.commands = commands
     app.state.sweeper = sweeper
-    app.include_router(build_router(handlers, idempotency))
+    app.include_router(build_router(commands, idempotency))
 
     return app
 

@@ -381,7 +381,7 @@ async def test_ten_thousand_pending_orders_a_thousand_due_expire_in_bounded_time
     service, clock = replica.service, deployment.clock
     await set_window(service, 14)
     start = clock.now
-    handlers = replica.app.state.handlers
+    commands = replica.app.state.commands
     total, due = 10_000, 1_000
 
     def stored(number: int) -> Any:
@@ -398,7 +398,7 @@ async def test_ten_thousand_pending_orders_a_thousand_due_expire_in_bounded_time
     for offset in range(0, total, 2_000):
         batch = [stored(n) for n in range(offset, offset + 2_000)]
         stored_ids += [placed.order_id for placed in batch]
-        await handlers.orders.add_placed(batch)
+        await commands.orders.add_placed(batch)
     clock.now = deadline(start + timedelta(minutes=due - 1), 14)
 
     before = _commands()

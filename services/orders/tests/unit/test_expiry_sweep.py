@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from juniper_shared.contracts.events import Envelope, OrderExpired
-from orders.application.handlers import Expiry, OrdersHandlers
+from orders.application.commands import SellerCommands
+from orders.application.expiry import Expiry, ExpirySweep
 from orders.application.ports import VersionConflict
 from orders.domain.expiry import SellerSettings, deadline
 from orders.domain.order import Order, Status
@@ -99,12 +100,19 @@ class Clock:
         return self.now
 
 
-def handlers(orders: FakeOrders, settings: FakeSettings, clock: Clock) -> OrdersHandlers:
-    return OrdersHandlers(
+def sweeper(orders: FakeOrders, settings: FakeSettings, clock: Clock) -> ExpirySweep:
+    return ExpirySweep(
         orders=orders,  # type: ignore[arg-type]  # the fake has what the sweep uses
+        seller_settings=settings,
+        clock=clock,
+    )
+
+
+def commands(orders: FakeOrders, settings: FakeSettings, clock: Clock) -> SellerCommands:
+    return SellerCommands(
+        orders=orders,  # type: ignore[arg-type]  # the fake has what a settings change uses
         customers=None,  # type: ignore[arg-type]
         seller_settings=settings,
-        publisher=None,  # type: ignore[arg-type]
         clock=clock,
     )
 
@@ -122,7 +130,7 @@ async def test_due_orders_expire_once_with_their_event_and_the_rest_wait() -> No
     later.expires_at = (later.expires_at or NOW) + timedelta(hours=1)
     orders.add(due)
     orders.add(later)
-    sweep = handlers(orders, settings, clock)
+    sweep = sweeper(orders, settings, clock)
     clock.now = due.expires_at or NOW
 
     page = await sweep.expire_due(limit=10)
@@ -146,7 +154,7 @@ async def test_an_order_with_a_stale_window_is_judged_by_the_sellers_window() ->
     orders.add(legacy)
     clock.now = raced.placed_at + timedelta(days=3)
 
-    page = await handlers(orders, settings, clock).expire_due(limit=10)
+    page = await sweeper(orders, settings, clock).expire_due(limit=10)
 
     assert sorted(page.outcomes) == [Expiry.RESCHEDULED, Expiry.RESCHEDULED]
     for order in orders.stored.values():
@@ -160,7 +168,7 @@ async def test_a_new_window_moves_deadlines_before_it_is_stored_and_again_after(
     order = waiting(14)
     orders.add(order)
 
-    chosen = await handlers(orders, settings, clock).update_settings(
+    chosen = await commands(orders, settings, clock).update_settings(
         "seller-1", buyer_access_requires_approval=None, pending_order_expiry_days=3
     )
 
@@ -170,7 +178,7 @@ async def test_a_new_window_moves_deadlines_before_it_is_stored_and_again_after(
     assert log == ["move 14->3", "save 3", "move 14->3"]
     assert orders.stored[order.order_id].expires_at == deadline(order.placed_at, 3)
     log.clear()
-    await handlers(orders, settings, clock).update_settings(
+    await commands(orders, settings, clock).update_settings(
         "seller-1", buyer_access_requires_approval=False, pending_order_expiry_days=None
     )
     assert log == ["save 3"]  # the window did not change: nothing moves

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from card_sandbox import Sandbox, create_sandbox_app
 from juniper_shared.contracts.events import Envelope, InvoiceIssued, OrderPlaced
 from juniper_shared.contracts.registry import encode
 from juniper_shared.testing import (
@@ -22,7 +23,6 @@ from juniper_shared.testing import (
     wait_until,
 )
 from payments.bootstrap import build_app
-from payments.sandbox import Sandbox, create_sandbox_app
 from payments.settings import PaymentsSettings
 from pymongo import AsyncMongoClient
 

@@ -89,7 +89,7 @@ async def processes(
     sandbox_port, http_port = free_port(), free_port()
     base = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST")}
     sandbox = Process(
-        "payments.sandbox", {**base, "SANDBOX_PORT": str(sandbox_port)}, tmp_path / "sandbox.log"
+        "card_sandbox", {**base, "SANDBOX_PORT": str(sandbox_port)}, tmp_path / "sandbox.log"
     )
     env = {
         **base,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from juniper_shared.contracts.events import Envelope
@@ -10,6 +11,12 @@ from juniper_shared.contracts.events import Envelope
 from invoicing.domain.invoice import Invoice
 from invoicing.domain.numbering import NumberCounter
 from invoicing.domain.order import InvoiceableOrder
+
+Clock = Callable[[], datetime]
+
+
+class VersionConflict(Exception):
+    """A guarded `save` found the document changed: the handler tries again on fresh state."""
 
 
 class OrderBook(Protocol):

@@ -14,7 +14,8 @@ from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
 
 from invoicing.adapters.rendering import render_html, render_pdf
-from invoicing.application.handlers import InvoicingHandlers, ShippingDetails
+from invoicing.application.numbering import Numbering
+from invoicing.application.preview import Previews, ShippingDetails
 from invoicing.domain.invoice import Invoice, invoice_id_for
 from invoicing.entrypoints.schemas import (
     ConfirmedView,
@@ -48,12 +49,15 @@ def document_path(invoice_id: str) -> str:
 
 
 def build_router(
-    handlers: InvoicingHandlers, idempotency: IdempotencyKeys, links: BuyerLinkKeys
+    previews: Previews,
+    numbering: Numbering,
+    idempotency: IdempotencyKeys,
+    links: BuyerLinkKeys,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["invoices"])
 
     def view(invoice: Invoice) -> InvoiceView:
-        return invoice_view(invoice, url=handlers.url(invoice.invoice_id))
+        return invoice_view(invoice, url=previews.url(invoice.invoice_id))
 
     @router.post(
         "/orders/{order_id}/invoice/preview",
@@ -75,14 +79,14 @@ def build_router(
         )
 
         async def act() -> Response:
-            invoice = await handlers.preview(
+            invoice = await previews.preview(
                 seller_id, order_id, details, order_version=body.order_version
             )
             return JSONResponse(view(invoice).model_dump(mode="json"))
 
         async def current() -> Response:
             """The draft as it is now: the answer to a retry whose first response was lost."""
-            invoice = await _read(handlers, seller_id, invoice_id_for(order_id))
+            invoice = await previews.invoice(seller_id, invoice_id_for(order_id))
             return JSONResponse(view(invoice).model_dump(mode="json"))
 
         return await idempotency.run_marked(request, seller_id, act, current=current)
@@ -100,28 +104,28 @@ def build_router(
                 invoice_id=invoice.invoice_id,
                 number=invoice.number,
                 status=invoice.status.value,
-                url=handlers.url(invoice.invoice_id),
+                url=previews.url(invoice.invoice_id),
             )
             return JSONResponse(view.model_dump(mode="json"))
 
         async def act() -> Response:
-            return confirmed(await handlers.confirm(seller_id, invoice_id))
+            return confirmed(await numbering.confirm(seller_id, invoice_id))
 
         async def current() -> Response:
             """The invoice as it is now: the answer to a retry whose first response was lost."""
-            return confirmed(await _read(handlers, seller_id, invoice_id))
+            return confirmed(await previews.invoice(seller_id, invoice_id))
 
         return await idempotency.run_marked(request, seller_id, act, current=current)
 
     @router.get("/invoices/{invoice_id}", response_model=InvoiceView, summary="One invoice")
     async def get_invoice(seller_id: SellerId, invoice_id: str) -> InvoiceView:
-        return view(await _read(handlers, seller_id, invoice_id))
+        return view(await previews.invoice(seller_id, invoice_id))
 
     @router.get("/invoices", response_model=InvoiceList, summary="The invoices of an order")
     async def list_invoices(
         seller_id: SellerId, order_id: Annotated[str, Query(min_length=1, max_length=64)]
     ) -> InvoiceList:
-        invoices = await handlers.invoices_for_order(seller_id, order_id)
+        invoices = await previews.invoices_for_order(seller_id, order_id)
         return InvoiceList(items=[view(invoice) for invoice in invoices])
 
     @router.get(
@@ -153,16 +157,16 @@ def build_router(
     ) -> Response:
         if expires is None and signature is None:
             seller_id = await current_seller(request, credentials)
-            invoice = await _read(handlers, seller_id, invoice_id)
+            invoice = await previews.invoice(seller_id, invoice_id)
         else:
             if not links.verify(
                 document_path(invoice_id),
                 expires=int(expires) if expires and expires.isascii() and expires.isdigit() else 0,
                 given=signature or "",
-                now=handlers.clock(),
+                now=previews.clock(),
             ):
                 raise ApiError(403, "forbidden", "this link is invalid or has expired")
-            invoice = await handlers.invoice_by_link(invoice_id)
+            invoice = await previews.invoice_by_link(invoice_id)
         if "application/pdf" in accept.lower():
             name = invoice.number or invoice.invoice_id
             return Response(
@@ -176,7 +180,3 @@ def build_router(
         return HTMLResponse(render_html(invoice), headers=DOCUMENT_HEADERS)
 
     return router
-
-
-async def _read(handlers: InvoicingHandlers, seller_id: str, invoice_id: str) -> Invoice:
-    return await handlers.invoice(seller_id, invoice_id)

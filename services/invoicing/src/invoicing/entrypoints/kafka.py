@@ -19,7 +19,7 @@ from juniper_shared.contracts.registry import ORDERS_EVENTS, PAYMENTS_EVENTS
 from juniper_shared.kafka import DeadLetters, Subscription, consume_batches
 from juniper_shared.settings import ServiceSettings
 
-from invoicing.application.handlers import InvoicingHandlers
+from invoicing.application.reactions import Reactions
 
 GROUP_ID = "invoicing"
 PAYMENT_TYPES = frozenset({"payment.succeeded", "payment.failed", "payment.refunded"})
@@ -38,7 +38,7 @@ def snapshots_of(events: list[Envelope]) -> list[OrderSnapshot]:
 
 def register_subscribers(
     broker: KafkaBroker,
-    handlers: InvoicingHandlers,
+    reactions: Reactions,
     dead_letters: DeadLetters,
     settings: ServiceSettings,
     *,
@@ -49,11 +49,11 @@ def register_subscribers(
             await asyncio.sleep(orders_events_lag)  # test-only: a lagging consumer
         # The read model first: a confirm after this sees the order cancelled and is refused;
         # then the invoice of a cancelled order is voided (a confirm that got in before it).
-        await handlers.on_order_snapshots(snapshots_of(events))
-        await handlers.on_orders_cancelled([e for e in events if isinstance(e, OrderCancelled)])
+        await reactions.on_order_snapshots(snapshots_of(events))
+        await reactions.on_orders_cancelled([e for e in events if isinstance(e, OrderCancelled)])
 
     async def on_payments_events(events: list[Envelope]) -> None:
-        await handlers.on_payment_events(
+        await reactions.on_payment_events(
             [
                 event
                 for event in events

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from juniper_shared.contracts.common import OrderLine, OrderSnapshot
+from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.money import from_minor
+from juniper_shared.logs import correlation_id
 
 from orders.domain.order import Order
 
@@ -46,4 +49,24 @@ def snapshot(order: Order) -> OrderSnapshot:
             "payment_method": order.payment_method,
             "split_from": order.split_from,
         }
+    )
+
+
+def envelope(
+    kind: type[Envelope],
+    order: Order,
+    data: Any,
+    *,
+    cause: Envelope | None = None,
+    event_id: uuid.UUID | None = None,
+) -> Envelope:
+    """An event of `kind` about `order`: caused by `cause` (its correlation id), or by the
+    request being served."""
+    return kind(  # type: ignore[call-arg]  # `type` defaults per event class
+        event_id=event_id or uuid.uuid4(),
+        producer=PRODUCER,
+        seller_id=order.seller_id,
+        correlation_id=(cause.correlation_id if cause else "") or correlation_id.get(),
+        causation_id=str(cause.event_id) if cause else None,
+        data=data,
     )

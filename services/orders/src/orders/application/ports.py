@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -12,6 +12,8 @@ from juniper_shared.contracts.events import Envelope
 from orders.domain.customer import Customer
 from orders.domain.expiry import SellerSettings
 from orders.domain.order import Order
+
+Clock = Callable[[], datetime]
 
 
 class VersionConflict(Exception):

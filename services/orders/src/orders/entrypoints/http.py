@@ -14,7 +14,7 @@ from juniper_shared.errors import ApiError
 from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
 
-from orders.application.handlers import CustomerChoice, NewCustomer, OrdersHandlers
+from orders.application.commands import CustomerChoice, NewCustomer, SellerCommands
 from orders.domain.order import Order, Status
 from orders.entrypoints.schemas import (
     AcceptBody,
@@ -62,7 +62,7 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIRouter:
+def build_router(commands: SellerCommands, idempotency: IdempotencyKeys) -> APIRouter:
     router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
     def details_response(order: Order, status_code: int = 200) -> JSONResponse:
@@ -76,7 +76,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         """The order as it is now: the answer to a retry whose first response was lost."""
 
         async def render() -> Response:
-            return details_response(await handlers.order(seller_id, order_id))
+            return details_response(await commands.order(seller_id, order_id))
 
         return render
 
@@ -89,7 +89,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 25,
     ) -> OrderList:
-        result = await handlers.page(
+        result = await commands.page(
             seller_id, status=status.value if status else None, page=page, page_size=page_size
         )
         return OrderList(
@@ -103,7 +103,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         "/orders/{order_id}", response_model=OrderDetails, tags=["orders"], summary="Order details"
     )
     async def get_order(seller_id: SellerId, order_id: str) -> JSONResponse:
-        return details_response(await handlers.order(seller_id, order_id))
+        return details_response(await commands.order(seller_id, order_id))
 
     @router.post(
         "/orders/{order_id}/accept",
@@ -128,7 +128,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             )
 
         async def act() -> Response:
-            order = await handlers.accept(
+            order = await commands.accept(
                 seller_id, order_id, if_match=parse_if_match(if_match), customer=choice
             )
             return details_response(order)
@@ -152,7 +152,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         if_match: IfMatch = None,
     ) -> Response:
         async def act() -> Response:
-            order = await handlers.reject(
+            order = await commands.reject(
                 seller_id,
                 order_id,
                 if_match=parse_if_match(if_match),
@@ -181,7 +181,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         if_match: IfMatch = None,
     ) -> Response:
         async def act() -> Response:
-            _, child = await handlers.split(
+            _, child = await commands.split(
                 seller_id, order_id, if_match=parse_if_match(if_match), line_ids=body.line_ids
             )
             response = details_response(child, status_code=201)
@@ -209,7 +209,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
             raise ApiError(422, "validation_error", "a line is named twice")
 
         async def act() -> Response:
-            order = await handlers.change_quantities(
+            order = await commands.change_quantities(
                 seller_id, order_id, if_match=parse_if_match(if_match), quantities=quantities
             )
             return details_response(order)
@@ -233,7 +233,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         if_match: IfMatch = None,
     ) -> Response:
         async def act() -> Response:
-            order = await handlers.remove_items(
+            order = await commands.remove_items(
                 seller_id, order_id, if_match=parse_if_match(if_match), line_ids=body.line_ids
             )
             return details_response(order)
@@ -257,7 +257,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         body: CancelBody | None = None,
     ) -> Response:
         async def act() -> Response:
-            order = await handlers.cancel(
+            order = await commands.cancel(
                 seller_id,
                 order_id,
                 if_match=parse_if_match(if_match),
@@ -271,7 +271,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
 
     @router.get("/seller/settings", response_model=SellerSettingsView, tags=["seller"])
     async def get_settings(seller_id: SellerId) -> SellerSettingsView:
-        return SellerSettingsView(**vars(await handlers.seller_settings.get(seller_id)))
+        return SellerSettingsView(**vars(await commands.seller_settings.get(seller_id)))
 
     @router.put(
         "/seller/settings",
@@ -280,7 +280,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         summary="Change the settings named; a new expiry window moves pending orders' deadlines",
     )
     async def put_settings(seller_id: SellerId, body: SellerSettingsBody) -> SellerSettingsView:
-        chosen = await handlers.update_settings(
+        chosen = await commands.update_settings(
             seller_id,
             buyer_access_requires_approval=body.buyer_access_requires_approval,
             pending_order_expiry_days=body.pending_order_expiry_days,
@@ -296,7 +296,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         # The default is the whole list as it was before paging (500 at most).
         page_size: Annotated[int, Query(ge=1, le=MAX_CUSTOMER_PAGE_SIZE)] = MAX_CUSTOMER_PAGE_SIZE,
     ) -> CustomerList:
-        result = await handlers.customer_page(seller_id, page=page, page_size=page_size)
+        result = await commands.customer_page(seller_id, page=page, page_size=page_size)
         return CustomerList(
             items=[customer_view(customer) for customer in result.rows],
             total_count=result.total_count,
@@ -315,7 +315,7 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
         request: Request, seller_id: SellerId, body: CustomerBody
     ) -> Response:
         async def act() -> Response:
-            customer = await handlers.create_customer(
+            customer = await commands.create_customer(
                 seller_id,
                 customer_id=f"cus-{uuid.uuid4().hex[:16]}",
                 name=body.name,
@@ -328,6 +328,6 @@ def build_router(handlers: OrdersHandlers, idempotency: IdempotencyKeys) -> APIR
 
     @router.get("/customers/{customer_id}", response_model=CustomerView, tags=["customers"])
     async def get_customer(seller_id: SellerId, customer_id: str) -> CustomerView:
-        return customer_view(await handlers.customer(seller_id, customer_id))
+        return customer_view(await commands.customer(seller_id, customer_id))
 
     return router

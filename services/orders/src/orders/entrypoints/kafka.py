@@ -15,7 +15,8 @@ from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_PLACED
 from juniper_shared.kafka import DeadLetters, Subscription, consume_batches
 from juniper_shared.settings import ServiceSettings
 
-from orders.application.handlers import OrdersHandlers
+from orders.application.ingestion import Ingestion
+from orders.application.invoice_events import InvoiceEvents
 
 GROUP_ID = "orders"
 INVOICE_TYPES = frozenset(
@@ -25,15 +26,16 @@ INVOICE_TYPES = frozenset(
 
 def register_subscribers(
     broker: KafkaBroker,
-    handlers: OrdersHandlers,
+    ingestion: Ingestion,
+    invoice_events: InvoiceEvents,
     dead_letters: DeadLetters,
     settings: ServiceSettings,
 ) -> None:
     async def on_orders_placed(events: list[Envelope]) -> None:
-        await handlers.ingest_placed([event for event in events if isinstance(event, OrderPlaced)])
+        await ingestion.ingest_placed([event for event in events if isinstance(event, OrderPlaced)])
 
     async def on_invoices_events(events: list[Envelope]) -> None:
-        await handlers.on_invoice_events(
+        await invoice_events.on_invoice_events(
             [
                 event
                 for event in events

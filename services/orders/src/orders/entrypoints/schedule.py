@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from orders.application.handlers import OrdersHandlers
+from orders.application.expiry import ExpirySweep
 from orders.application.ports import Lease
 from orders.metrics import EXPIRY_LAG, EXPIRY_OUTCOMES, EXPIRY_SWEEPER
 
@@ -23,14 +23,14 @@ class ExpirySweeper:
 
     def __init__(
         self,
-        handlers: OrdersHandlers,
+        expiry: ExpirySweep,
         lease: Lease,
         *,
         every: float,
         page_size: int,
         clock: Callable[[], datetime],
     ) -> None:
-        self._handlers = handlers
+        self._expiry = expiry
         self._lease = lease
         self._every = every
         self._page_size = page_size
@@ -68,12 +68,12 @@ class ExpirySweeper:
         """One sweep if this replica holds the lease; returns how many orders it expired."""
         if not await self._lease.hold():
             EXPIRY_SWEEPER.set(0)
-            self._measure(await self._handlers.oldest_due())
+            self._measure(await self._expiry.oldest_due())
             return 0
         EXPIRY_SWEEPER.set(1)
         expired = 0
         for number in range(MAX_PAGES_PER_TICK):
-            page = await self._handlers.expire_due(limit=self._page_size)
+            page = await self._expiry.expire_due(limit=self._page_size)
             if number == 0:
                 self._measure(page.oldest_due)
             for outcome in page.outcomes:

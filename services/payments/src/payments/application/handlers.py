@@ -17,18 +17,14 @@ from juniper_shared.contracts.events import (
     OrderExpired,
     OrderPlaced,
     OrderSplit,
-    PaymentFailed,
-    PaymentFailedData,
-    PaymentRefunded,
-    PaymentRefundedData,
-    PaymentSucceeded,
-    PaymentSucceededData,
 )
-from juniper_shared.contracts.money import from_minor, to_minor
+from juniper_shared.contracts.money import from_minor
 from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.errors import RetryLater
 from juniper_shared.logs import correlation_id
+from juniper_shared.retries import retry_on_conflict
 
+from payments.application.events import outcome_event, payment_for, refunded_event
 from payments.application.ports import (
     CardProcessor,
     CardVault,
@@ -43,12 +39,11 @@ from payments.application.ports import (
     VersionConflict,
 )
 from payments.domain.errors import InvalidState, NotFound
-from payments.domain.payment import CREDIT_CARD, Attempt, AttemptStatus, Card, Payment, Refund
+from payments.domain.payment import CREDIT_CARD, Attempt, AttemptStatus, Payment
 from payments.metrics import PAYMENT_OUTCOMES, PAYMENTS_VOIDED, REFUND_OUTCOMES
 
 log = logging.getLogger(__name__)
 
-PRODUCER = "payments"
 SAVE_RETRIES = 3
 """A write that races another write to the same payment is redone on fresh state this often."""
 
@@ -124,7 +119,7 @@ class PaymentsHandlers:
         """
         now = self.clock()
         unique = {event.data.invoice_id: event for event in issued}
-        new = [(_payment_for(event, now=now), str(event.event_id)) for event in unique.values()]
+        new = [(payment_for(event, now=now), str(event.event_id)) for event in unique.values()]
         inserted = set(await self.payments.add_new(new))
         for payment, _ in new:
             if payment.invoice_id in inserted and payment.method != CREDIT_CARD:
@@ -158,7 +153,8 @@ class PaymentsHandlers:
 
     async def _void(self, event: InvoiceVoided) -> Payment | None:
         invoice_id = event.data.invoice_id
-        for _ in range(SAVE_RETRIES):
+
+        async def attempt(_: int) -> Payment | None:
             payment = await self.payments.get(invoice_id)
             if payment is None:
                 # `invoice.issued` precedes `invoice.voided` on the invoice's partition.
@@ -171,13 +167,17 @@ class PaymentsHandlers:
                 )
             if not payment.void(now=self.clock()):
                 return payment
-            try:
-                await self.payments.save(payment, [])
-            except VersionConflict:
-                continue  # a charge began or ended meanwhile: void what it left
+            await self.payments.save(payment, [])
             PAYMENTS_VOIDED.inc()
             return payment
-        raise RetryLater(f"payment {invoice_id} kept changing; the batch will be retried")
+
+        try:
+            # A charge that began or ended meanwhile misses the save: void what it left.
+            return await retry_on_conflict(attempt, conflict=VersionConflict, attempts=SAVE_RETRIES)
+        except VersionConflict:
+            raise RetryLater(
+                f"payment {invoice_id} kept changing; the batch will be retried"
+            ) from None
 
     async def charge_pending(self, invoice_id: str, *, known: Payment | None = None) -> None:
         """Charge the pending attempt of an invoice, then store its outcome and event at once;
@@ -214,22 +214,25 @@ class PaymentsHandlers:
     ) -> Payment | None:
         """The void check right before the processor call, as a guarded write. `known`: the
         payment as just read (if it is stale, the guarded write misses and it is read again)."""
-        for _ in range(SAVE_RETRIES):
-            payment = known or await self.payments.get(invoice_id)
-            known = None
+
+        async def begin(number: int) -> Payment | None:
+            payment = (
+                known if number == 1 and known is not None else await self.payments.get(invoice_id)
+            )
             pending = payment.pending_attempt() if payment is not None else None
             if payment is None or pending is None or pending.attempt != attempt:
                 return None
             send = payment.begin_charge(attempt, now=self.clock())
-            try:
-                await self.payments.save(payment, [])
-            except VersionConflict:
-                continue
+            await self.payments.save(payment, [])
             if not send:
                 log.info("attempt %d of %s not charged: invoice voided", attempt, invoice_id)
                 return None
             return payment
-        raise RetryLater(f"payment {invoice_id} kept changing; it stays pending")
+
+        try:
+            return await retry_on_conflict(begin, conflict=VersionConflict, attempts=SAVE_RETRIES)
+        except VersionConflict:
+            raise RetryLater(f"payment {invoice_id} kept changing; it stays pending") from None
 
     async def _charge(self, payment: Payment, attempt: Attempt, card: StoredCard) -> Outcome:
         request = ChargeRequest(
@@ -276,25 +279,27 @@ class PaymentsHandlers:
         except ProcessorRejected as error:
             log.error("card processor refused the refund of %s: %s", payment.invoice_id, error)
             reason = "processor_error"
-        current: Payment | None = payment
-        for _ in range(SAVE_RETRIES):
+
+        async def record(number: int) -> None:
+            current = payment if number == 1 else await self.payments.get(payment.invoice_id)
             if current is None or current.refund_due() is None:
                 return  # another process recorded it already
             now = self.clock()
             events: list[Envelope] = []
             if refund_ref is not None:
                 ended = current.refund_succeeded(refund_ref=refund_ref, now=now)
-                events.append(_refunded_event(current, ended))
+                events.append(refunded_event(current, ended))
             else:
                 ended = current.refund_failed(reason=reason or "processor_error", now=now)
-            try:
-                await self.payments.save(current, events)
-            except VersionConflict:
-                current = await self.payments.get(payment.invoice_id)
-                continue
+            await self.payments.save(current, events)
             REFUND_OUTCOMES.labels(ended.status.value).inc()
-            return
-        raise RetryLater(f"payment {payment.invoice_id} kept changing; the refund stays pending")
+
+        try:
+            await retry_on_conflict(record, conflict=VersionConflict, attempts=SAVE_RETRIES)
+        except VersionConflict:
+            raise RetryLater(
+                f"payment {payment.invoice_id} kept changing; the refund stays pending"
+            ) from None
 
     async def _card(self, payment: Payment) -> StoredCard | None:
         """The invoice's card, waiting a bounded while for the vault to catch up."""
@@ -310,8 +315,10 @@ class PaymentsHandlers:
     async def _record(self, payment: Payment, attempt: int, outcome: Outcome) -> Payment | None:
         """Store the attempt's outcome and its event; returns the payment as stored."""
         invoice_id = payment.invoice_id
-        current: Payment | None = payment
-        for _ in range(SAVE_RETRIES):
+
+        async def record(number: int) -> Payment | None:
+            # After a miss, a void came in meanwhile: record on top of it.
+            current = payment if number == 1 else await self.payments.get(invoice_id)
             pending = current.pending_attempt() if current is not None else None
             if current is None or pending is None or pending.attempt != attempt:
                 return current  # another process recorded this attempt already
@@ -324,16 +331,16 @@ class PaymentsHandlers:
                 ended = current.fail(
                     attempt, reason=outcome.reason, processor_ref=outcome.processor_ref, now=now
                 )
-            try:
-                await self.payments.save(current, [_outcome_event(current, ended)])
-            except VersionConflict:
-                current = await self.payments.get(invoice_id)
-                continue  # a void came in meanwhile: record on top of it
+            await self.payments.save(current, [outcome_event(current, ended)])
             PAYMENT_OUTCOMES.labels(ended.status.value, ended.reason or "").inc()
             if ended.status is AttemptStatus.FAILED:
                 log.info("payment of %s failed (attempt %d, %s)", invoice_id, attempt, ended.reason)
             return current
-        raise RetryLater(f"payment {invoice_id} kept changing; it stays pending")
+
+        try:
+            return await retry_on_conflict(record, conflict=VersionConflict, attempts=SAVE_RETRIES)
+        except VersionConflict:
+            raise RetryLater(f"payment {invoice_id} kept changing; it stays pending") from None
 
     # --- the seller -----------------------------------------------------------------------
 
@@ -345,90 +352,20 @@ class PaymentsHandlers:
 
     async def retry(self, seller_id: str, invoice_id: str) -> Attempt:
         """A new attempt with a new key, stored pending, then charged in the background."""
-        for _ in range(SAVE_RETRIES):
+
+        async def start(_: int) -> Attempt:
             payment = await self.payment(seller_id, invoice_id)
             payment.correlation_id = correlation_id.get() or payment.correlation_id
             attempt = payment.start_retry(now=self.clock())
-            try:
-                await self.payments.save(payment, [])
-            except VersionConflict:
-                continue  # the outcome of the last attempt or another retry got there first
-            self._schedule(invoice_id)
+            await self.payments.save(payment, [])
             return attempt
-        raise InvalidState("the payment is changing; look again")
 
-
-def _payment_for(event: InvoiceIssued, *, now: datetime) -> Payment:
-    data = event.data
-    method = data.payment_method
-    return Payment.for_invoice(
-        invoice_id=data.invoice_id,
-        seller_id=data.seller_id,
-        order_id=data.order_id,
-        amount=to_minor(data.amount, data.currency),
-        currency=data.currency,
-        method=method.type,
-        card=Card(brand=method.brand, last4=method.last4)
-        if isinstance(method, CardSummary)
-        else None,
-        now=now,
-        correlation_id=event.correlation_id or str(event.event_id),
-    )
-
-
-def _outcome_event(payment: Payment, attempt: Attempt) -> Envelope:
-    amount = from_minor(payment.amount, payment.currency)
-    if attempt.status is AttemptStatus.SUCCEEDED:
-        assert attempt.processor_ref is not None
-        card = payment.card
-        return PaymentSucceeded(
-            producer=PRODUCER,
-            seller_id=payment.seller_id,
-            correlation_id=payment.correlation_id,
-            data=PaymentSucceededData(
-                invoice_id=payment.invoice_id,
-                order_id=payment.order_id,
-                attempt=attempt.attempt,
-                amount=amount,
-                currency=payment.currency,
-                processor_ref=attempt.processor_ref,
-                card=CardSummary(type="credit_card", brand=card.brand, last4=card.last4)
-                if card
-                else None,
-            ),
-        )
-    assert attempt.reason is not None
-    return PaymentFailed(
-        producer=PRODUCER,
-        seller_id=payment.seller_id,
-        correlation_id=payment.correlation_id,
-        data=PaymentFailedData(
-            invoice_id=payment.invoice_id,
-            order_id=payment.order_id,
-            attempt=attempt.attempt,
-            amount=amount,
-            currency=payment.currency,
-            reason=attempt.reason,
-            retryable=attempt.retryable,
-            processor_ref=attempt.processor_ref,
-        ),
-    )
-
-
-def _refunded_event(payment: Payment, refund: Refund) -> PaymentRefunded:
-    assert refund.refund_ref is not None
-    return PaymentRefunded(
-        producer=PRODUCER,
-        seller_id=payment.seller_id,
-        correlation_id=payment.correlation_id,
-        data=PaymentRefundedData(
-            invoice_id=payment.invoice_id,
-            order_id=payment.order_id,
-            attempt=refund.attempt,
-            amount=from_minor(payment.amount, payment.currency),
-            currency=payment.currency,
-            processor_ref=refund.charge_ref,
-            refund_ref=refund.refund_ref,
-            reason="invoice_voided",
-        ),
-    )
+        try:
+            # The outcome of the last attempt or another retry may get there first.
+            attempt = await retry_on_conflict(
+                start, conflict=VersionConflict, attempts=SAVE_RETRIES
+            )
+        except VersionConflict:
+            raise InvalidState("the payment is changing; look again") from None
+        self._schedule(invoice_id)
+        return attempt

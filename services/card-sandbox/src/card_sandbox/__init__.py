@@ -1,8 +1,8 @@
 """A sandbox card processor: a real HTTP server with test tokens, faults and Idempotency-Key replay.
 
-Run it with `python -m payments.sandbox` (port from `SANDBOX_PORT`, default 8010).
+Run it with `python -m card_sandbox` (port from `SANDBOX_PORT`, default 8010).
 """
 
-from payments.sandbox.app import Sandbox, create_sandbox_app
+from card_sandbox.app import Sandbox, create_sandbox_app
 
 __all__ = ["Sandbox", "create_sandbox_app"]

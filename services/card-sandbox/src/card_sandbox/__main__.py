@@ -1,4 +1,4 @@
-"""`python -m payments.sandbox`: the sandbox card processor on SANDBOX_PORT (default 8010)."""
+"""`python -m card_sandbox`: the sandbox card processor on SANDBOX_PORT (default 8010)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import uvicorn
 from juniper_shared.logs import configure_logging
 
-from payments.sandbox.app import create_sandbox_app
+from card_sandbox.app import create_sandbox_app
 
 
 def main() -> None:

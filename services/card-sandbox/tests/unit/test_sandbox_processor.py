@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from juniper_shared.testing import wait_until
-from payments.sandbox import Sandbox, create_sandbox_app
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_sandbox_app(Sandbox(slow_seconds=0.3))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
-        yield client
 
 
 def body(token: str, reference: str = "inv-1", amount: str = "66.00") -> dict[str, Any]:
