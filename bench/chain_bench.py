@@ -296,9 +296,10 @@ LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 async def service_counters(stack: Stack, http: aiohttp.ClientSession) -> dict[str, float]:
     """Sums over the four services: database round trips, events published, dead letters; and
     round trips per `service:command:collection`, to see where they go."""
-    totals = {"db": 0.0, "published": 0.0, "dead_letters": 0.0}
+    totals = {"db": 0.0, "db_writes": 0.0, "published": 0.0, "dead_letters": 0.0}
     wanted = {
         "jm_db_commands_total": "db",
+        "jm_db_documents_written_total": "db_writes",
         "jm_messages_published_total": "published",
         "jm_dead_letters_total": "dead_letters",
     }
@@ -310,6 +311,9 @@ async def service_counters(stack: Stack, http: aiohttp.ClientSession) -> dict[st
             if metric == "jm_db_commands_total":
                 label = dict(LABEL.findall(labels))
                 key = f"db:{name}:{label.get('command')}:{label.get('collection')}"
+                totals[key] = totals.get(key, 0.0) + float(value)
+            if metric == "jm_db_documents_written_total":
+                key = f"written:{name}:{dict(LABEL.findall(labels)).get('collection')}"
                 totals[key] = totals.get(key, 0.0) + float(value)
     return totals
 
@@ -614,14 +618,24 @@ async def one_round(
         "bare_update_p50_ms": 1000 * statistics.median(bare),
         "cpu_ms_per_order": cpu_ms,
         "cpu_ms_per_order_total": sum(cpu_ms.values()),
+        "services_cpu_ms_per_order": sum(cpu_ms[name] for name in SERVICES),
         "driver_cpu_ms_per_order": 1000 * driver_cpu / orders,
         "db_round_trips_per_order": (counters_after["db"] - counters_before["db"]) / orders,
+        "db_writes_per_order": (counters_after["db_writes"] - counters_before["db_writes"])
+        / orders,
         "db_round_trips_per_order_by_command": {
             key.removeprefix("db:"): round(
                 (counters_after[key] - counters_before.get(key, 0.0)) / orders, 2
             )
             for key in sorted(counters_after)
             if key.startswith("db:") and counters_after[key] > counters_before.get(key, 0.0)
+        },
+        "db_writes_per_order_by_collection": {
+            key.removeprefix("written:"): round(
+                (counters_after[key] - counters_before.get(key, 0.0)) / orders, 2
+            )
+            for key in sorted(counters_after)
+            if key.startswith("written:") and counters_after[key] > counters_before.get(key, 0.0)
         },
         "kafka_messages_per_order": 1  # the placed order itself
         + (
@@ -751,6 +765,8 @@ async def main() -> None:
         "cpu_ms_per_order_total",
         "driver_cpu_ms_per_order",
         "db_round_trips_per_order",
+        "db_writes_per_order",
+        "services_cpu_ms_per_order",
         "kafka_messages_per_order",
         "stale_previews",
     )
@@ -830,7 +846,8 @@ async def main() -> None:
     print(
         f"cost per order: CPU {m['cpu_ms_per_order_total']:.1f} ms ({cpu}; driver "
         f"{m['driver_cpu_ms_per_order']:.1f} ms not counted), "
-        f"DB round trips {m['db_round_trips_per_order']:.1f}, "
+        f"DB round trips {m['db_round_trips_per_order']:.1f} "
+        f"({m['db_writes_per_order']:.1f} documents written), "
         f"Kafka messages {m['kafka_messages_per_order']:.1f}"
     )
     print(

@@ -39,6 +39,13 @@ OUTBOX_OLDEST_SECONDS = Gauge(
 DB_COMMANDS = Counter(
     "jm_db_commands_total", "Database round trips (commands sent)", ["command", "collection"]
 )
+DB_WRITES = Counter(
+    "jm_db_documents_written_total",
+    "Write statements sent (a document inserted, updated or deleted each)",
+    ["collection"],
+)
+WRITE_STATEMENTS = {"insert": "documents", "update": "updates", "delete": "deletes"}
+"""A write command's list of statements: one bulk command carries many."""
 HTTP_REQUESTS = Histogram(
     "jm_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
 )
@@ -53,6 +60,9 @@ class CommandCounter(monitoring.CommandListener):
         target = event.command.get(event.command_name)
         collection = target if isinstance(target, str) else ""
         DB_COMMANDS.labels(event.command_name, collection).inc()
+        statements = WRITE_STATEMENTS.get(event.command_name)
+        if statements is not None:
+            DB_WRITES.labels(collection).inc(len(event.command.get(statements) or ()))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -22,21 +22,24 @@ class MemoryLog:
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, Any]] = {}
 
-    async def open(self, notices: Sequence[Notice], *, now: datetime) -> list[Notice]:
-        to_send = []
-        for notice in notices:
+    async def still_to_send(self, notices: Sequence[Notice]) -> list[Notice]:
+        return [
+            notice
+            for notice in notices
+            if still_to_send(self.entries.get(notice.event_id, {}).get("status", Status.PENDING))
+        ]
+
+    async def record(
+        self, outcomes: Sequence[tuple[Notice, SendResult | None]], *, now: datetime
+    ) -> None:
+        for notice, result in outcomes:
             entry = self.entries.setdefault(
                 notice.event_id,
                 {"notice": notice, "status": Status.PENDING, "attempts": 0, "error": ""},
             )
-            if still_to_send(entry["status"]):
-                to_send.append(notice)
-        return to_send
-
-    async def record(self, notice: Notice, result: SendResult, *, now: datetime) -> None:
-        entry = self.entries[notice.event_id]
-        entry.update(status=result.status, error=result.error)
-        entry["attempts"] += result.attempts
+            if result is not None:
+                entry.update(status=result.status, error=result.error)
+                entry["attempts"] += result.attempts
 
     async def for_order(self, seller_id: str, order_id: str) -> list[DeliveryView]:
         raise NotImplementedError

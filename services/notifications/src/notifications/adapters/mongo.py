@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from juniper_shared.batching import GroupUpdates
-from juniper_shared.inbox import insert_new
 from juniper_shared.mongo import EXACT_PUSHDOWN, replace_index
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -45,9 +43,9 @@ async def create_indexes(db: AsyncDatabase[Document]) -> None:
     )
 
 
-def pending_document(notice: Notice, *, now: datetime) -> Document:
+def delivery_fields(notice: Notice, *, now: datetime) -> Document:
+    """What a delivery records of its email, set once, when it is first recorded."""
     return {
-        "_id": notice.event_id,
         "event_type": notice.event_type,
         "occurred_at": notice.occurred_at,
         "seller_id": notice.seller_id,
@@ -57,41 +55,47 @@ def pending_document(notice: Notice, *, now: datetime) -> Document:
         "template": notice.template,
         "to": notice.to_email,
         "subject": notice.subject,
-        "status": Status.PENDING.value,
-        "attempts": 0,
-        "last_error": None,
         "created_at": now,
-        "sent_at": None,
     }
 
 
 class MongoDeliveryLog:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._deliveries: AsyncCollection[Document] = db[DELIVERIES]
-        # The batch's mail workers record outcomes concurrently: one bulk update carries them.
-        self._outcomes = GroupUpdates(self._deliveries)
 
-    async def open(self, notices: Sequence[Notice], *, now: datetime) -> list[Notice]:
-        inserted = await insert_new(
-            self._deliveries, [pending_document(notice, now=now) for notice in notices]
-        )
-        new_ids = {document["_id"] for document in inserted}
-        earlier = [notice.event_id for notice in notices if notice.event_id not in new_ids]
-        retry_ids: set[str] = set()
-        if earlier:
-            async for document in self._deliveries.find({"_id": {"$in": earlier}}, {"status": 1}):
-                if still_to_send(document.get("status", "")):
-                    retry_ids.add(document["_id"])
-        return [n for n in notices if n.event_id in new_ids or n.event_id in retry_ids]
+    async def still_to_send(self, notices: Sequence[Notice]) -> list[Notice]:
+        done = {
+            document["_id"]
+            async for document in self._deliveries.find(
+                {"_id": {"$in": [notice.event_id for notice in notices]}}, {"status": 1}
+            )
+            if not still_to_send(document.get("status", ""))
+        }
+        return [notice for notice in notices if notice.event_id not in done]
 
-    async def record(self, notice: Notice, result: SendResult, *, now: datetime) -> None:
-        changes: Document = {"status": result.status.value, "last_error": result.error or None}
-        if result.outcome is Outcome.SENT:
-            changes["sent_at"] = now
-        await self._outcomes.update(
-            {"_id": notice.event_id},
-            {"$set": changes, "$inc": {"attempts": result.attempts}},
-        )
+    async def record(
+        self, outcomes: Sequence[tuple[Notice, SendResult | None]], *, now: datetime
+    ) -> None:
+        writes = []
+        for notice, result in outcomes:
+            changes: Document = {"status": Status.PENDING.value, "last_error": None}
+            if result is not None:
+                changes = {"status": result.status.value, "last_error": result.error or None}
+            if result is not None and result.outcome is Outcome.SENT:
+                changes["sent_at"] = now
+            writes.append(
+                UpdateOne(
+                    {"_id": notice.event_id},
+                    {
+                        "$set": changes,
+                        "$inc": {"attempts": result.attempts if result else 0},
+                        "$setOnInsert": delivery_fields(notice, now=now),
+                    },
+                    upsert=True,
+                )
+            )
+        if writes:
+            await self._deliveries.bulk_write(writes, ordered=False)
 
     async def for_order(self, seller_id: str, order_id: str) -> list[DeliveryView]:
         # Two queries vouched exact (string ids; `related_order_id` a string or null), not one

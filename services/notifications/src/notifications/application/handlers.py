@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from datetime import datetime
 
 from juniper_shared.clock import utc_now
@@ -16,6 +16,7 @@ from notifications.application.ports import (
     DeliveryLog,
     DeliveryView,
     Mailer,
+    MailSession,
     Uncomposable,
 )
 from notifications.domain.delivery import Outcome, SendResult
@@ -45,7 +46,11 @@ class NotificationHandlers:
 
     async def notify(self, events: Sequence[Envelope]) -> None:
         """Email the buyer about each event once. Raises MailServerUnavailable when some emails
-        could not reach the mail server: they stay pending and go out when the batch comes again."""
+        could not reach the mail server: they stay pending and go out when the batch comes again.
+
+        Emails go out in waves of `concurrency`, one per mail connection, and each wave's
+        outcomes are stored in one write: a crash re-sends at most one wave (the same
+        Message-IDs), and a batch costs one read and one write per wave."""
         notices: dict[str, Notice] = {}
         for event in events:
             notice = notice_for(event)
@@ -53,35 +58,43 @@ class NotificationHandlers:
                 notices.setdefault(notice.event_id, notice)
         if not notices:
             return
-        to_send = await self.deliveries.open(list(notices.values()), now=self._clock())
+        to_send = await self.deliveries.still_to_send(list(notices.values()))
         if not to_send:
             return
-        queue = deque(to_send)
-        deferred: list[str] = []
+        async with AsyncExitStack() as connections:
+            sessions = [
+                await connections.enter_async_context(self._mailer.session())
+                for _ in range(min(self._concurrency, len(to_send)))
+            ]
+            for start in range(0, len(to_send), len(sessions)):
+                wave = to_send[start : start + len(sessions)]
+                results = await asyncio.gather(
+                    *(
+                        self._send(session, notice)
+                        for session, notice in zip(sessions, wave, strict=False)
+                    )
+                )
+                deferred = [r.error for r in results if r.outcome is Outcome.DEFERRED]
+                # After one email is deferred the server is down: the rest stay pending.
+                untried = to_send[start + len(wave) :] if deferred else []
+                await self.deliveries.record(
+                    [*zip(wave, results, strict=True), *((notice, None) for notice in untried)],
+                    now=self._clock(),
+                )
+                if deferred:
+                    raise MailServerUnavailable(
+                        f"{len(deferred) + len(untried)} emails left pending: {deferred[0]}"
+                    )
 
-        async def worker() -> None:
-            async with self._mailer.session() as session:
-                # After one email is deferred the server is down: leave the rest pending.
-                while queue and not deferred:
-                    notice = queue.popleft()
-                    try:
-                        message = self._compose(notice, now=self._clock())
-                    except Uncomposable as error:
-                        result = SendResult(Outcome.FAILED, 0, f"cannot compose: {error}"[:500])
-                    else:
-                        result = await session.send(message, recipient=notice.to_email)
-                    await self.deliveries.record(notice, result, now=self._clock())
-                    EMAILS.labels(notice.template, result.outcome.value).inc()
-                    if result.outcome is Outcome.DEFERRED:
-                        deferred.append(result.error)
-
-        async with asyncio.TaskGroup() as workers:
-            for _ in range(min(self._concurrency, len(to_send))):
-                workers.create_task(worker())
-        if deferred:
-            raise MailServerUnavailable(
-                f"{len(deferred) + len(queue)} emails left pending: {deferred[0]}"
-            )
+    async def _send(self, session: MailSession, notice: Notice) -> SendResult:
+        try:
+            message = self._compose(notice, now=self._clock())
+        except Uncomposable as error:
+            result = SendResult(Outcome.FAILED, 0, f"cannot compose: {error}"[:500])
+        else:
+            result = await session.send(message, recipient=notice.to_email)
+        EMAILS.labels(notice.template, result.outcome.value).inc()
+        return result
 
     async def for_order(self, seller_id: str, order_id: str) -> list[DeliveryView]:
         return await self.deliveries.for_order(seller_id, order_id)

@@ -24,12 +24,15 @@ class DeliveryView:
 
 
 class DeliveryLog(Protocol):
-    async def open(self, notices: Sequence[Notice], *, now: datetime) -> list[Notice]:
-        """Record a pending delivery per notice (one per event id); return the notices still to
-        send: the new ones and those an earlier try left pending."""
+    """One record per email, `_id` the id of the event that caused it."""
 
-    async def record(self, notice: Notice, result: SendResult, *, now: datetime) -> None:
-        """Store what one delivery came to, in one update."""
+    async def still_to_send(self, notices: Sequence[Notice]) -> list[Notice]:
+        """The notices not yet sent or refused for good (one read for the batch)."""
+
+    async def record(
+        self, outcomes: Sequence[tuple[Notice, SendResult | None]], *, now: datetime
+    ) -> None:
+        """Store what each delivery came to (None: not tried yet, pending), in one write."""
 
     async def for_order(self, seller_id: str, order_id: str) -> list[DeliveryView]: ...
 
