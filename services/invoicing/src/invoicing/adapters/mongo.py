@@ -8,11 +8,11 @@ from typing import Any
 from juniper_shared.batching import GroupReads, bulk_write_in_chunks
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import ForgedEvent
-from juniper_shared.inbox import insert_new
+from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.kafka import OutgoingMessage
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
 from juniper_shared.recent import RecentDocuments
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -160,6 +160,59 @@ class MongoInvoices:
         if messages:
             self._relay.notify(INVOICES, invoice.invoice_id, messages)
         return True
+
+
+    async def get_many(self, invoice_ids: Sequence[str], *, recent: bool) -> dict[str, Invoice]:
+        documents: dict[str, Document] = {}
+        if recent:
+            documents = {i: d for i in invoice_ids if (d := self._recent.get(i)) is not None}
+        missing = [invoice_id for invoice_id in invoice_ids if invoice_id not in documents]
+        if missing:
+            async for document in self._invoices.find(
+                {"_id": {"$in": missing}}, {OUTBOX_FIELD: 0}
+            ):
+                self._recent.remember(document)
+                documents[document["_id"]] = document
+        return {key: invoice_from_document(document) for key, document in documents.items()}
+
+    async def save_many(self, changes: Sequence[tuple[Invoice, Sequence[Envelope]]]) -> set[str]:
+        writes = []
+        staged = []
+        for invoice, events in changes:
+            document = invoice_to_document(invoice)
+            del document["_id"]
+            messages = [OutgoingMessage.of(event) for event in events]
+            update: Document = {"$set": document}
+            stage_events(update, messages)
+            writes.append(
+                UpdateOne({"_id": invoice.invoice_id, "version": invoice.version - 1}, update)
+            )
+            staged.append((invoice, messages))
+        if not writes:
+            return set()
+        result = await self._invoices.bulk_write(writes, ordered=False)
+        conflicted: set[str] = set()
+        if result.matched_count < len(writes):
+            # Which writes missed: an invoice not at its new version with its last event's id.
+            expected = {
+                invoice.invoice_id: (invoice.version, invoice.processed_events[-1])
+                for invoice, _ in changes
+            }
+            conflicted = set(expected)
+            async for stored in self._invoices.find(
+                {"_id": {"$in": list(expected)}}, {"version": 1, PROCESSED_FIELD: 1}
+            ):
+                version, mark = expected[stored["_id"]]
+                if stored["version"] == version and mark in (stored.get(PROCESSED_FIELD) or ()):
+                    conflicted.discard(stored["_id"])
+        for invoice, messages in staged:
+            if invoice.invoice_id in conflicted:
+                self._recent.forget(invoice.invoice_id)
+                continue
+            self._recent.remember(invoice_to_document(invoice))
+            if messages:
+                self._relay.notify(INVOICES, invoice.invoice_id, messages)
+        return conflicted
 
 
 class MongoCounters:

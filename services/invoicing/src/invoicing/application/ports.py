@@ -46,6 +46,14 @@ class InvoiceRepository(Protocol):
         """Store the invoice and its events in one write if it is still at `previous_version`
         (0: not stored yet). Returns False when someone else wrote first."""
 
+    async def get_many(self, invoice_ids: Sequence[str], *, recent: bool) -> dict[str, Invoice]:
+        """The stored invoices among `invoice_ids`, in one read (`recent`: as for `get`)."""
+
+    async def save_many(self, changes: Sequence[tuple[Invoice, Sequence[Envelope]]]) -> set[str]:
+        """Store stored invoices one version up, each with its events and guarded by the version
+        below, in one bulk write; each change's last processed event id marks it. Returns the
+        ids of the invoices someone else wrote first (nothing of theirs is stored)."""
+
 
 class CounterRepository(Protocol):
     async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:

@@ -103,18 +103,46 @@ class Reactions:
             raise RetryLater(f"invoice {invoice_id} kept changing; batch will be retried") from None
 
     async def on_payment_events(self, events: Sequence[PaymentEvent]) -> None:
-        """Mark invoices paid, failed or refunded, once per event; one invoice's events in order."""
-        await apply_per_key(events, lambda event: event.data.invoice_id, self._on_payment)
+        """Mark invoices paid, failed or refunded, once per event, in the events' order.
 
-    async def _on_payment(self, event: PaymentEvent) -> None:
-        event_id = str(event.event_id)
-
-        async def record(number: int) -> None:
-            # The first try from this process's copy (the guarded save checks it).
-            invoice = await self.invoices.get(event.data.invoice_id, recent=number == 1)
-            if invoice is None:
-                log.warning("payment event for unknown invoice %s", event.data.invoice_id)
+        The batch is one read and one bulk write: each invoice's new events are applied to one
+        copy of it, stored one version up under a guard. Invoices someone else wrote meanwhile
+        (a seller's void, another replica) are read and applied again."""
+        waiting = list(events)
+        for attempt in range(WRITE_RETRIES):
+            by_invoice: dict[str, list[PaymentEvent]] = {}
+            for event in waiting:
+                by_invoice.setdefault(event.data.invoice_id, []).append(event)
+            # The first try from this process's copies (the guarded writes check them).
+            stored = await self.invoices.get_many(list(by_invoice), recent=attempt == 0)
+            changes: list[tuple[Invoice, list[Envelope]]] = []
+            for invoice_id, invoice_events in by_invoice.items():
+                invoice = stored.get(invoice_id)
+                if invoice is None:
+                    log.warning("payment events for unknown invoice %s", invoice_id)
+                    continue
+                outgoing = self._record_payments(invoice, invoice_events)
+                if outgoing is not None:
+                    invoice.version += 1
+                    changes.append((invoice, outgoing))
+            conflicted = await self.invoices.save_many(changes)
+            for invoice, outgoing in changes:
+                if invoice.invoice_id not in conflicted:
+                    for sent in outgoing:
+                        INVOICE_PAYMENTS.labels(sent.type).inc()
+            waiting = [event for event in waiting if event.data.invoice_id in conflicted]
+            if not waiting:
                 return
+        raise RetryLater(f"{len(waiting)} payment events met invoices that kept changing")
+
+    def _record_payments(
+        self, invoice: Invoice, events: Sequence[PaymentEvent]
+    ) -> list[Envelope] | None:
+        """Apply the events `invoice` has not seen; the events to publish, None if none was new."""
+        outgoing: list[Envelope] = []
+        applied = False
+        for event in events:
+            event_id = str(event.event_id)
             check_names_its_own(invoice, event, order_id=event.data.order_id)
             if isinstance(event, PaymentSucceeded) and (
                 event.data.currency != invoice.currency
@@ -125,9 +153,8 @@ class Reactions:
                     f"{invoice.invoice_id}, which is not its total"
                 )
             if event_id in invoice.processed_events:
-                return
+                continue
             url = document_url(self.base_url, invoice.invoice_id)
-            outgoing: list[Envelope] = []
             if isinstance(event, PaymentSucceeded):
                 if invoice.record_payment_succeeded(
                     at=event.occurred_at, processor_ref=event.data.processor_ref
@@ -144,16 +171,8 @@ class Reactions:
                 if invoice.record_payment_failed(failure):
                     outgoing.append(payment_failed_event(invoice, url=url, cause=event))
             invoice.processed_events = [*invoice.processed_events, event_id][-KEEP:]
-            await save_next(self.invoices, invoice, outgoing)
-            for sent in outgoing:
-                INVOICE_PAYMENTS.labels(sent.type).inc()
-
-        try:
-            await retry_on_conflict(record, conflict=VersionConflict, attempts=WRITE_RETRIES)
-        except VersionConflict:
-            raise RetryLater(
-                f"invoice {event.data.invoice_id} kept changing; batch will be retried"
-            ) from None
+            applied = True
+        return outgoing if applied else None
 
 
 def check_names_its_own(invoice: Invoice, event: Envelope, *, order_id: str) -> None:

@@ -20,7 +20,7 @@ from juniper_shared.outbox import (
     stage_events,
 )
 from juniper_shared.recent import RecentDocuments
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -35,7 +35,7 @@ from orders.adapters.documents import (
     order_to_document,
     to_millis,
 )
-from orders.application.ports import Page, VersionConflict
+from orders.application.ports import Page, Reaction, Stored, VersionConflict
 from orders.domain.customer import Customer
 from orders.domain.errors import InvalidState
 from orders.domain.expiry import SellerSettings
@@ -143,6 +143,67 @@ class MongoOrders:
         document["_id"] = order_id
         self._recent.remember(document)
         self._relay.notify(ORDERS, order_id, messages)
+
+    async def get_many(self, order_ids: Sequence[str], *, recent: bool) -> dict[str, Stored]:
+        documents: dict[str, Document] = {}
+        if recent:
+            documents = {i: d for i in order_ids if (d := self._recent.get(i)) is not None}
+        missing = [order_id for order_id in order_ids if order_id not in documents]
+        if missing:
+            async for document in self._orders.find({"_id": {"$in": missing}}):
+                self._recent.remember(document)
+                documents[document["_id"]] = document
+        return {
+            order_id: Stored(
+                order_from_document(document),
+                frozenset(document.get(PROCESSED_FIELD) or ()),
+            )
+            for order_id, document in documents.items()
+        }
+
+    async def save_many(self, changes: Sequence[Reaction]) -> set[str]:
+        writes = []
+        for change in changes:
+            document = order_to_document(change.order)
+            del document["_id"]
+            # As in `save`: the deadline moves outside the version.
+            document.pop(DEADLINE, None)
+            document.pop(WINDOW, None)
+            writes.append(
+                UpdateOne(
+                    {
+                        "_id": change.order.order_id,
+                        "version": change.order.version - 1,
+                        # A copy that missed an event applied since is no base for this one.
+                        PROCESSED_FIELD: {"$nin": change.event_ids},
+                    },
+                    {
+                        "$set": document,
+                        "$push": {PROCESSED_FIELD: {"$each": change.event_ids}},
+                    },
+                )
+            )
+        if not writes:
+            return set()
+        result = await self._orders.bulk_write(writes, ordered=False)
+        if result.matched_count == len(writes):
+            conflicted: set[str] = set()
+        else:
+            # Which writes missed: an order that does not carry all its events' ids now.
+            wanted = {change.order.order_id: set(change.event_ids) for change in changes}
+            conflicted = set(wanted)
+            async for stored in self._orders.find(
+                {"_id": {"$in": list(wanted)}}, {PROCESSED_FIELD: 1}
+            ):
+                if wanted[stored["_id"]] <= set(stored.get(PROCESSED_FIELD) or ()):
+                    conflicted.discard(stored["_id"])
+        for change in changes:
+            order_id = change.order.order_id
+            if order_id in conflicted:
+                self._recent.forget(order_id)
+            else:
+                self._recent.remember(order_to_document(change.order))
+        return conflicted
 
     async def add_placed(self, orders: Sequence[Order]) -> list[str]:
         plain: dict[str, Document] = {}

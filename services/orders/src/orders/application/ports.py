@@ -35,6 +35,21 @@ class Page(Generic[Row]):
     total_count: int
 
 
+@dataclass(frozen=True)
+class Stored:
+    order: Order
+    applied_events: frozenset[str]
+    """Ids of the consumed events this order already reflects."""
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """An order changed by consumed events: stored guarded by its version before them."""
+
+    order: Order
+    event_ids: list[str]
+
+
 class OrderRepository(Protocol):
     async def get(self, order_id: str, *, recent: bool = False) -> Order | None:
         """The stored order. With `recent`, this process's copy of what it stored or read last
@@ -52,6 +67,15 @@ class OrderRepository(Protocol):
         """Store the order (guarded by the version it was read at) and its events in one write.
         With `due_by` (an expiry), also guarded by the stored order being pending with a
         deadline no later than that."""
+
+    async def get_many(self, order_ids: Sequence[str], *, recent: bool) -> dict[str, Stored]:
+        """The stored orders among `order_ids`, each with the ids of the events applied to it,
+        in one read (`recent`: as for `get`)."""
+
+    async def save_many(self, changes: Sequence[Reaction]) -> set[str]:
+        """Store the changed orders in one bulk write, each guarded by the version it was read
+        at and marked with the events applied to it. Returns the ids of the orders another
+        write changed meanwhile (nothing of theirs is stored)."""
 
     async def add_placed(self, orders: Sequence[Order]) -> list[str]:
         """Insert new orders; those already there are left alone. Returns the new ids."""
