@@ -161,16 +161,13 @@ class MongoInvoices:
             self._relay.notify(INVOICES, invoice.invoice_id, messages)
         return True
 
-
     async def get_many(self, invoice_ids: Sequence[str], *, recent: bool) -> dict[str, Invoice]:
         documents: dict[str, Document] = {}
         if recent:
             documents = {i: d for i in invoice_ids if (d := self._recent.get(i)) is not None}
         missing = [invoice_id for invoice_id in invoice_ids if invoice_id not in documents]
         if missing:
-            async for document in self._invoices.find(
-                {"_id": {"$in": missing}}, {OUTBOX_FIELD: 0}
-            ):
+            async for document in self._invoices.find({"_id": {"$in": missing}}, {OUTBOX_FIELD: 0}):
                 self._recent.remember(document)
                 documents[document["_id"]] = document
         return {key: invoice_from_document(document) for key, document in documents.items()}
