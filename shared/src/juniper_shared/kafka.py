@@ -8,11 +8,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import pymongo.errors
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -45,9 +44,10 @@ log = logging.getLogger(__name__)
 
 TYPE_HEADER = "type"
 
-POLL_WAIT_MS = 500
-"""The longest a batch consumer's poll waits for records. It returns as soon as any are there
-(aiokafka's fetcher fetches in the background), so this bounds idle wakeups, not latency."""
+BATCH_TIMEOUT_MS = 200
+"""FastStream's batch poll: `getmany` returns as soon as records are there, else after this long,
+and then FastStream sleeps this long again. So an idle consumer polls about 2.5 times a second
+and a record arriving during the sleep waits at most this long (100 ms on average)."""
 
 FETCH_GATHER_BYTES = 1 << 20
 """A consumer that waits for bigger batches (`consumer_fetch_wait_ms`) stops waiting once this
@@ -160,7 +160,7 @@ def subscribe_batch(
         group_id=settings.kafka_topic_prefix + group_id,
         batch=True,
         max_records=settings.consumer_batch_size,
-        batch_timeout_ms=POLL_WAIT_MS,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=300_000,
@@ -170,27 +170,7 @@ def subscribe_batch(
         fetch_min_bytes=FETCH_GATHER_BYTES if waits else 1,
         fetch_max_wait_ms=settings.consumer_fetch_wait_ms if waits else 500,
     )
-    _poll_without_pausing(subscriber)
     return subscriber
-
-
-def _poll_without_pausing(subscriber: BatchSubscriber) -> None:
-    """Make the subscriber's poll return once records are there, and nothing else.
-
-    FastStream's batch poll sleeps as long again as it waited whenever a poll comes back empty:
-    with a short wait an idle consumer woke 25 times a second (about 20 ms of CPU a second per
-    service), with a long one a record arriving during the sleep waited for it. aiokafka's
-    `getmany` alone returns as soon as the background fetcher has records, so the wait can be
-    long. FastStream's consume loop (`_run_consume_loop`, pinned in uv.lock) calls `get_msg`
-    and polls again when it returns nothing; its errors and stop handling are unchanged.
-    """
-    max_records = subscriber.max_records
-
-    async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
-        fetched = await consumer.getmany(timeout_ms=POLL_WAIT_MS, max_records=max_records)
-        return tuple(chain.from_iterable(fetched.values()))
-
-    subscriber.get_msg = get_msg  # type: ignore[method-assign]
 
 
 async def batch_records_of(message: StreamMessage[Any]) -> tuple[ConsumerRecord[Any, Any], ...]:

@@ -153,9 +153,9 @@ async def test_an_idle_consumer_waits_in_its_poll_and_takes_a_new_order_at_once(
     database_name: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An idle consumer asks aiokafka for records about twice a second (each poll waits up to
-    half a second, returning as soon as records are there); FastStream's own batch poll would
-    also sleep after every empty poll, and with a short wait it woke 25 times a second."""
+    """An idle consumer asks aiokafka for records about 2.5 times a second: FastStream's batch
+    poll waits up to `BATCH_TIMEOUT_MS` (returning as soon as records are there) and sleeps as
+    long again after an empty poll."""
     polls = ConsumerCalls(monkeypatch, "getmany")
     broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
     try:
