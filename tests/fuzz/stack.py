@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from invoicing.bootstrap import build_app as build_invoicing
 from invoicing.settings import InvoicingSettings
 from juniper_ops import kafka_access
-from juniper_shared.testing import free_port, kafka_credentials, kafka_settings, serving
+from juniper_testkit import free_port, kafka_credentials, kafka_settings, serving
 from notifications.bootstrap import build_app as build_notifications
 from notifications.settings import NotificationsSettings
 from orders.bootstrap import build_app as build_orders

@@ -23,7 +23,7 @@ from juniper_shared.contracts.registry import ORDERS_PLACED
 from juniper_shared.kafka import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import (
+from juniper_testkit import (
     free_port,
     kafka_credentials,
     placed_order,

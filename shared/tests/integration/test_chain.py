@@ -25,7 +25,7 @@ from juniper_shared.kafka import (
 )
 from juniper_shared.metrics import FORGED_EVENTS
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import (
+from juniper_testkit import (
     kafka_credentials,
     kafka_settings,
     placed_order,

@@ -22,7 +22,7 @@ from juniper_shared.outbox import (
     outbox_entry,
 )
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import kafka_credentials, placed_order, read_topic
+from juniper_testkit import kafka_credentials, placed_order, read_topic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 

@@ -9,7 +9,7 @@ from aiokafka import ConsumerRecord
 from juniper_shared import tracing
 from juniper_shared.contracts.registry import encode
 from juniper_shared.kafka import OutgoingMessage
-from juniper_shared.testing import placed_order
+from juniper_testkit import placed_order
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

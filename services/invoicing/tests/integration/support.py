@@ -33,7 +33,7 @@ from juniper_shared.contracts.registry import (
     PAYMENTS_EVENTS,
     encode,
 )
-from juniper_shared.testing import bearer, kafka_credentials, publish_raw, read_topic, wait_until
+from juniper_testkit import bearer, kafka_credentials, publish_raw, read_topic, wait_until
 
 SHIPPING = {
     "carrier": "UPS",

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 from payments.sandbox import Sandbox, create_sandbox_app
 
 
