@@ -23,8 +23,8 @@ import httpx
 import pytest
 from juniper_shared import tracing
 from juniper_shared.contracts.registry import ORDERS_PLACED
-from juniper_shared.kafka import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox
+from juniper_shared.producer import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.settings import ServiceSettings
 from juniper_testkit import (
     free_port,

@@ -16,7 +16,6 @@ from juniper_shared.contracts.registry import Topic, encode
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import (
     DeadLetters,
-    Producer,
     Subscription,
     broker_security,
     consume_batches,
@@ -24,6 +23,7 @@ from juniper_shared.kafka import (
     subscribe_batch,
 )
 from juniper_shared.metrics import FORGED_EVENTS
+from juniper_shared.producer import Producer
 from juniper_shared.settings import ServiceSettings
 from juniper_testkit import (
     kafka_credentials,

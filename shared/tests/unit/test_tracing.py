@@ -9,14 +9,8 @@ from faststream.kafka import TestKafkaBroker
 from juniper_shared import tracing
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
-from juniper_shared.kafka import (
-    DeadLetters,
-    OutgoingMessage,
-    Producer,
-    Subscription,
-    consume_batches,
-    make_broker,
-)
+from juniper_shared.kafka import DeadLetters, Subscription, consume_batches, make_broker
+from juniper_shared.producer import OutgoingMessage, Producer
 from juniper_shared.settings import ServiceSettings
 from juniper_testkit import placed_order
 from opentelemetry import trace
