@@ -162,7 +162,9 @@ async def test_a_consumed_batch_is_processed_in_a_span_linked_to_every_records_p
     """FastStream's CONSUMER span (one per batch; from Kafka in a trace of its own, as the
     messaging conventions have it for batches) links to each record's producer; the handler
     runs in it, and the events it causes carry its context."""
-    settings = ServiceSettings(auth_jwt_secret="dev-only-secret")
+    settings = ServiceSettings(
+        auth_jwt_secret="dev-only-secret", kafka_security_protocol="PLAINTEXT"
+    )
     broker = make_broker(settings, service="orders")
     handled: list[tuple[trace.Span, list[OutgoingMessage]]] = []
 
