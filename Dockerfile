@@ -30,6 +30,8 @@ COPY services/notifications/pyproject.toml services/notifications/
 COPY services/console/pyproject.toml services/console/
 COPY services/card-sandbox/pyproject.toml services/card-sandbox/
 COPY ops/pyproject.toml ops/
+# The test kit: its pyproject.toml only, for the resolution; --no-dev never installs it.
+COPY testkit/pyproject.toml testkit/
 ARG SERVICE
 # Behind a TLS-intercepting proxy, a CA bundle mounted for the build (scripts/images.sh does).
 ARG SSL_CERT_FILE

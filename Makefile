@@ -17,7 +17,7 @@ install: ## Install every service and shared/ from the workspace lock
 lint: install ## ruff, mypy --strict, import rules
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy -p juniper_shared -p orders -p payments -p notifications -p invoicing -p juniper_ops -p console -p card_sandbox
+	$(UV) run --frozen mypy -p juniper_shared -p orders -p payments -p notifications -p invoicing -p juniper_ops -p console -p card_sandbox -p juniper_testkit
 	$(UV) run --frozen lint-imports
 
 format: install ## Apply ruff's fixes and formatting

@@ -34,7 +34,7 @@ class Infra:
 
     def kafka(self, principal: str = "admin") -> dict[str, Any]:
         """aiokafka options for a client of this broker as `principal` (super user: admin)."""
-        from juniper_shared.testing import kafka_options
+        from juniper_testkit import kafka_options
 
         return kafka_options(self.kafka_bootstrap, principal)
 
@@ -60,7 +60,7 @@ class Infra:
 
     def _admin(self) -> Any:
         from juniper_ops import kafka_access
-        from juniper_shared.testing import kafka_settings
+        from juniper_testkit import kafka_settings
 
         return kafka_access.connect(kafka_settings(self.kafka_bootstrap, "admin"))
 

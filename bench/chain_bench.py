@@ -57,7 +57,7 @@ from juniper_shared.contracts.registry import (  # noqa: E402
     ORDERS_PLACED,
     encode,
 )
-from juniper_shared.testing import bearer, kafka_options, placed_order  # noqa: E402
+from juniper_testkit import bearer, kafka_options, placed_order  # noqa: E402
 from orders_bench import (  # noqa: E402
     bare_update_latencies,
     median_min_max,

@@ -25,7 +25,7 @@ from faststream.kafka import KafkaBroker
 from juniper_ops import kafka_access
 from juniper_shared.contracts.registry import encode
 from juniper_shared.kafka import batch_records_of, broker_security
-from juniper_shared.testing import (
+from juniper_testkit import (
     bearer,
     free_port,
     kafka_env,

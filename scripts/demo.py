@@ -20,7 +20,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
 from juniper_shared.settings import KafkaSettings
-from juniper_shared.testing import bearer, placed_order, wait_until
+from juniper_testkit import bearer, placed_order, wait_until
 
 ENV = os.environ.get
 ORDERS = ENV("ORDERS_URL", "http://127.0.0.1:8001")

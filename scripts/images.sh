@@ -200,7 +200,7 @@ run_tests() {
   # shellcheck disable=SC2064
   trap "stop_started '$started_file'" EXIT
   INFRA_STARTED_FILE=$started_file bash "$REPO/deploy/local/infra.sh" up kafka postgres ferretdb mailpit
-  # The test's own Kafka clients log in as scripts/test.sh's do (juniper_shared.testing).
+  # The test's own Kafka clients log in as scripts/test.sh's do (juniper_testkit).
   export KAFKA_SECURITY_PROTOCOL=${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT}
   export KAFKA_SASL_MECHANISM=${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}
   # Bounded: a hung container or broker fails the run instead of holding CI.

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from juniper_shared.auth import MAX_TOKEN_TTL_SECONDS, issue_token
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
 from juniper_shared.settings import KafkaSettings
-from juniper_shared.testing import placed_order, wait_until
+from juniper_testkit import placed_order, wait_until
 
 ORDERS = os.environ.get("ORDERS_URL", "http://127.0.0.1:8001")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

@@ -18,7 +18,7 @@ export BUYER_LINK_SECRET="${BUYER_LINK_SECRET:-dev-only-buyer-link-secret}"
 # The Fernet key of the card vault in tests and `make up`: base64 of "dev-only-card-vault-key-32-bytes".
 export CARD_VAULT_KEY="${CARD_VAULT_KEY:-ZGV2LW9ubHktY2FyZC12YXVsdC1rZXktMzItYnl0ZXM=}"
 # The local broker authenticates (SASL SCRAM-SHA-512) and authorizes by ACL: each client of the
-# tests picks its principal (juniper_shared.testing.kafka_credentials), with its local password.
+# tests picks its principal (juniper_testkit.kafka_credentials), with its local password.
 export KAFKA_SECURITY_PROTOCOL="${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT}"
 export KAFKA_SASL_MECHANISM="${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}"
 uv run --frozen pytest "$@"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from juniper_shared.testing import bearer, placed_order, wait_until
+from juniper_testkit import bearer, placed_order, wait_until
 
 # The processes live in tests/support (shared with the fault suite and the benchmark);
 # re-exported so the stories import everything from here.

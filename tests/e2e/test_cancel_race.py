@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 
 from .support import WAIT, Buyer, Inbox, Seller, Stack, error_code
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from juniper_shared.testing import free_port, placed_order, wait_until
+from juniper_testkit import free_port, placed_order, wait_until
 from pymongo import AsyncMongoClient
 
 from .support import WAIT, Buyer, Process, Seller, card, error_code

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from juniper_shared.testing import placed_order, wait_until
+from juniper_testkit import placed_order, wait_until
 
 from .support import SHIPPING, Buyer, Inbox, Seller, Stack
 

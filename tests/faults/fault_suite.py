@@ -38,7 +38,7 @@ from juniper_shared.contracts.registry import (
     Topic,
     encode,
 )
-from juniper_shared.testing import kafka_options, placed_order, placed_order_data
+from juniper_testkit import kafka_options, placed_order, placed_order_data
 
 from ..support.portal import Portal, RetryStats, ServiceUnavailable, error_code
 from ..support.stack import SERVICES, Email, Inbox, PrivateKafka, Process, Stack

@@ -21,7 +21,7 @@ from card_sandbox import Sandbox, create_sandbox_app
 from invoicing.bootstrap import build_app as build_invoicing
 from invoicing.settings import InvoicingSettings
 from juniper_ops import kafka_access
-from juniper_shared.testing import free_port, kafka_credentials, kafka_settings, serving
+from juniper_testkit import free_port, kafka_credentials, kafka_settings, serving
 from notifications.bootstrap import build_app as build_notifications
 from notifications.settings import NotificationsSettings
 from orders.bootstrap import build_app as build_orders

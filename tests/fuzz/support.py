@@ -31,7 +31,7 @@ from juniper_shared.contracts.events import (
     PaymentSucceededData,
 )
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import bearer, kafka_options, placed_order, wait_until, writer_of
+from juniper_testkit import bearer, kafka_options, placed_order, wait_until, writer_of
 
 from .stack import Stack
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from juniper_shared.contracts.common import OrderLine
 from juniper_shared.contracts.events import Envelope, OrderSplit, OrderSplitData
-from juniper_shared.testing import read_topic
+from juniper_testkit import read_topic
 
 from .conftest import CASES, budget
 from .messages import Bad, generate, hostile

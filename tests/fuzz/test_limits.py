@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import bearer, kafka_options, placed_order_data, read_topic
+from juniper_testkit import bearer, kafka_options, placed_order_data, read_topic
 
 from .stack import Stack
 from .support import client, eventually, placed, produce, record_of, run

@@ -9,7 +9,7 @@ import io
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from juniper_shared.testing import bearer, kafka_options
+from juniper_testkit import bearer, kafka_options
 
 from .stack import SMTP_PASSWORD, Stack
 from .support import client, eventually, issued_invoice, placed, produce, record_of, run, ungate

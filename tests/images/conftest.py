@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from juniper_ops import kafka_access
 from juniper_shared.contracts.events import OrderPlaced
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
-from juniper_shared.testing import kafka_options, kafka_settings, wait_until
+from juniper_testkit import kafka_options, kafka_settings, wait_until
 from pymongo import AsyncMongoClient
 
 from .cluster import (
@@ -48,7 +48,7 @@ WAIT = 45.0
 
 def as_principal(principal: str) -> dict[str, Any]:
     """aiokafka options for the test's own clients: `admin` creates and drops the run's topics
-    and grants its ACLs, `checkout` places its orders (juniper_shared.testing's local passwords)."""
+    and grants its ACLs, `checkout` places its orders (juniper_testkit's local passwords)."""
     return kafka_options(KAFKA, principal)
 
 

@@ -8,7 +8,7 @@ import asyncio
 import time
 
 import httpx
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 
 from ..e2e.support import Buyer, Seller, card
 from .conftest import Containers

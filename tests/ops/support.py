@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from juniper_shared.testing import free_port, kafka_env
+from juniper_testkit import free_port, kafka_env
 
 JWT_SECRET = "dev-only-secret"
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
-from juniper_shared.kafka import OutgoingMessage
 from juniper_shared.outbox import outbox_entry
-from juniper_shared.testing import (
+from juniper_shared.producer import OutgoingMessage
+from juniper_testkit import (
     kafka_credentials,
     kafka_env,
     kafka_options,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from juniper_shared.contracts.registry import ORDERS_EVENTS, ORDERS_PLACED, encode
-from juniper_shared.testing import bearer, kafka_options, placed_order, read_topic, wait_until
+from juniper_testkit import bearer, kafka_options, placed_order, read_topic, wait_until
 from orders.adapters.mongo import ORDERS
 from pymongo import AsyncMongoClient
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from juniper_shared.testing import bearer
+from juniper_testkit import bearer
 
 from .stack import JWT_SECRET, Stack
 

@@ -35,7 +35,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from juniper_ops import kafka_access
 from juniper_shared.contracts.events import OrderPlaced
 from juniper_shared.contracts.registry import ORDERS_PLACED, encode
-from juniper_shared.testing import free_port, kafka_env, kafka_options, kafka_settings, wait_until
+from juniper_testkit import free_port, kafka_env, kafka_options, kafka_settings, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 JWT_SECRET = "dev-only-secret"

@@ -246,8 +246,15 @@ async def _seller_b(stack: Stack) -> dict[str, str]:
             templates = {item["template"] for item in answer.json()["items"]}
             return {"order_accepted", "invoice_issued", "invoice_payment_failed"} <= templates
 
-        # Every email of B's orders is in before the snapshot that must not change.
+        # Every email of B's orders is in, and orders shows the failed payment (it follows
+        # invoices.events), before the snapshot that must not change.
         await eventually(emails, True)
+
+        async def orders_payment_status() -> str:
+            answer = await orders.get(f"/v1/orders/{invoiced.data.order_id}")
+            return str(answer.json()["payment_status"])
+
+        await eventually(orders_payment_status, "failed")
     return ids
 
 

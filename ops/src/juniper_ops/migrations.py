@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from juniper_shared.keys import compound_id
+from juniper_shared.mongo import Document
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-
-Document = dict[str, Any]
 
 BUYER_LINKS = "buyer_links"
 BATCH = 50

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from juniper_shared.mongo import Document
 from juniper_shared.outbox import OUTBOX_FIELD, PENDING_FIELD
 from pymongo import AsyncMongoClient
-
-Document = dict[str, Any]
 
 OUTBOX_COLLECTIONS: Mapping[str, tuple[str, ...]] = {
     "orders": ("orders",),

@@ -1,4 +1,4 @@
-"""Contract events for the notifications tests, built from `juniper_shared.testing.placed_order`."""
+"""Contract events for the notifications tests, built from `juniper_testkit.placed_order`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from juniper_shared.contracts.events import (
     OrderSplitData,
 )
 from juniper_shared.contracts.events import RejectReason as Reason
-from juniper_shared.testing import placed_order
+from juniper_testkit import placed_order
 
 
 def make_snapshot(

@@ -1,19 +1,13 @@
-"""Kafka glue: the broker factory, batch decoding, dead letters and confirmed publishing."""
+"""Kafka consumers: the broker factory and one batch subscriber per service, its records
+decoded against the contracts, poison to the dead letters, valid events to their handlers."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
-import pymongo.errors
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -21,44 +15,35 @@ from faststream.message import StreamMessage
 from faststream.security import SASLScram512
 
 from juniper_shared import tracing
-from juniper_shared.contracts.events import Envelope
-from juniper_shared.contracts.registry import (
-    ForgedEvent,
-    PoisonMessage,
-    Topic,
-    UnknownEventType,
-    topic_of,
-)
-from juniper_shared.errors import RetryLater
-from juniper_shared.metrics import (
-    BATCH_FAILURES,
-    BATCH_SECONDS,
-    DEAD_LETTERS,
-    FORGED_EVENTS,
-    MESSAGES_CONSUMED,
-    MESSAGES_PUBLISHED,
-    MESSAGES_SKIPPED,
-)
+from juniper_shared.batch_run import BatchHandler, BatchRun, Delivery, RecordFailures
+from juniper_shared.contracts.registry import PoisonMessage, Topic, UnknownEventType
+from juniper_shared.dead_letters import DeadLetters
+from juniper_shared.metrics import MESSAGES_CONSUMED, MESSAGES_SKIPPED
+from juniper_shared.producer import TYPE_HEADER
 from juniper_shared.settings import KafkaSettings, ServiceSettings
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "DeadLetters",
+    "Subscription",
+    "batch_records",
+    "batch_records_of",
+    "broker_security",
+    "consume_batches",
+    "decode_batch",
+    "make_broker",
+    "record_type",
+    "subscribe_batch",
+]
+"""`DeadLetters` too: a service hands `consume_batches` the dead letters its poison goes to."""
 
-TYPE_HEADER = "type"
-
-POLL_WAIT_MS = 500
-"""The longest a batch consumer's poll waits for records. It returns as soon as any are there
-(aiokafka's fetcher fetches in the background), so this bounds idle wakeups, not latency."""
+BATCH_TIMEOUT_MS = 200
+"""FastStream's batch poll: `getmany` returns as soon as records are there, else after this long,
+and then FastStream sleeps this long again. So an idle consumer polls about 2.5 times a second
+and a record arriving during the sleep waits at most this long (100 ms on average)."""
 
 FETCH_GATHER_BYTES = 1 << 20
 """A consumer that waits for bigger batches (`consumer_fetch_wait_ms`) stops waiting once this
 much is there."""
-
-MAX_DEAD_LETTER_BYTES = 512 * 1024
-"""A dead letter keeps at most this much of the message (Kafka refuses above 1 MiB)..."""
-MAX_DEAD_LETTER_HEADER_BYTES = 64 * 1024
-"""...this much of its original headers..."""
-MAX_DEAD_LETTER_KEY_BYTES = 4 * 1024
-"""...and this much of its key."""
 
 
 def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
@@ -72,6 +57,7 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
         graceful_timeout=20.0,
         # FastStream logs every message at INFO by default, which halves throughput.
         logger=None,
+        middlewares=tracing.broker_middlewares(),  # tracing hook: none when off
     )
 
 
@@ -86,59 +72,6 @@ def broker_security(settings: KafkaSettings) -> SASLScram512 | None:
         ssl_context=options.get("ssl_context"),
         use_ssl=settings.kafka_security_protocol == "SASL_SSL",
     )
-
-
-Header = tuple[str, bytes]
-
-
-class Producer:
-    """The process's one Kafka producer, set for at-least-once: idempotent, acks from all
-    in-sync replicas, a few ms of batching. aiokafka directly: FastStream's per-message publish
-    path cost more than the rest of ingestion (profiled)."""
-
-    def __init__(self, settings: ServiceSettings, *, client_id: str) -> None:
-        self._settings = settings
-        self._client_id = client_id
-        self._producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        # Created here, not in __init__: aiokafka binds to the running event loop.
-        self._producer = AIOKafkaProducer(
-            **self._settings.kafka_client_options(),
-            client_id=self._client_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            request_timeout_ms=15_000,
-        )
-        await self._producer.start()
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-
-    async def ping(self) -> None:
-        """Raises unless the cluster answers a metadata request."""
-        await self._started().client.fetch_all_metadata()
-
-    def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise RuntimeError("the producer is not started")
-        return self._producer
-
-    async def send_all(
-        self, records: Iterable[tuple[str, bytes | None, bytes, list[Header]]]
-    ) -> None:
-        """Send (topic, key, value, headers) records; returns once Kafka acknowledged them all."""
-        producer = self._started()
-        # Tracing hook: a PRODUCER span per record, its context in the headers (off: untouched).
-        with tracing.publishing(records) as records:
-            futures = [
-                await producer.send(topic, value, key=key, headers=headers)
-                for topic, key, value, headers in records
-            ]
-            await asyncio.gather(*futures)
 
 
 def subscribe_batch(
@@ -160,7 +93,7 @@ def subscribe_batch(
         group_id=settings.kafka_topic_prefix + group_id,
         batch=True,
         max_records=settings.consumer_batch_size,
-        batch_timeout_ms=POLL_WAIT_MS,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=300_000,
@@ -170,27 +103,7 @@ def subscribe_batch(
         fetch_min_bytes=FETCH_GATHER_BYTES if waits else 1,
         fetch_max_wait_ms=settings.consumer_fetch_wait_ms if waits else 500,
     )
-    _poll_without_pausing(subscriber)
     return subscriber
-
-
-def _poll_without_pausing(subscriber: BatchSubscriber) -> None:
-    """Make the subscriber's poll return once records are there, and nothing else.
-
-    FastStream's batch poll sleeps as long again as it waited whenever a poll comes back empty:
-    with a short wait an idle consumer woke 25 times a second (about 20 ms of CPU a second per
-    service), with a long one a record arriving during the sleep waited for it. aiokafka's
-    `getmany` alone returns as soon as the background fetcher has records, so the wait can be
-    long. FastStream's consume loop (`_run_consume_loop`, pinned in uv.lock) calls `get_msg`
-    and polls again when it returns nothing; its errors and stop handling are unchanged.
-    """
-    max_records = subscriber.max_records
-
-    async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
-        fetched = await consumer.getmany(timeout_ms=POLL_WAIT_MS, max_records=max_records)
-        return tuple(chain.from_iterable(fetched.values()))
-
-    subscriber.get_msg = get_msg  # type: ignore[method-assign]
 
 
 async def batch_records_of(message: StreamMessage[Any]) -> tuple[ConsumerRecord[Any, Any], ...]:
@@ -199,9 +112,6 @@ async def batch_records_of(message: StreamMessage[Any]) -> tuple[ConsumerRecord[
     taking the message itself resolves it in a worker thread (fast_depends runs the
     synchronous context lookup there): a thread hop per batch."""
     return batch_records(message.raw_message)
-
-
-BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -213,15 +123,6 @@ class Subscription:
     handles: frozenset[str] | None = None
     """The event types `handle` takes; records of other types are skipped unparsed
     (None: every type of the topic)."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One consumed record and the event decoded from it."""
-
-    topic: Topic
-    record: ConsumerRecord[Any, Any]
-    event: Envelope
 
 
 def consume_batches(
@@ -272,297 +173,11 @@ def consume_batches(
                         handles=subscription.handles,
                     )
                 )
+        # Tracing hook: FastStream's CONSUMER span names the batch's events (off: nothing).
+        tracing.describe_batch([d.event for each in by_handler.values() for d in each])
         for handle, deliveries in by_handler.items():
             if deliveries:
-                run = BatchRun(handle, deliveries, dead_letters, failures)
-                # Tracing hook: CONSUMER spans parented on the records' headers (off: nothing).
-                with tracing.consuming(
-                    prefix + deliveries[0].topic.name,
-                    prefix + group_id,
-                    [delivery.record for delivery in deliveries],
-                    [delivery.event for delivery in deliveries],
-                ):
-                    await run.apply()
-
-
-def is_transient(error: BaseException) -> bool:
-    """A failure that trying again later may cure: a dependency unreachable, slow or busy."""
-    if isinstance(error, BaseExceptionGroup):
-        return all(is_transient(inner) for inner in error.exceptions)
-    if isinstance(error, RetryLater | TimeoutError | ConnectionError):
-        return True
-    if isinstance(error, pymongo.errors.ConnectionFailure | pymongo.errors.ExecutionTimeout):
-        return True
-    if isinstance(error, pymongo.errors.PyMongoError) and error.has_error_label(
-        "RetryableWriteError"
-    ):
-        return True
-    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
-
-
-class RecordFailures:
-    """A consumer's memory of failures: how many batches in a row failed (the back-off grows
-    with it), and how many times each record failed alone, the same way, while other records
-    went through. A record that does that `poison_after` times is poison whatever the failure
-    looks like (a message that makes the database drop the connection looks transient)."""
-
-    MAX_TRACKED = 10_000
-    """Records tracked at once; the oldest are forgotten first (a partition that moved to
-    another consumer never comes back here)."""
-
-    def __init__(self, *, poison_after: int) -> None:
-        self.poison_after = poison_after
-        self.streak = 0
-        self._records: dict[tuple[str, int, int], tuple[str, int]] = {}
-
-    def count(self, record: ConsumerRecord[Any, Any], error: BaseException) -> bool:
-        """Count one more failure of `record`; True once it is poison."""
-        key = (record.topic, record.partition, record.offset)
-        signature = f"{type(error).__qualname__}: {error}"[:200]
-        previous, times = self._records.pop(key, ("", 0))
-        times = times + 1 if previous == signature else 1
-        self._records[key] = (signature, times)
-        if len(self._records) > self.MAX_TRACKED:
-            del self._records[next(iter(self._records))]
-        return times >= self.poison_after
-
-    def succeeded(self, deliveries: Iterable[Delivery]) -> None:
-        self.streak = 0
-        for delivery in deliveries:
-            record = delivery.record
-            self._records.pop((record.topic, record.partition, record.offset), None)
-
-    async def back_off(self) -> None:
-        """Give a failing dependency a moment before the batch comes again: 0.5 s, doubling
-        up to 8 s, with jitter so replicas do not retry in step."""
-        self.streak += 1
-        await asyncio.sleep(min(8.0, 0.5 * 2 ** (self.streak - 1)) * random.uniform(0.8, 1.2))
-
-
-class BatchRun:
-    """One handler applied to one batch's events, with failures classified.
-
-    When the batch fails transiently (a dependency down or busy), it comes again after a
-    back-off. Any other failure, or a transient one `poison_after` times in a row, and its
-    events are applied one at a time, in order, to find the record at fault:
-    - a record failing alone with a non-transient error goes to the DLQ with the reason;
-    - a record failing alone transiently while other records go through is counted, and goes
-      to the DLQ once it has failed that way `poison_after` times;
-    - when nothing goes through, the fault cannot be told from a dependency being down:
-      nothing is counted, and the batch comes again.
-    The rest of the batch is applied and the offset moves on. Handlers are idempotent, so
-    events applied before a failure may be applied again."""
-
-    def __init__(
-        self,
-        handle: BatchHandler,
-        deliveries: list[Delivery],
-        dead_letters: DeadLetters,
-        failures: RecordFailures,
-    ) -> None:
-        self._handle = handle
-        self._deliveries = deliveries
-        self._dead_letters = dead_letters
-        self._failures = failures
-        self._topics = sorted({delivery.topic.name for delivery in deliveries})
-
-    @property
-    def name(self) -> str:
-        return "+".join(self._topics)
-
-    async def apply(self) -> None:
-        started = time.perf_counter()
-        try:
-            await self._handle([delivery.event for delivery in self._deliveries])
-        except Exception as error:
-            for topic in self._topics:
-                BATCH_FAILURES.labels(topic).inc()
-            if is_transient(error) and self._failures.streak < self._failures.poison_after:
-                log.warning("%s batch failed (%r); it will be redelivered", self.name, error)
-                await self._failures.back_off()
-                raise
-            log.warning("%s batch failed (%r); applying its records one by one", self.name, error)
-            await self._apply_one_by_one()
-        self._failures.succeeded(self._deliveries)
-        elapsed = time.perf_counter() - started
-        for topic in self._topics:
-            BATCH_SECONDS.labels(topic).observe(elapsed)
-
-    async def _apply_one_by_one(self) -> None:
-        poisoned: list[tuple[Delivery, BaseException]] = []
-        transient: list[tuple[Delivery, BaseException]] = []
-        applied = 0
-        for delivery in self._deliveries:
-            try:
-                await self._handle([delivery.event])
-                applied += 1
-            except Exception as error:
-                if not is_transient(error):
-                    poisoned.append((delivery, error))
-                    continue
-                transient.append((delivery, error))
-                if not applied and (len(transient) == 2 or len(self._deliveries) == 1):
-                    # Nothing went through: a dependency down looks just like this.
-                    await self._failures.back_off()
-                    raise RetryLater(f"{self.name}: nothing could be applied") from error
-        retry = []
-        for delivery, failure in transient:
-            if self._failures.count(delivery.record, failure):
-                poisoned.append((delivery, failure))
-            else:
-                retry.append(delivery)
-        await self._dead_letters.refuse(poisoned)
-        if retry:
-            # The poison is out; what failed transiently comes again with its batch.
-            await self._failures.back_off()
-            raise RetryLater(f"{len(retry)} events of the {self.name} batch will be retried")
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """An event ready for the wire, as the outbox stores it."""
-
-    event_id: str
-    topic: str
-    key: str
-    type: str
-    payload: str
-    trace: tracing.Carrier = ()
-    """The trace context of the change that caused the event (tracing on), for the relay."""
-
-    @classmethod
-    def of(cls, event: Envelope) -> OutgoingMessage:
-        return cls(
-            event_id=str(event.event_id),
-            topic=topic_of(event).name,
-            key=event.key(),
-            type=event.type,
-            payload=event.model_dump_json(),
-            trace=tracing.capture(event.causation_id),  # tracing hook: () when off
-        )
-
-    def as_document(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "event_id": self.event_id,
-            "topic": self.topic,
-            "key": self.key,
-            "type": self.type,
-            "payload": self.payload,
-        }
-        if self.trace:  # tracing: absent when off, so entries stay as they were
-            document["trace"] = dict(self.trace)
-        return document
-
-    @classmethod
-    def from_document(cls, document: dict[str, Any]) -> OutgoingMessage:
-        return cls(
-            **{name: document[name] for name in ("event_id", "topic", "key", "type", "payload")},
-            trace=tuple((document.get("trace") or {}).items()),
-        )
-
-
-class EventPublisher:
-    """Publishes many events at once and returns only when Kafka has them all."""
-
-    def __init__(self, producer: Producer, *, topic_prefix: str = "") -> None:
-        self._producer = producer
-        self._prefix = topic_prefix
-
-    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        await self._producer.send_all(
-            (
-                self._prefix + message.topic,
-                message.key.encode(),
-                message.payload.encode(),
-                [
-                    (TYPE_HEADER, message.type.encode()),
-                    ("event_id", message.event_id.encode()),
-                    # Tracing hook: the stored context becomes the PRODUCER span's parent.
-                    *tracing.carrier_headers(message.trace),
-                ],
-            )
-            for message in messages
-        )
-        for message in messages:
-            MESSAGES_PUBLISHED.labels(message.topic, message.type).inc()
-
-
-class DeadLetters:
-    """Sends messages no retry can fix to `<topic>.dlq`, with the reason in headers.
-
-    A dead letter always fits its topic: the value is cut at MAX_DEAD_LETTER_BYTES, the key
-    at MAX_DEAD_LETTER_KEY_BYTES, and the original headers are kept only up to
-    MAX_DEAD_LETTER_HEADER_BYTES (a copy that no longer fit would fail its batch forever)."""
-
-    def __init__(self, producer: Producer, *, topic_prefix: str = "") -> None:
-        self._producer = producer
-        self._prefix = topic_prefix
-
-    async def refuse(self, poisoned: Sequence[tuple[Delivery, BaseException]]) -> None:
-        """Dead-letter decoded records that their handler could not apply."""
-        by_topic: dict[Topic, list[tuple[ConsumerRecord[Any, Any], BaseException]]] = {}
-        for delivery, error in poisoned:
-            by_topic.setdefault(delivery.topic, []).append((delivery.record, error))
-        for topic, records in by_topic.items():
-            await self.send(topic, records)
-
-    async def send(
-        self, topic: Topic, poisoned: Sequence[tuple[ConsumerRecord[Any, Any], BaseException]]
-    ) -> None:
-        if not poisoned:
-            return
-        records = []
-        for record, error in poisoned:
-            if isinstance(error, ForgedEvent):
-                FORGED_EVENTS.labels(topic.name).inc()
-            records.append((self._prefix + topic.dlq, *_dead_letter(record, error)))
-        await self._producer.send_all(records)
-        DEAD_LETTERS.labels(topic.name).inc(len(poisoned))
-        log.warning(
-            "sent %d poison messages to %s (first: %s)",
-            len(poisoned),
-            topic.dlq,
-            _reason(poisoned[0][1])[:200],
-        )
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, PoisonMessage):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
-
-
-def _dead_letter(
-    record: ConsumerRecord[Any, Any], error: BaseException
-) -> tuple[bytes | None, bytes, list[Header]]:
-    """The key, value and headers of `record`'s dead-letter copy."""
-    headers: list[Header] = []
-    kept_bytes = 0
-    dropped = 0
-    for name, value in record.headers or ():
-        size = len(name) + len(value or b"")
-        if name.startswith("dlq-") or kept_bytes + size > MAX_DEAD_LETTER_HEADER_BYTES:
-            dropped += not name.startswith("dlq-")
-            continue
-        kept_bytes += size
-        headers.append((name, value))
-    headers += [
-        ("dlq-error", _reason(error)[:1000].encode()),
-        ("dlq-source-topic", record.topic.encode()),
-        ("dlq-source-partition", str(record.partition).encode()),
-        ("dlq-source-offset", str(record.offset).encode()),
-    ]
-    if dropped:
-        headers.append(("dlq-headers-dropped", str(dropped).encode()))
-    key = record.key
-    if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
-        headers.append(("dlq-key-truncated-from", str(len(key)).encode()))
-        key = key[:MAX_DEAD_LETTER_KEY_BYTES]
-    value = record.value if record.value is not None else b""
-    if len(value) > MAX_DEAD_LETTER_BYTES:
-        headers.append(("dlq-truncated-from", str(len(value)).encode()))
-        value = value[:MAX_DEAD_LETTER_BYTES]
-    return key, value, headers
+                await BatchRun(handle, deliveries, dead_letters, failures).apply()
 
 
 def _header_text(value: bytes | None) -> str:
@@ -577,9 +192,10 @@ def record_type(record: ConsumerRecord[Any, Any]) -> str | None:
 
 
 def batch_records(raw_message: Any) -> tuple[ConsumerRecord[Any, Any], ...]:
-    """The aiokafka records behind a FastStream batch message."""
-    if isinstance(raw_message, tuple):
-        return raw_message
+    """The aiokafka records behind a FastStream batch message (a tuple from Kafka, a list from
+    FastStream's TestKafkaBroker)."""
+    if isinstance(raw_message, tuple | list):
+        return tuple(raw_message)
     return (raw_message,)
 
 

@@ -12,6 +12,7 @@ from juniper_shared.metrics import CommandCounter
 from juniper_shared.settings import ServiceSettings
 
 Document = dict[str, Any]
+"""A stored document as PyMongo reads and writes it; every module names it by this one alias."""
 
 
 def make_mongo_client(settings: ServiceSettings, *, app_name: str) -> AsyncMongoClient[Document]:

@@ -23,8 +23,9 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from juniper_shared.batching import MAX_STATEMENTS, bulk_write_in_chunks
-from juniper_shared.kafka import EventPublisher, OutgoingMessage
 from juniper_shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
+from juniper_shared.mongo import Document
+from juniper_shared.producer import EventPublisher, OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ PENDING_FIELD = "outbox_pending"
 looks for it, not for a non-empty outbox: FerretDB 1.x pushes equality on a scalar down to
 PostgreSQL, but `{outbox: {$ne: []}}` made it decode every document of the collection in Go
 (measured: 9.6 s per poll at 20,000 orders; 0.12 s with the flag)."""
-
-Document = dict[str, Any]
 
 
 class OutboxRelay:

@@ -15,15 +15,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from juniper_shared import tracing
-from juniper_shared.kafka import DeadLetters, EventPublisher, Producer, make_broker
+from juniper_shared.dead_letters import DeadLetters
+from juniper_shared.kafka import make_broker
 from juniper_shared.lag import LagMonitor
-from juniper_shared.mongo import make_mongo_client
+from juniper_shared.mongo import Document, make_mongo_client
 from juniper_shared.outbox import OutboxRelay
+from juniper_shared.producer import EventPublisher, Producer
 from juniper_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-Document = dict[str, Any]
 
 
 @dataclass

@@ -5,44 +5,32 @@ On when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
 The SDK itself reads `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
 `OTEL_BSP_*` and the exporter's endpoint, headers and timeout.
 
-What is traced (W3C `traceparent`/`tracestate` carry the context):
-- HTTP: a SERVER span per request (FastAPI instrumentation), a CLIENT span per httpx request.
-- Kafka out: a PRODUCER span "<topic> publish" per record, its context injected in the headers.
-  A trace context already in a record's headers names the parent: the context stored with an
-  outbox entry (so an event published later by the relay or the poller continues the trace of
-  the request that caused it) or the original message's, for a dead letter.
-- Kafka in: a CONSUMER span "<topic> process" per handled record, child of its header context.
-  A batch of one runs its handler inside that span. A larger batch is handled as a whole: its
-  handler runs inside one batch span "<topic> process" that links to every record's context
-  (the messaging conventions' batch receive), and an event caused by a record of the batch
-  (its `causation_id`) is still parented on that record's span.
+The frameworks' own instrumentation makes the spans: FastAPI's (SERVER), httpx's (CLIENT) and
+FastStream's `KafkaTelemetryMiddleware` (CONSUMER: one "<topic> process" span per consumed batch,
+in a trace of its own that links to every record's producer, as the messaging conventions have
+it for batches). Publishing goes through our aiokafka `Producer`, so this module makes its
+PRODUCER span ("<topic> publish") and injects its context (W3C `traceparent`) into the record's
+headers. The outbox stores the context of the change that wrote an event, so an event the relay
+or the poller publishes later continues the trace of the request that caused it.
 
 Off, every hook is a flag check: no span, no header, no exporter thread.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from contextvars import ContextVar, Token
-from types import TracebackType
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SpanExporter,
-)
-from opentelemetry.trace import Link, Span, SpanKind, StatusCode
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -88,15 +76,14 @@ SHUTDOWN_SECONDS = 5.0
 EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 """Probes and scrapes would drown the traces a person looks for."""
 
+CORRELATION_HEADER = "correlation_id"
+"""FastStream links a consumed batch to one producer per distinct value of this header (its own
+publisher gives every message a fresh one), so each record carries its event id there."""
+
 _enabled = False
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer = trace.NoOpTracer()
 _httpx: HTTPXClientInstrumentor | None = None
-
-_record_spans: ContextVar[Mapping[str, Span] | None] = ContextVar(
-    "juniper_record_spans", default=None
-)
-"""While a consumed batch is handled: the CONSUMER span of each of its events, by event id."""
 
 
 def requested(environ: Mapping[str, str] | None = None) -> bool:
@@ -120,6 +107,7 @@ def enabled() -> bool:
 
 def setup(service: str, *, exporter: SpanExporter | None = None) -> bool:
     """Turn tracing on for this process when the environment asks; returns whether it is on.
+    Call it before the broker and the app are built (they pick the instrumentation up then).
 
     `exporter` replaces the ones `OTEL_TRACES_EXPORTER` names (tests pass an in-memory one).
     """
@@ -199,16 +187,31 @@ def instrument_app(app: FastAPI) -> None:
     )
 
 
-# --- context in Kafka headers and outbox entries --------------------------------------------
+def broker_middlewares() -> tuple[Any, ...]:
+    """FastStream's CONSUMER spans for the broker's subscribers, when tracing is on."""
+    if not _enabled:
+        return ()
+    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+    return (KafkaTelemetryMiddleware(tracer_provider=_provider),)
+
+
+def describe_batch(events: Sequence[Envelope]) -> None:
+    """Name the batch's event types and ids on FastStream's CONSUMER span (a list when several)."""
+    if not _enabled or not events:
+        return
+    span = trace.get_current_span()
+    types = sorted({event.type for event in events})
+    ids = [str(event.event_id) for event in events]
+    span.set_attribute("juniper.event.type", types[0] if len(types) == 1 else types)
+    span.set_attribute("messaging.message.id", ids[0] if len(ids) == 1 else ids)
 
 
 def inject_headers(headers: list[Header], context: Context | None = None) -> None:
     """Append the trace context (the current one by default) as W3C headers; nothing when off."""
     if not _enabled:
         return
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
-    headers.extend((name, value.encode()) for name, value in carrier.items())
+    headers.extend((name, value.encode()) for name, value in capture(context))
 
 
 def extract_context(headers: Iterable[tuple[str, bytes | None]] | None) -> Context:
@@ -220,22 +223,10 @@ def extract_context(headers: Iterable[tuple[str, bytes | None]] | None) -> Conte
     return propagate.extract(carrier)
 
 
-def _has_context(headers: Iterable[tuple[str, Any]] | None) -> bool:
-    fields = propagate.get_global_textmap().fields
-    return any(name in fields for name, _ in headers or ())
-
-
-def capture(causation_id: str | None = None) -> Carrier:
-    """The trace context to store with an outgoing event (`()` when off or outside any trace):
-    the span of the consumed event that caused it, if known, else the current span."""
+def capture(context: Context | None = None) -> Carrier:
+    """The trace context to store with an outgoing event (`()` when off or outside any trace)."""
     if not _enabled:
         return ()
-    context: Context | None = None
-    spans = _record_spans.get()
-    if spans is not None and causation_id is not None:
-        cause = spans.get(causation_id)
-        if cause is not None:
-            context = trace.set_span_in_context(cause)
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=context)
     return tuple(carrier.items())
@@ -248,170 +239,51 @@ def carrier_headers(carrier: Carrier) -> list[Header]:
     return [(name, value.encode()) for name, value in carrier]
 
 
-# --- spans around publishing and consuming --------------------------------------------------
-
-
-def publishing(
-    records: Iterable[Record],
-) -> AbstractContextManager[Iterable[Record]]:
+def publishing(records: Iterable[Record]) -> AbstractContextManager[Iterable[Record]]:
     """`with publishing(records) as records:` send them; a PRODUCER span per record, ended
     when the block ends (after Kafka acknowledged). Off: the records pass through untouched."""
     if not _enabled:
         return nullcontext(records)
-    return _Publishing(records)
+    return _publishing(records)
 
 
-class _Publishing:
-    def __init__(self, records: Iterable[Record]) -> None:
-        self._records = records
-        self._spans: list[Span] = []
-
-    def __enter__(self) -> list[Record]:
-        fields = propagate.get_global_textmap().fields
-        traced: list[Record] = []
-        for topic, key, value, headers in self._records:
-            parent = extract_context(headers) if _has_context(headers) else None
-            attributes: dict[str, str] = {
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "publish",
-                "messaging.destination.name": topic,
-            }
-            if key is not None:
-                attributes["messaging.kafka.message.key"] = key.decode("utf-8", "replace")
-            kept: list[Header] = []
-            for name, header_value in headers:
-                if name == "type":
-                    attributes["juniper.event.type"] = header_value.decode("utf-8", "replace")
-                elif name == "event_id":
-                    attributes["messaging.message.id"] = header_value.decode("utf-8", "replace")
-                if name not in fields:
-                    kept.append((name, header_value))
-            span = _tracer.start_span(
-                f"{topic} publish", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
-            )
-            self._spans.append(span)
-            inject_headers(kept, trace.set_span_in_context(span))
-            traced.append((topic, key, value, kept))
-        return traced
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        _end(self._spans, exc)
-
-
-def consuming(
-    topic: str,
-    group_id: str,
-    records: Sequence[Any],
-    events: Sequence[Envelope],
-) -> AbstractContextManager[None]:
-    """`with consuming(...)`: handle a batch's valid events; a CONSUMER span per event, child of
-    its record's header context (see the module docstring for batches). Off: nothing."""
-    if not _enabled:
-        return nullcontext()
-    return _Consuming(topic, group_id, records, events)
-
-
-class _Consuming:
-    def __init__(
-        self, topic: str, group_id: str, records: Sequence[Any], events: Sequence[Envelope]
-    ) -> None:
-        self._topic = topic
-        self._group_id = group_id
-        self._records = records
-        self._events = events
-        self._spans: list[Span] = []
-        self._token: Token[Context] | None = None
-        self._spans_token: Token[Mapping[str, Span] | None] | None = None
-
-    def __enter__(self) -> None:
-        by_event_id = {_event_id(record): record for record in self._records}
-        by_event: dict[str, Span] = {}
-        links: list[Link] = []
-        for event in self._events:
-            event_id = str(event.event_id)
-            record = by_event_id.get(event_id)
-            headers = record.headers if record is not None else None
-            parent = extract_context(headers)
-            producer = trace.get_current_span(parent).get_span_context()
-            if producer.is_valid:
-                links.append(Link(producer))
-            attributes: dict[str, str | int] = {
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": record.topic if record is not None else self._topic,
-                "messaging.consumer.group.name": self._group_id,
-                "messaging.message.id": event_id,
-                "juniper.event.type": event.type,
-            }
-            if record is not None:
-                attributes["messaging.destination.partition.id"] = str(record.partition)
-                attributes["messaging.kafka.offset"] = record.offset
-                if record.key is not None:
-                    attributes["messaging.kafka.message.key"] = bytes(record.key).decode(
-                        "utf-8", "replace"
-                    )
-            span = _tracer.start_span(
-                f"{self._topic} process",
-                context=parent,
-                kind=SpanKind.CONSUMER,
-                attributes=attributes,
-            )
-            self._spans.append(span)
-            by_event[event_id] = span
-        if len(self._spans) == 1:
-            current = self._spans[0]
-        else:
-            current = _tracer.start_span(
-                f"{self._topic} process",
-                context=Context(),
-                kind=SpanKind.CONSUMER,
-                links=links,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": self._topic,
-                    "messaging.consumer.group.name": self._group_id,
-                    "messaging.batch.message_count": len(self._events),
-                },
-            )
-            self._spans.append(current)
-        self._token = otel_context.attach(trace.set_span_in_context(current))
-        self._spans_token = _record_spans.set(by_event)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._spans_token is not None:
-            _record_spans.reset(self._spans_token)
-        if self._token is not None:
-            otel_context.detach(self._token)
-        _end(self._spans, exc)
-
-
-def _event_id(record: Any) -> str | None:
-    """A record's event id: our producers put it in a header; others' only in the JSON."""
-    for name, value in record.headers or ():
-        if name == "event_id":
-            return bytes(value or b"").decode("utf-8", "replace")
+@contextmanager
+def _publishing(records: Iterable[Record]) -> Iterator[list[Record]]:
+    fields = propagate.get_global_textmap().fields
+    spans: list[Span] = []
+    traced: list[Record] = []
+    for topic, key, value, headers in records:
+        # A context in the headers (stored with the outbox entry, or the original message's,
+        # for a dead letter) is the parent; else the current one.
+        parent = extract_context(headers) if any(n in fields for n, _ in headers) else None
+        found = dict(headers)
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+        }
+        if key is not None:
+            attributes["messaging.kafka.message.key"] = key.decode("utf-8", "replace")
+        if "type" in found:
+            attributes["juniper.event.type"] = found["type"].decode("utf-8", "replace")
+        kept = [(name, each) for name, each in headers if name not in fields]
+        if "event_id" in found:
+            attributes["messaging.message.id"] = found["event_id"].decode("utf-8", "replace")
+            if CORRELATION_HEADER not in found:
+                kept.append((CORRELATION_HEADER, found["event_id"]))
+        span = _tracer.start_span(
+            f"{topic} publish", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+        )
+        spans.append(span)
+        inject_headers(kept, trace.set_span_in_context(span))
+        traced.append((topic, key, value, kept))
     try:
-        found = json.loads(record.value)["event_id"]
-    except (TypeError, ValueError, KeyError):
-        return None
-    return str(found)
-
-
-def _end(spans: Sequence[Span], error: BaseException | None) -> None:
-    for span in spans:
-        if error is not None:
+        yield traced
+    except BaseException as error:
+        for span in spans:
             span.record_exception(error)
-            span.set_status(StatusCode.ERROR, f"{type(error).__name__}")
-        span.end()
+            span.set_status(StatusCode.ERROR, type(error).__name__)
+        raise
+    finally:
+        for span in spans:
+            span.end()

@@ -16,7 +16,6 @@ from juniper_shared.contracts.registry import Topic, encode
 from juniper_shared.inbox import insert_new
 from juniper_shared.kafka import (
     DeadLetters,
-    Producer,
     Subscription,
     broker_security,
     consume_batches,
@@ -24,8 +23,9 @@ from juniper_shared.kafka import (
     subscribe_batch,
 )
 from juniper_shared.metrics import FORGED_EVENTS
+from juniper_shared.producer import Producer
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import (
+from juniper_testkit import (
     kafka_credentials,
     kafka_settings,
     placed_order,
@@ -153,9 +153,9 @@ async def test_an_idle_consumer_waits_in_its_poll_and_takes_a_new_order_at_once(
     database_name: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An idle consumer asks aiokafka for records about twice a second (each poll waits up to
-    half a second, returning as soon as records are there); FastStream's own batch poll would
-    also sleep after every empty poll, and with a short wait it woke 25 times a second."""
+    """An idle consumer asks aiokafka for records about 2.5 times a second: FastStream's batch
+    poll waits up to `BATCH_TIMEOUT_MS` (returning as soon as records are there) and sleeps as
+    long again after an empty poll."""
     polls = ConsumerCalls(monkeypatch, "getmany")
     broker, _ = await run_storing_consumer(infra, topic, mongo_client, database_name)
     try:

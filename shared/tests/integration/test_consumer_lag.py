@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from juniper_shared.kafka import broker_security
 from juniper_shared.lag import LagMonitor
-from juniper_shared.testing import kafka_settings, publish_raw
+from juniper_testkit import kafka_settings, publish_raw
 from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 from juniper_shared.batching import GroupInserts, GroupUpdates, InsertBehind
-from juniper_shared.testing import wait_until
+from juniper_shared.mongo import Document
+from juniper_testkit import wait_until
 from pymongo import AsyncMongoClient, monitoring
 
 pytestmark = pytest.mark.integration
-
-Document = dict[str, Any]
 
 
 class Commands(monitoring.CommandListener):

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from juniper_shared.contracts.registry import ORDERS_PLACED
-from juniper_shared.kafka import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.outbox import (
     OUTBOX_FIELD,
     PENDING_FIELD,
@@ -21,8 +20,9 @@ from juniper_shared.outbox import (
     new_outbox,
     outbox_entry,
 )
+from juniper_shared.producer import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.settings import ServiceSettings
-from juniper_shared.testing import kafka_credentials, placed_order, read_topic
+from juniper_testkit import kafka_credentials, placed_order, read_topic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 

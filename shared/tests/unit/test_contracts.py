@@ -21,7 +21,7 @@ from juniper_shared.contracts.registry import (
     UnknownEventType,
     encode,
 )
-from juniper_shared.testing import placed_order, placed_order_data
+from juniper_testkit import placed_order, placed_order_data
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "event_schemas.json"
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from juniper_shared.http import HTML_POLICY, create_app
+from juniper_shared.asgi import HTML_POLICY
+from juniper_shared.http import create_app
 
 
 @contextlib.asynccontextmanager

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from aiokafka import ConsumerRecord
+from faststream.kafka import TestKafkaBroker
 from juniper_shared import tracing
-from juniper_shared.contracts.registry import encode
-from juniper_shared.kafka import OutgoingMessage
-from juniper_shared.testing import placed_order
+from juniper_shared.contracts.events import Envelope
+from juniper_shared.contracts.registry import ORDERS_PLACED, encode
+from juniper_shared.kafka import DeadLetters, Subscription, consume_batches, make_broker
+from juniper_shared.producer import OutgoingMessage, Producer
+from juniper_shared.settings import ServiceSettings
+from juniper_testkit import placed_order
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -38,24 +41,6 @@ def exported() -> Iterator[InMemorySpanExporter]:
     assert tracing.setup("orders", exporter=exporter)
     yield exporter
     tracing.shutdown()
-
-
-def record(
-    topic: str, value: bytes, headers: list[tuple[str, bytes]]
-) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=7,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"order-1",
-        value=value,
-        checksum=None,
-        serialized_key_size=7,
-        serialized_value_size=len(value),
-        headers=headers,
-    )
 
 
 @pytest.mark.parametrize(
@@ -145,60 +130,77 @@ def test_an_outbox_entry_keeps_the_writers_context_for_a_later_publish(
     assert f"{publish.context.span_id:016x}" in traceparent.decode()
 
 
-def test_a_consumed_record_is_processed_in_a_child_of_its_producer(
+def test_a_published_record_names_its_producer_span_and_its_own_correlation(
     exported: InMemorySpanExporter,
 ) -> None:
     event = placed_order()
-    tracer = trace.get_tracer("test", tracer_provider=tracing._provider)
-    with tracer.start_as_current_span("checkout") as checkout:
-        headers: list[tuple[str, bytes]] = [("type", b"order.placed")]
-        tracing.inject_headers(headers)
-    one = record("orders.placed", encode(event), headers)
-
-    with tracing.consuming("orders.placed", "orders", [one], [event]):
-        handling = trace.get_current_span()
-        caused = OutgoingMessage.of(placed_order())
+    with tracing.publishing(
+        [
+            (
+                "orders.placed",
+                b"order-1",
+                encode(event),
+                [("type", b"order.placed"), ("event_id", str(event.event_id).encode())],
+            )
+        ]
+    ) as records:
+        [(_, _, _, headers)] = list(records)
     tracing.shutdown()
 
-    [process] = [s for s in exported.get_finished_spans() if s.name == "orders.placed process"]
-    assert process.kind is SpanKind.CONSUMER
-    assert process.parent is not None
-    assert process.parent.span_id == checkout.get_span_context().span_id
-    assert handling.get_span_context().span_id == process.context.span_id
-    assert f"{process.context.span_id:016x}" in dict(caused.trace)["traceparent"]
+    [publish] = exported.get_finished_spans()
+    assert publish.kind is SpanKind.PRODUCER
+    assert dict(publish.attributes or {})["messaging.message.id"] == str(event.event_id)
+    sent = dict(headers)
+    # FastStream links a consumed batch to one producer per distinct correlation_id.
+    assert sent["correlation_id"] == str(event.event_id).encode()
+    assert f"{publish.context.span_id:016x}" in sent["traceparent"].decode()
 
 
-def test_a_batch_links_every_record_and_parents_each_caused_event_on_its_record(
+async def test_a_consumed_batch_is_processed_in_a_span_linked_to_every_records_producer(
     exported: InMemorySpanExporter,
 ) -> None:
+    """FastStream's CONSUMER span (one per batch; from Kafka in a trace of its own, as the
+    messaging conventions have it for batches) links to each record's producer; the handler
+    runs in it, and the events it causes carry its context."""
+    settings = ServiceSettings(
+        auth_jwt_secret="dev-only-secret", kafka_security_protocol="PLAINTEXT"
+    )
+    broker = make_broker(settings, service="orders")
+    handled: list[tuple[trace.Span, list[OutgoingMessage]]] = []
+
+    async def handle(events: list[Envelope]) -> None:
+        handled.append((trace.get_current_span(), [OutgoingMessage.of(e) for e in events]))
+
+    consume_batches(
+        broker,
+        [Subscription(ORDERS_PLACED, handle)],
+        group_id="orders",
+        settings=settings,
+        dead_letters=DeadLetters(Producer(settings, client_id="unused")),
+    )
     first, second = placed_order(), placed_order()
     tracer = trace.get_tracer("test", tracer_provider=tracing._provider)
-    records, producers = [], []
-    for event in (first, second):
+    async with TestKafkaBroker(broker) as test_broker:
         with tracer.start_as_current_span("checkout") as checkout:
-            headers: list[tuple[str, bytes]] = []
-            tracing.inject_headers(headers)
-        producers.append(checkout.get_span_context())
-        records.append(record("orders.placed", encode(event), headers))
-
-    with tracing.consuming("orders.placed", "orders", records, [first, second]):
-        caused = [
-            tracing.capture(str(event.event_id)) for event in (second, first)
-        ]  # as a handler building events with causation_id = the consumed event's id
+            await test_broker.publish_batch(encode(first), encode(second), topic=ORDERS_PLACED.name)
     tracing.shutdown()
 
-    spans: list[ReadableSpan] = [
-        s for s in exported.get_finished_spans() if s.name == "orders.placed process"
+    [(span, caused)] = handled
+    spans = exported.get_finished_spans()
+    [process] = [
+        s for s in spans if s.name == "orders.placed process" and s.kind is SpanKind.CONSUMER
     ]
-    batch = next(s for s in spans if s.links)
-    per_record = [s for s in spans if s is not batch]
-    assert {link.context.span_id for link in batch.links} == {p.span_id for p in producers}
-    assert sorted(s.parent.span_id for s in per_record if s.parent) == sorted(
-        p.span_id for p in producers
-    )
-    by_parent = {s.parent.span_id: s for s in per_record if s.parent}
-    second_span = by_parent[producers[1].span_id]
-    assert f"{second_span.context.span_id:016x}" in dict(caused[0])["traceparent"]
+    assert span.get_span_context().span_id == process.context.span_id
+    assert dict(process.attributes or {})["juniper.event.type"] == "order.placed"
+    assert list(dict(process.attributes or {})["messaging.message.id"]) == [
+        str(first.event_id),
+        str(second.event_id),
+    ]
+    [batch] = [s for s in spans if process.parent and s.context.span_id == process.parent.span_id]
+    assert batch.links
+    assert {link.context.trace_id for link in batch.links} == {checkout.get_span_context().trace_id}
+    for message in caused:
+        assert f"{process.context.span_id:016x}" in dict(message.trace)["traceparent"]
 
 
 def test_the_service_names_itself_unless_otel_service_name_does(

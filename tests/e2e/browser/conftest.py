@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from juniper_shared.auth import issue_token
-from juniper_shared.testing import free_port
+from juniper_testkit import free_port
 
 from ...support.stack import JWT_SECRET, REPO, START_TIMEOUT, Process, Stack
 from ..support import Seller

@@ -27,8 +27,8 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from juniper_shared.asgi import SecurityHeaders
 from juniper_shared.contracts.money import Amount
-from juniper_shared.http import SecurityHeaders
 from pydantic import BaseModel, StringConstraints, ValidationError
 
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]

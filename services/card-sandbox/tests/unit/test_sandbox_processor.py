@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 
 
 def body(token: str, reference: str = "inv-1", amount: str = "66.00") -> dict[str, Any]:

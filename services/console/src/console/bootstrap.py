@@ -14,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from juniper_shared.http import BodySizeLimit, Observe, serve
+from juniper_shared.asgi import BodySizeLimit, Observe
+from juniper_shared.http import serve
 from juniper_shared.logs import configure_logging
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from invoicing.bootstrap import build_app
-from juniper_shared.testing import free_port, serving
+from juniper_testkit import free_port, serving
 
 from .support import Invoicing, invoicing_settings
 

@@ -33,21 +33,13 @@ from juniper_shared.contracts.registry import (
     PAYMENTS_EVENTS,
     encode,
 )
-from juniper_shared.testing import bearer, kafka_credentials, publish_raw, read_topic, wait_until
+from juniper_testkit import ADDRESS, bearer, kafka_credentials, publish_raw, read_topic, wait_until
 
 SHIPPING = {
     "carrier": "UPS",
     "tracking_number": "1Z999AA10123456784",
     "shipped_at": "2026-11-27",
     "shipping_cost": "15.00",
-}
-ADDRESS = {
-    "name": "Maple & Co",
-    "line1": "12 Harbour St",
-    "city": "Portland",
-    "region": "OR",
-    "postal_code": "97201",
-    "country": "US",
 }
 
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from invoicing.bootstrap import build_app
 from juniper_shared.metrics import DB_COMMANDS
-from juniper_shared.testing import free_port, kafka_env, serving, wait_until
+from juniper_testkit import free_port, kafka_env, serving, wait_until
 
 from .support import Invoicing, accepted, invoicing_settings, snapshot
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from juniper_shared.testing import read_topic
+from juniper_testkit import read_topic
 
 from .support import (
     Invoicing,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from juniper_shared.metrics import DB_COMMANDS
-from juniper_shared.testing import bearer, wait_until
+from juniper_testkit import bearer, wait_until
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from juniper_shared.contracts.events import PaymentRefunded, PaymentRefundedData
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 
 from .support import (
     Invoicing,

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from juniper_shared.contracts.events import Envelope as Event
 from juniper_shared.contracts.registry import encode, topic_of
-from juniper_shared.testing import bearer, free_port, kafka_credentials, serving, wait_until
+from juniper_testkit import bearer, free_port, kafka_credentials, serving, wait_until
 from notifications.bootstrap import build_app
 from notifications.settings import NotificationsSettings
 

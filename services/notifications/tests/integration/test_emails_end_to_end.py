@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from juniper_shared.contracts.common import Buyer
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 
 from .test_emails_end_to_end import SELLER, text_and_html
 

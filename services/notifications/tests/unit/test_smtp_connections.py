@@ -7,7 +7,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from juniper_shared.testing import free_port
+from juniper_testkit import free_port
 from notifications.adapters.smtp import SmtpMailer
 from notifications.domain.delivery import Outcome
 from notifications.settings import NotificationsSettings

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import (
+from juniper_testkit import (
     bearer,
     kafka_credentials,
     placed_order,

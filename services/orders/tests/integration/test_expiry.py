@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from juniper_shared.clock import utc_now
 from juniper_shared.contracts.events import OrderPlacedData
 from juniper_shared.metrics import DB_COMMANDS
-from juniper_shared.testing import placed_order, serving, wait_until
+from juniper_testkit import placed_order, serving, wait_until
 from orders.adapters.lease import LEASES, MongoLease
 from orders.bootstrap import build_app
 from orders.domain.expiry import deadline

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from juniper_shared.testing import serving, wait_until
+from juniper_testkit import serving, wait_until
 from orders.bootstrap import build_app
 from pymongo import AsyncMongoClient
 

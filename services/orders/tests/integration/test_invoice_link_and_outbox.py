@@ -17,7 +17,7 @@ from juniper_shared.contracts.events import (
     InvoicePaidData,
 )
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import placed_order, publish_raw, read_topic, serving, wait_until
+from juniper_testkit import placed_order, publish_raw, read_topic, serving, wait_until
 from orders.bootstrap import build_app
 
 from .conftest import OrdersUnderTest, make_settings
@@ -230,6 +230,6 @@ async def _outbox_size(orders: Any, order_id: str) -> int:
 
 
 def _seller() -> dict[str, str]:
-    from juniper_shared.testing import bearer
+    from juniper_testkit import bearer
 
     return bearer(SELLER)

@@ -13,7 +13,7 @@ from juniper_shared.contracts.events import (
     InvoiceVoidedData,
 )
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import publish_raw, wait_until
+from juniper_testkit import publish_raw, wait_until
 
 from .conftest import OrdersUnderTest
 from .test_invoice_link_and_outbox import BUYER, SELLER, accept

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from juniper_shared.testing import placed_order, wait_until
+from juniper_testkit import placed_order, wait_until
 
 from .conftest import OrdersUnderTest
 
@@ -353,7 +353,7 @@ async def test_another_sellers_order_does_not_exist_for_you(
 async def test_poison_goes_to_the_dlq_and_the_partition_keeps_flowing(
     orders_service: OrdersUnderTest,
 ) -> None:
-    from juniper_shared.testing import publish_raw, read_topic
+    from juniper_testkit import publish_raw, read_topic
 
     await ungated(orders_service)
     good = placed_order(seller_id=SELLER)
@@ -461,7 +461,7 @@ async def test_an_order_whose_prices_add_up_past_the_cap_is_dead_lettered_not_re
     import json
 
     from juniper_shared.contracts.registry import encode
-    from juniper_shared.testing import placed_order_data, publish_raw, read_topic
+    from juniper_testkit import placed_order_data, publish_raw, read_topic
 
     await ungated(orders_service)
     good = placed_order(seller_id=SELLER)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from juniper_shared.testing import serving
+from juniper_testkit import serving
 from orders.bootstrap import build_app
 
 from .conftest import OrdersUnderTest

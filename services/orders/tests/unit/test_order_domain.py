@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from juniper_shared.contracts.events import OrderPlacedData
-from juniper_shared.testing import placed_order_data
+from juniper_testkit import placed_order_data
 from orders.domain.errors import InvalidEdit, InvalidState
 from orders.domain.order import InvoiceLink, Order, PaymentStatus, Status
 from orders.domain.placing import place_order

@@ -13,7 +13,7 @@ import pytest
 from card_sandbox import Sandbox, create_sandbox_app
 from juniper_shared.contracts.events import Envelope, InvoiceIssued, OrderPlaced
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import (
+from juniper_testkit import (
     bearer,
     kafka_credentials,
     placed_order,

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from juniper_shared.contracts.common import NetTerms
-from juniper_shared.testing import bearer, placed_order
+from juniper_testkit import bearer, placed_order
 
 from ..builders import split_of
 from .conftest import PaymentsUnderTest

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from juniper_shared.contracts.registry import encode
-from juniper_shared.testing import (
+from juniper_testkit import (
     bearer,
     free_port,
     kafka_env,

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from juniper_shared.testing import wait_until
+from juniper_testkit import wait_until
 from pymongo import AsyncMongoClient
 
 from ..builders import expired_of

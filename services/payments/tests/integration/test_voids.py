@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from juniper_shared.contracts.events import InvoiceIssued, InvoiceVoided, InvoiceVoidedData
-from juniper_shared.testing import bearer, placed_order, read_topic, wait_until
+from juniper_testkit import bearer, placed_order, read_topic, wait_until
 
 from ..builders import invoice_issued
 from .conftest import PaymentsUnderTest

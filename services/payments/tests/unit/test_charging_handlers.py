@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from juniper_shared.contracts.events import Envelope, InvoiceIssued
-from juniper_shared.testing import placed_order
+from juniper_testkit import placed_order
 from payments.application.handlers import PaymentsHandlers
 from payments.application.ports import (
     ChargeRequest,

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from juniper_shared.inbox import PROCESSED_FIELD
+from juniper_shared.mongo import Document
 
 from invoicing.domain.invoice import Invoice, InvoiceStatus, PaymentFailure, Shipping
 from invoicing.domain.numbering import NumberCounter, Reservation
 from invoicing.domain.order import InvoiceableOrder, OrderLine
-
-Document = dict[str, Any]
 
 
 def _line_document(line: OrderLine) -> Document:

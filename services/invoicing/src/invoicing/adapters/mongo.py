@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from juniper_shared.batching import GroupReads, bulk_write_in_chunks
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
-from juniper_shared.kafka import OutgoingMessage
+from juniper_shared.mongo import Document
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
+from juniper_shared.producer import OutgoingMessage
 from juniper_shared.recent import RecentDocuments
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -28,8 +28,6 @@ from invoicing.adapters.documents import (
 from invoicing.domain.invoice import Invoice
 from invoicing.domain.numbering import NumberCounter
 from invoicing.domain.order import InvoiceableOrder
-
-Document = dict[str, Any]
 
 ORDERS = "orders"
 INVOICES = "invoices"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from juniper_shared.mongo import Document
 
 from orders.domain.customer import Customer
 from orders.domain.order import HistoryEntry, InvoiceLink, Line, Order, PaymentStatus, Status
-
-Document = dict[str, Any]
-
 
 REQUEST_MARKS = "request_marks"
 DEADLINE = "expires_at"

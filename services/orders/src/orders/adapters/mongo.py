@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
-from juniper_shared.kafka import EventPublisher, OutgoingMessage
 from juniper_shared.keys import compound_id
-from juniper_shared.mongo import EXACT_PUSHDOWN, count_exact, replace_index
+from juniper_shared.mongo import EXACT_PUSHDOWN, Document, count_exact, replace_index
 from juniper_shared.outbox import (
     OUTBOX_FIELD,
     PENDING_FIELD,
@@ -19,6 +18,7 @@ from juniper_shared.outbox import (
     new_outbox,
     stage_events,
 )
+from juniper_shared.producer import EventPublisher, OutgoingMessage
 from juniper_shared.recent import RecentDocuments
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -43,7 +43,6 @@ from orders.domain.order import Order, Status
 
 Row = TypeVar("Row")
 
-Document = dict[str, Any]
 
 ORDERS = "orders"
 MILLIS_PER_DAY = 86_400_000

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from juniper_shared.batching import GroupReads
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
-from juniper_shared.kafka import OutgoingMessage
+from juniper_shared.mongo import Document
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
+from juniper_shared.producer import OutgoingMessage
 from juniper_shared.recent import RecentDocuments
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -27,8 +27,6 @@ from payments.domain.payment import (
     Refund,
     RefundStatus,
 )
-
-Document = dict[str, Any]
 
 log = logging.getLogger(__name__)
 

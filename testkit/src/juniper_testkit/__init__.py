@@ -74,15 +74,19 @@ async def wait_until(
     raise AssertionError(f"waited {timeout}s for {equals!r}; last value was {last!r}")
 
 
+ADDRESS = {
+    "name": "Maple & Co",
+    "line1": "12 Harbour St",
+    "city": "Portland",
+    "region": "OR",
+    "postal_code": "97201",
+    "country": "US",
+}
+"""The buyer's shipping and billing address in the tests' orders."""
+
+
 def placed_order_data(**overrides: Any) -> dict[str, Any]:
-    address = {
-        "name": "Maple & Co",
-        "line1": "12 Harbour St",
-        "city": "Portland",
-        "region": "OR",
-        "postal_code": "97201",
-        "country": "US",
-    }
+    address = dict(ADDRESS)  # a test may change its order's address
     data: dict[str, Any] = {
         "order_id": f"ord-{uuid.uuid4().hex[:12]}",
         "seller_id": "seller-1",
