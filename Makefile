@@ -5,7 +5,7 @@ UV := uv
 export UV_LINK_MODE ?= copy
 
 # Benchmarks need the infrastructure: make infra-up first.
-.PHONY: bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate images test-images sbom screenshots
+.PHONY: accept-path bench bench-orders bench-chain bench-floor test-faults help install lint format test test-unit fuzz up down status demo infra-up infra-down infra-status asyncapi k8s-validate images test-images sbom screenshots
 
 help: ## List the tasks
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,7 +52,7 @@ demo: install ## Walk the help article's flows against the stack `make up` start
 screenshots: install ## Run the console's browser suite and keep a screenshot of each screen in docs/console/
 	JM_CONSOLE_SCREENSHOTS=docs/console bash scripts/test.sh tests/e2e/browser
 
-infra-up: ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
+infra-up: install ## Start Kafka, PostgreSQL, FerretDB and Mailpit (built/downloaded once, cached)
 	@bash deploy/local/infra.sh up
 
 infra-down: ## Stop the local infrastructure
@@ -87,6 +87,9 @@ bench-chain: install ## Orders through the whole chain (ingest..email): throughp
 bench-floor: install ## The least CPU an order can cost on these parts, bare (database write, HTTP request, Kafka message)
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} KAFKA_SECURITY_PROTOCOL=$${KAFKA_SECURITY_PROTOCOL:-SASL_PLAINTEXT} MONGODB_URL=$${MONGODB_URL:-mongodb://127.0.0.1:27017} \
 		$(UV) run --frozen python bench/floor_bench.py
+
+accept-path: install ## The project files a seller's accept runs through (starts the infrastructure it needs)
+	bash scripts/test.sh bench/accept_path.py -q -s
 
 bench: bench-orders bench-chain bench-floor ## Every benchmark; the last line holds every figure (key=value)
 	@$(UV) run --frozen python bench/summary.py

@@ -20,11 +20,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from juniper_shared.inbox import insert_new
+from juniper_shared.mongo import Document
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Document = dict[str, Any]
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,10 @@ class InvalidState(DomainError):
 
 class RetryLater(Exception):
     """A dependency is unreachable or busy (a lost race that kept repeating, a mail server
-    down): the same work may succeed when tried again, so a consumer redelivers its batch."""
+    down): the same work may succeed when tried again, so a consumer redelivers its batch and
+    an HTTP request is answered 503 with `code` and `Retry-After`."""
+
+    code = "retry_later"
 
 
 class ApiError(Exception):

@@ -26,7 +26,7 @@ from juniper_shared.asgi import (
     error_response,
 )
 from juniper_shared.auth import short_secret_warning
-from juniper_shared.errors import ApiError, DomainError
+from juniper_shared.errors import ApiError, DomainError, RetryLater
 from juniper_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,12 @@ def create_app(
             return error_response(422, "validation_error", f"request body: {error.detail}")
         code = _STATUS_CODES.get(error.status_code, "http_error")
         return error_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(RetryLater)
+    async def on_retry_later(_: Request, error: RetryLater) -> JSONResponse:
+        response = error_response(503, error.code, str(error))
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def on_unexpected(_: Request, error: Exception) -> JSONResponse:

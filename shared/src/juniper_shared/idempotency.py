@@ -28,7 +28,6 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -38,9 +37,8 @@ from juniper_shared.batching import GroupInserts, GroupUpdates, InsertBehind
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.http import api_error
 from juniper_shared.keys import compound_id
+from juniper_shared.mongo import Document
 from juniper_shared.request_marks import AlreadyApplied, RequestMark, serving
-
-Document = dict[str, Any]
 
 STALE_AFTER = timedelta(seconds=60)
 """A reservation older than this belongs to a request that died; it may be taken over."""

@@ -8,18 +8,17 @@ is written back guarded by its version. Inserts use deterministic `_id`s instead
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
+
+from juniper_shared.mongo import Document
 
 PROCESSED_FIELD = "processed_events"
 KEEP = 64
 """Event ids remembered per document: redeliveries come within a batch or two, not hundreds."""
 
 DUPLICATE_KEY = 11000
-
-Document = dict[str, Any]
 
 
 async def insert_new(

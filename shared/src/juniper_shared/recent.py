@@ -18,7 +18,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 
-Document = dict[str, Any]
+from juniper_shared.mongo import Document
 
 CAPACITY = 4096
 """About forty seconds of orders at 100 orders/s; a seller's edits follow each other closely."""

@@ -54,17 +54,6 @@ def test_bad_tokens_are_refused_every_time() -> None:
         assert _refusal("not-a-jwt") == "invalid token"
 
 
-def test_the_tokens_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "VERIFIED_TOKENS_KEPT", 3)
-    monkeypatch.setattr(auth, "_verified", {})
-    tokens = [issue_token(f"seller-{n}", SECRET) for n in range(5)]
-    for n, token in enumerate(tokens):
-        assert decode_seller_id(token, SECRET) == f"seller-{n}"
-    assert len(auth._verified) == 3
-    # Forgotten ones are verified again, and still name their seller.
-    assert decode_seller_id(tokens[0], SECRET) == "seller-0"
-
-
 @pytest.mark.filterwarnings("error::jwt.warnings.InsecureKeyLengthWarning")
 def test_the_local_secret_issues_and_verifies_tokens_without_a_warning_per_process() -> None:
     # The contract's local secret is shorter than HS256 wants; the services say so once, at

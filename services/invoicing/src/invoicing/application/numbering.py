@@ -166,7 +166,9 @@ class Numbering:
                     wait=_after_busy,
                 )
             except VersionConflict:
-                raise Contention(f"numbering for seller {seller_id} is busy; try again") from None
+                raise Contention(
+                    "numbering_busy", f"numbering for seller {seller_id} is busy; try again"
+                ) from None
 
     async def _settle(
         self,
@@ -229,7 +231,7 @@ class Numbering:
             return await retry_on_conflict(settle, conflict=VersionConflict, attempts=WRITE_RETRIES)
         except VersionConflict:
             raise Contention(
-                f"invoice {reservation.invoice_id} kept changing while numbered"
+                "numbering_busy", f"invoice {reservation.invoice_id} kept changing while numbered"
             ) from None
 
     async def _undo(self, counter: NumberCounter, reservation: Reservation) -> None:

@@ -138,7 +138,9 @@ class Previews:
         try:
             return await retry_on_conflict(draft, conflict=VersionConflict, attempts=WRITE_RETRIES)
         except VersionConflict:
-            raise Contention(f"invoice of order {order_id} kept changing; try again") from None
+            raise Contention(
+                "invoice_busy", f"invoice of order {order_id} kept changing; try again"
+            ) from None
 
     async def _order_at_least(self, order_id: str, version: int | None) -> InvoiceableOrder | None:
         # The snapshot this process's consumer stored last serves when it is recent enough (no

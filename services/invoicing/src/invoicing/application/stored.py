@@ -16,7 +16,12 @@ WRITE_RETRIES = 5
 
 
 class Contention(RetryLater):
-    """The seller's counter stayed busy for too long; the request may be retried."""
+    """Concurrent writes kept winning the race for too long (`numbering_busy`: the seller's
+    counter; `invoice_busy`: the invoice); the request may be retried as it is."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 async def seller_invoice(invoices: InvoiceRepository, seller_id: str, invoice_id: str) -> Invoice:

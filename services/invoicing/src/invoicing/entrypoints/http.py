@@ -31,7 +31,10 @@ WRITE_RESPONSES = {
         "description": "Order not approved or already invoiced (`order_not_invoiceable`), "
         "or the invoice cannot change in its status (`invalid_state`)"
     },
-    503: {"description": "The seller's numbering is busy; retry (`numbering_busy`)"},
+    503: {
+        "description": "Concurrent changes kept winning for too long; retry as it is, after "
+        "`Retry-After` (`numbering_busy` on confirm, `invoice_busy` on preview)"
+    },
 }
 
 

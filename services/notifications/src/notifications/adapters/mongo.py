@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from juniper_shared.mongo import EXACT_PUSHDOWN, replace_index
+from juniper_shared.mongo import EXACT_PUSHDOWN, Document, replace_index
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -14,8 +13,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from notifications.application.ports import DeliveryView
 from notifications.domain.delivery import Outcome, SendResult, Status, still_to_send
 from notifications.domain.notices import Notice
-
-Document = dict[str, Any]
 
 DELIVERIES = "deliveries"
 MAX_LISTED = 200
