@@ -1,10 +1,11 @@
-"""Group commit: independent writes that arrive while one is in flight go to the database
-together, as one bulk command.
+"""Sharing round trips: a consumed batch's writes in bulk commands (`bulk_write_in_chunks`,
+`apply_per_key`), concurrent reads by `_id` as one `find` (GroupReads), and records nobody waits
+for as one insert (InsertBehind).
 
-No timer and no added latency: the first write goes at once; those that arrive while it is
-in flight wait for it, then leave together in the next command. Under load the round trips
-per write fall towards 1/`max_items`; idle, nothing changes. Each caller still returns only
-once its own write is stored.
+GroupReads is group commit: no timer and no added latency; the first read goes at once, those
+that arrive while it is in flight leave together in the next command. Each caller still returns
+only once its own document is read. Measured in the chain benchmark, it saves about 5 of 19
+round trips per order.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from juniper_shared.inbox import insert_new
 from juniper_shared.mongo import Document
@@ -28,7 +27,6 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_KEY = 11000
 MAX_STATEMENTS = 40
 """Statements per bulk command: FerretDB holds a PostgreSQL connection per statement."""
 PARALLEL_KEYS = 16
@@ -108,47 +106,6 @@ class GroupCommit(Generic[T, R]):
                     future.set_exception(result)  # this item alone failed
                 else:
                     future.set_result(result)
-
-
-class GroupInserts:
-    """`insert_one` calls of one collection, grouped; returns False for a duplicate `_id`."""
-
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
-        self._collection = collection
-        self._group: GroupCommit[Document, bool] = GroupCommit(self._insert)
-
-    async def insert(self, document: Document) -> bool:
-        return await self._group.submit(document)
-
-    async def _insert(self, documents: Sequence[Document]) -> list[bool | Exception]:
-        try:
-            await self._collection.bulk_write([InsertOne(d) for d in documents], ordered=False)
-        except BulkWriteError as error:
-            # ordered=False: every other document was inserted; answer each caller for its own.
-            results: list[bool | Exception] = [True] * len(documents)
-            for item in error.details.get("writeErrors", []):
-                results[item["index"]] = (
-                    False
-                    if item.get("code") == DUPLICATE_KEY
-                    else BulkWriteError({"writeErrors": [item]})
-                )
-            return results
-        return [True] * len(documents)
-
-
-class GroupUpdates:
-    """Unconditional `update_one` calls of one collection (no per-write result), grouped."""
-
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
-        self._collection = collection
-        self._group: GroupCommit[UpdateOne, None] = GroupCommit(self._update)
-
-    async def update(self, filter: Document, update: Document) -> None:
-        await self._group.submit(UpdateOne(filter, update))
-
-    async def _update(self, updates: Sequence[UpdateOne]) -> list[Exception | None]:
-        await self._collection.bulk_write(list(updates), ordered=False)
-        return [None] * len(updates)
 
 
 class GroupReads:

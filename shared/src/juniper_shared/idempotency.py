@@ -14,7 +14,7 @@ Changes of an existing document (an order, an invoice) cost no round trip of the
   memory (another process's waits for it). If the process died before storing it, a retry
   gets the resource as it is now, also marked as a replay: the same answer unless the
   resource changed again meanwhile. A response nothing can stand in for (a split's new
-  order) is stored before answering, and concurrent requests' go as one bulk insert.
+  order) is stored before answering.
 - A request that changes nothing (an error) leaves no mark: a retry is evaluated again, and an
   error on a retry whose mark has since been dropped is answered from the stored response.
 
@@ -33,9 +33,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pymongo.asynchronous.collection import AsyncCollection
 
-from juniper_shared.batching import GroupInserts, GroupUpdates, InsertBehind
+from juniper_shared.batching import InsertBehind
 from juniper_shared.errors import ApiError, DomainError
 from juniper_shared.http import api_error
+from juniper_shared.inbox import insert_new
 from juniper_shared.keys import compound_id
 from juniper_shared.mongo import Document
 from juniper_shared.request_marks import AlreadyApplied, RequestMark, serving
@@ -67,11 +68,8 @@ class IdempotencyKeys:
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
-        # Concurrent requests share round trips: reservations and marked requests' responses
-        # go as one bulk insert, responses to reservations as one bulk update (group commit;
-        # each request still waits for its own).
-        self._inserts = GroupInserts(collection)
-        self._responses = GroupUpdates(collection)
+        # Responses `current` can stand in for (every change but a split) are stored behind the
+        # answer, together; the rarer reservations and responses go one write each.
         self._behind = InsertBehind(collection, delay_seconds=RESPONSE_DELAY_SECONDS)
 
     async def flush(self) -> None:
@@ -117,7 +115,7 @@ class IdempotencyKeys:
                 **_response_fields(response),
             }
             if current is None:
-                await self._inserts.insert(first)
+                await insert_new(self._collection, [first])
             else:
                 self._behind.add(first)
         return response
@@ -178,15 +176,16 @@ class IdempotencyKeys:
         if response.status_code >= 500:
             await self._collection.delete_one({"_id": document_id})
             return response
-        await self._responses.update(
+        await self._collection.update_one(
             {"_id": document_id}, {"$set": {"state": "done", **_response_fields(response)}}
         )
         return response
 
     async def _reserve(self, document_id: str, fingerprint: str) -> Response | None:
         now = datetime.now(UTC)
-        if await self._inserts.insert(
-            {"_id": document_id, "state": "running", "fingerprint": fingerprint, "at": now}
+        if await insert_new(
+            self._collection,
+            [{"_id": document_id, "state": "running", "fingerprint": fingerprint, "at": now}],
         ):
             return None
         existing = await self._collection.find_one({"_id": document_id})

@@ -1,14 +1,13 @@
-"""Group commit on the real database: concurrent writes share round trips, and each caller
-learns its own outcome (a duplicate `_id` is reported to that caller alone)."""
+"""Inserts behind on the real database: readable at once, stored together, nothing left at
+shutdown, and an `_id` already stored is kept."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from juniper_shared.batching import GroupInserts, GroupUpdates, InsertBehind
+from juniper_shared.batching import InsertBehind
 from juniper_shared.mongo import Document
 from juniper_testkit import wait_until
 from pymongo import AsyncMongoClient, monitoring
@@ -39,29 +38,6 @@ async def monitored(infra: Any) -> AsyncIterator[tuple[AsyncMongoClient[Document
     )
     yield client, commands
     await client.close()
-
-
-async def test_concurrent_inserts_and_updates_share_round_trips(
-    monitored: tuple[AsyncMongoClient[Document], Commands], database_name: str
-) -> None:
-    client, commands = monitored
-    collection = client[database_name]["keys"]
-    await collection.insert_one({"_id": "taken"})
-    inserts, updates = GroupInserts(collection), GroupUpdates(collection)
-    commands.names.clear()
-
-    ids = [f"key-{n}" for n in range(30)] + ["taken"]
-    inserted = await asyncio.gather(*(inserts.insert({"_id": i, "state": "running"}) for i in ids))
-
-    assert inserted == [True] * 30 + [False]
-    assert commands.names.count("insert") <= 3, commands.names  # not 31
-    commands.names.clear()
-    await asyncio.gather(
-        *(updates.update({"_id": i}, {"$set": {"state": "done"}}) for i in ids[:30])
-    )
-    assert commands.names.count("update") <= 3, commands.names
-    states = {d["_id"]: d.get("state") async for d in collection.find({})}
-    assert states == {**{i: "done" for i in ids[:30]}, "taken": None}
 
 
 async def test_inserts_behind_are_readable_at_once_and_stored_together(
