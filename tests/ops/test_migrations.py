@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from juniper_ops.migrations import buyer_link_ids
-from orders.adapters.mongo import MongoCustomers, link_id
+from orders.adapters.customers import MongoCustomers, link_id
 from pymongo import AsyncMongoClient
 
 from .test_cli import ops

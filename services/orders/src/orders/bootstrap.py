@@ -16,15 +16,10 @@ from juniper_shared.http import create_app, run_service
 from juniper_shared.idempotency import IdempotencyKeys
 from juniper_shared.runtime import Runtime
 
+from orders.adapters.customers import MongoCustomers, MongoSellerSettings
+from orders.adapters.kafka import KafkaEventSink
 from orders.adapters.lease import LEASES, MongoLease
-from orders.adapters.mongo import (
-    ORDERS,
-    KafkaEventSink,
-    MongoCustomers,
-    MongoOrders,
-    MongoSellerSettings,
-    create_indexes,
-)
+from orders.adapters.mongo import ORDERS, MongoOrders, create_indexes
 from orders.application.commands import SellerCommands
 from orders.application.expiry import ExpirySweep
 from orders.application.ingestion import Ingestion

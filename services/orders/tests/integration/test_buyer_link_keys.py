@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from orders.adapters.mongo import MongoCustomers
+from orders.adapters.customers import MongoCustomers
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
