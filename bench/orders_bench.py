@@ -33,6 +33,7 @@ from juniper_testkit import (
     kafka_settings,
     placed_order,
 )
+from orders.adapters.customers import link_id
 from pymongo import AsyncMongoClient
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -318,7 +319,7 @@ async def one_round() -> dict[str, float]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URL)
     await client[service.database]["buyer_links"].insert_one(
         {
-            "_id": f"{SELLER}:buyer-1",
+            "_id": link_id(SELLER, "buyer-1"),
             "seller_id": SELLER,
             "buyer_id": "buyer-1",
             "customer_id": "cus-bench",
