@@ -245,13 +245,6 @@ def proc_stat(pid: int) -> tuple[str, int, float, float] | None:
     return command, int(fields[1]), (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def _pid_file(name: str) -> int | None:
     try:
         return int((STATE_DIR / "run" / f"{name}.pid").read_text().strip())
