@@ -1,4 +1,6 @@
-"""nosniff on every response, errors included; a CSP on HTML only (the app factory's middleware)."""
+"""What the app factory answers besides the routes: nosniff on every response, errors included;
+a CSP on HTML only; work that lost its races for too long answered 503 with its code and a
+Retry-After, never a bare 500, so the caller may send the same request again."""
 
 from __future__ import annotations
 
@@ -9,7 +11,12 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from juniper_shared.asgi import HTML_POLICY
+from juniper_shared.errors import RetryLater
 from juniper_shared.http import create_app
+
+
+class CounterBusy(RetryLater):
+    code = "numbering_busy"
 
 
 @contextlib.asynccontextmanager
@@ -35,6 +42,10 @@ def app() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("boom")
 
+    @built.post("/confirm")
+    async def confirm() -> None:
+        raise CounterBusy("numbering for seller s-1 is busy; try again")
+
     return built
 
 
@@ -48,3 +59,18 @@ async def test_every_response_says_nosniff_and_html_gets_a_policy() -> None:
             assert response.headers["x-content-type-options"] == "nosniff", path
         assert "content-security-policy" not in (await client.get("/healthz")).headers
         assert (await client.get("/boom")).status_code == 500
+
+
+async def test_a_busy_resource_is_answered_503_with_its_code_and_retry_after() -> None:
+    transport = httpx.ASGITransport(app=app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.post("/confirm")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {
+        "error": {
+            "code": "numbering_busy",
+            "message": "numbering for seller s-1 is busy; try again",
+        }
+    }
