@@ -13,18 +13,20 @@
 #             creates the contract's topics and grants their ACLs as `admin`)
 #   postgres  PostgreSQL from Debian (/usr/lib/postgresql/15/bin)                127.0.0.1:5432, user postgres, trust
 #   ferretdb  FerretDB 1.24.2 (MongoDB wire protocol) on postgres, built from    127.0.0.1:27017
-#             the Go module proxy with deploy/local/ferretdb/id-index-lookup.patch
+#             the Go module proxy with the patches in deploy/local/ferretdb/
 #   mailpit   Mailpit v1.33.1 (SMTP sink + HTTP API), built with `go install`    SMTP 127.0.0.1:1025, HTTP 127.0.0.1:8025
 #
-# About the FerretDB patch: FerretDB 1.24 pushes `{_id: x}` down to PostgreSQL as
-# `_jsonb->$1 @> $2`, which the unique btree index on `(_jsonb->'_id')` cannot serve, so
-# without the patch every `_id` lookup is a sequential scan whose cost grows with the
-# collection. The patch emits `_jsonb->'_id' = $n` instead, and `_jsonb->'_id' = ANY($n)` for
-# `{_id: {$in: [strings]}}`; it also serves equality on other indexed keys from GIN indexes,
-# locks each document for its read-apply-write update, decodes stored documents in one pass,
-# tracks iterator leaks only in debug builds, writes one statement without BEGIN/COMMIT, and
-# sorts, limits and counts in PostgreSQL for queries that vouch for their filter (see the
-# patch file's sections).
+# About the FerretDB patches (deploy/local/ferretdb/, applied in name order), one per concern:
+#   1-index-lookups            `{_id: x}` and `{_id: {$in: [...]}}` as `_jsonb->'_id' = ...`, which
+#                              the unique btree on `(_jsonb->'_id')` serves (upstream's `@>` is a
+#                              sequential scan); equality on other keys served from GIN indexes
+#   2-update-locks             each document locked for its read-apply-write update
+#   3-one-pass-decoding        a stored document decoded in one pass, not once per level
+#   4-leak-tracking-in-debug-builds  iterator leak tracking only in debug builds
+#   5-single-statement-writes  one statement without BEGIN/COMMIT
+#   6-exact-pushdown           sort, limit and count in PostgreSQL for queries that vouch for
+#                              their filter
+# Each file says what it changes, why, and which test checks it.
 #
 # Environment:
 #   JM_STATE_DIR      data dirs, pid files, logs (default <repo>/.local; logs in logs/<component>.log)
@@ -87,7 +89,8 @@ readonly KAFKA_PRINCIPALS=(checkout orders invoicing payments notifications ops 
 
 readonly KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
 readonly KAFKA_LOG4J=$SCRIPT_DIR/kafka/log4j2.xml
-readonly FERRETDB_PATCH=$SCRIPT_DIR/ferretdb/id-index-lookup.patch
+# Applied in name order; each says what it changes, why, and which test checks it.
+readonly FERRETDB_PATCHES=("$SCRIPT_DIR"/ferretdb/[0-9]-*.patch)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -441,7 +444,7 @@ prepare_kafka() {
 }
 
 ferretdb_paths() {
-  FERRETDB_HOME=$CACHE_DIR/ferretdb-$FERRETDB_VERSION-$(short_sha256 <"$FERRETDB_PATCH")
+  FERRETDB_HOME=$CACHE_DIR/ferretdb-$FERRETDB_VERSION-$(cat "${FERRETDB_PATCHES[@]}" | short_sha256)
   FERRETDB_BIN=$FERRETDB_HOME/ferretdb
 }
 
@@ -454,7 +457,7 @@ prepare_ferretdb() {
   t0=$(now_ms)
   log=$(build_log ferretdb)
   new_build_dir ferretdb
-  say "ferretdb: building FerretDB $FERRETDB_VERSION with $(basename "$FERRETDB_PATCH") (~1.5 min cold; log: $log)"
+  say "ferretdb: building FerretDB $FERRETDB_VERSION with ${#FERRETDB_PATCHES[@]} patches from deploy/local/ferretdb (~1.5 min cold; log: $log)"
   : >"$log"
   # shellcheck disable=SC2016 # $1 and $2 are for the inner sh
   if ! run_bounded "$log" "$BUILD_TMP" sh -c 'GOTOOLCHAIN=local go mod download -json "$1" >"$2"' \
@@ -467,15 +470,18 @@ prepare_ferretdb() {
   chmod -R u+w "$BUILD_TMP/src"
   # A plain `go install` panics at start without a version in build/version/version.txt.
   printf 'v%s' "$FERRETDB_VERSION" >"$BUILD_TMP/src/build/version/version.txt"
-  {
-    echo "== patch -p1 < $FERRETDB_PATCH"
-    if command -v patch >/dev/null 2>&1; then
-      patch -d "$BUILD_TMP/src" -p1 --forward --batch --fuzz=0 --no-backup-if-mismatch -i "$FERRETDB_PATCH"
-    else
-      git -C "$BUILD_TMP/src" apply --verbose "$FERRETDB_PATCH"
-    fi
-  } >>"$log" 2>&1 ||
-    die "ferretdb: $FERRETDB_PATCH does not apply to FerretDB v$FERRETDB_VERSION; see $log"
+  local patch_file
+  for patch_file in "${FERRETDB_PATCHES[@]}"; do
+    {
+      echo "== patch -p1 < $patch_file"
+      if command -v patch >/dev/null 2>&1; then
+        patch -d "$BUILD_TMP/src" -p1 --forward --batch --fuzz=0 --no-backup-if-mismatch -i "$patch_file"
+      else
+        git -C "$BUILD_TMP/src" apply --verbose "$patch_file"
+      fi
+    } >>"$log" 2>&1 ||
+      die "ferretdb: $patch_file does not apply to FerretDB v$FERRETDB_VERSION; see $log"
+  done
   echo "== go build" >>"$log"
   if ! run_bounded "$log" "$BUILD_TMP/src" env CGO_ENABLED=0 GOTOOLCHAIN=local \
     go build -buildvcs=false -o "$BUILD_TMP/out/ferretdb" ./cmd/ferretdb; then

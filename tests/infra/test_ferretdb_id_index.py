@@ -1,6 +1,6 @@
 """FerretDB serves lookups by ``_id`` from PostgreSQL's ``_id`` index.
 
-deploy/local/ferretdb/id-index-lookup.patch makes FerretDB 1.24 push ``{_id: x}``
+deploy/local/ferretdb/1-index-lookups.patch makes FerretDB 1.24 push ``{_id: x}``
 down as ``_jsonb->'_id' = $n``, the expression of the unique btree index that
 FerretDB creates on every collection table. Without the patch the filter is
 ``_jsonb->$1 @> $2`` and every lookup by ``_id`` is a sequential scan whose cost
@@ -163,7 +163,7 @@ def test_find_one_by_string_id_uses_the_id_index() -> None:
         assert idx_after - idx_before >= LOOKUPS + 1, (
             f"idx_scan grew by {idx_after - idx_before} (seq_scan by {seq_after - seq_before}) "
             f"after {LOOKUPS + 1} find_one by _id: the _id index is not used "
-            "(is FerretDB built with deploy/local/ferretdb/id-index-lookup.patch?)"
+            "(is FerretDB built with deploy/local/ferretdb/1-index-lookups.patch?)"
         )
         assert seq_after == seq_before, (
             f"seq_scan grew by {seq_after - seq_before} during find_one by _id"
@@ -208,7 +208,7 @@ def test_find_by_id_in_a_list_uses_the_id_index_and_finds_exactly_those() -> Non
         )
         assert idx_after - idx_before >= groups, (
             f"idx_scan grew by {idx_after - idx_before} after {groups} finds with $in on _id "
-            "(is FerretDB built with deploy/local/ferretdb/id-index-lookup.patch?)"
+            "(is FerretDB built with deploy/local/ferretdb/1-index-lookups.patch?)"
         )
         assert seq_after == seq_before, f"seq_scan grew by {seq_after - seq_before}"
 

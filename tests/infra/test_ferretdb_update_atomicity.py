@@ -1,6 +1,6 @@
 """Concurrent updates of one document must not lose writes (FerretDB carries our lock patch).
 
-Without deploy/local/ferretdb/id-index-lookup.patch's update locks, FerretDB 1.24 reads,
+Without deploy/local/ferretdb/2-update-locks.patch, FerretDB 1.24 reads,
 applies and writes back each update without a lock, so concurrent updates overwrite each other
 and version-guarded optimistic concurrency lets two writers both "win".
 """

@@ -113,7 +113,7 @@ class GroupReads:
 
     Each caller gets its own copy of the document (callers change what they read). A read
     submitted after a write returned sees that write: its `find` starts after it was submitted.
-    On FerretDB this needs deploy/local/ferretdb/id-index-lookup.patch (`$in` on `_id` from
+    On FerretDB this needs deploy/local/ferretdb/1-index-lookups.patch (`$in` on `_id` from
     the index); MongoDB serves it from the `_id` index as it is.
     """
 
