@@ -2,102 +2,16 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from juniper_shared.contracts.events import Envelope, OrderExpired
+from juniper_shared.contracts.events import OrderExpired
 from orders.application.commands import SellerCommands
 from orders.application.expiry import Expiry, ExpirySweep
-from orders.application.ports import VersionConflict
 from orders.domain.expiry import SellerSettings, deadline
 from orders.domain.order import Order, Status
 
+from .fakes import Clock, FakeOrders, FakeSettings
 from .test_order_domain import NOW, new_order
-
-
-@dataclass
-class FakeOrders:
-    stored: dict[str, Order] = field(default_factory=dict)
-    events: list[Envelope] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-
-    def add(self, order: Order) -> None:
-        self.stored[order.order_id] = copy.deepcopy(order)
-
-    async def pending_by_deadline(self, limit: int) -> list[Order]:
-        pending = [o for o in self.stored.values() if o.status is Status.PENDING]
-        pending.sort(key=lambda o: (o.expires_at is not None, o.expires_at or NOW))
-        return [copy.deepcopy(o) for o in pending[:limit]]
-
-    async def save(
-        self,
-        order: Order,
-        events: Sequence[Envelope],
-        *,
-        processed_event_id: str | None = None,
-        due_by: datetime | None = None,
-    ) -> None:
-        current = self.stored[order.order_id]
-        if current.version != order.version - 1 or (
-            due_by is not None
-            and (
-                current.status is not Status.PENDING
-                or current.expires_at is None
-                or current.expires_at > due_by
-            )
-        ):
-            raise VersionConflict(current.version)
-        kept = copy.deepcopy(order)
-        kept.expires_at, kept.expiry_days = current.expires_at, current.expiry_days
-        self.stored[order.order_id] = kept
-        self.events += events
-
-    async def schedule(
-        self, order_id: str, *, expires_at: datetime, days: int, was_days: int | None
-    ) -> bool:
-        order = self.stored[order_id]
-        if order.status is not Status.PENDING or order.expiry_days != was_days:
-            return False
-        order.expires_at, order.expiry_days = expires_at, days
-        return True
-
-    async def move_deadlines(self, seller_id: str, *, from_days: int, to_days: int) -> int:
-        self.log.append(f"move {from_days}->{to_days}")
-        moved = 0
-        for order in self.stored.values():
-            if (
-                order.seller_id == seller_id
-                and order.status is Status.PENDING
-                and order.expiry_days == from_days
-                and order.expires_at is not None
-            ):
-                order.expires_at += timedelta(days=to_days - from_days)
-                order.expiry_days = to_days
-                moved += 1
-        return moved
-
-
-@dataclass
-class FakeSettings:
-    chosen: dict[str, SellerSettings] = field(default_factory=dict)
-    log: list[str] = field(default_factory=list)
-
-    async def get(self, seller_id: str) -> SellerSettings:
-        return self.chosen.get(seller_id, SellerSettings())
-
-    async def save(self, seller_id: str, settings: SellerSettings) -> None:
-        self.log.append(f"save {settings.pending_order_expiry_days}")
-        self.chosen[seller_id] = settings
-
-
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def sweeper(orders: FakeOrders, settings: FakeSettings, clock: Clock) -> ExpirySweep:

@@ -5,81 +5,21 @@ integration suite's)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import pytest
-from juniper_shared.contracts.events import Envelope, OrderAccepted, OrderUpdated
+from juniper_shared.contracts.events import OrderAccepted, OrderUpdated
 from orders.application.commands import (
     CustomerChoice,
     NewCustomer,
     PreconditionFailed,
     SellerCommands,
 )
-from orders.application.ports import VersionConflict
-from orders.domain.customer import Customer
 from orders.domain.errors import CustomerRequired, InvalidState, NotFound
 from orders.domain.order import Order, Status
 
-from .test_expiry_sweep import FakeSettings
+from .fakes import FakeCustomers, FakeOrders, FakeSettings
 from .test_order_domain import NOW, new_order, three_line_order
-
-
-@dataclass
-class FakeOrders:
-    """Stored orders, this process's kept copies (which another replica may have outdated),
-    and the events stored with each change."""
-
-    stored: dict[str, Order] = field(default_factory=dict)
-    kept: dict[str, Order] = field(default_factory=dict)
-    events: list[Envelope] = field(default_factory=list)
-    races_lost: int = 0
-    """Writes that another writer beats first (it stores a version of its own)."""
-
-    def add(self, order: Order) -> None:
-        self.stored[order.order_id] = copy.deepcopy(order)
-
-    async def get(self, order_id: str, *, recent: bool = False) -> Order | None:
-        source = self.kept if recent and order_id in self.kept else self.stored
-        order = source.get(order_id)
-        return copy.deepcopy(order) if order is not None else None
-
-    async def save(
-        self,
-        order: Order,
-        events: Sequence[Envelope],
-        *,
-        processed_event_id: str | None = None,
-        due_by: datetime | None = None,
-    ) -> None:
-        current = self.stored[order.order_id]
-        if self.races_lost:
-            self.races_lost -= 1
-            current.version += 1
-        if current.version != order.version - 1:
-            raise VersionConflict(current.version)
-        self.stored[order.order_id] = copy.deepcopy(order)
-        self.kept[order.order_id] = copy.deepcopy(order)
-        self.events += events
-
-
-@dataclass
-class FakeCustomers:
-    stored: dict[str, Customer] = field(default_factory=dict)
-    links: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    async def get(self, customer_id: str) -> Customer | None:
-        return copy.deepcopy(self.stored.get(customer_id))
-
-    async def save(self, customer: Customer, *, new: bool) -> None:
-        self.stored[customer.customer_id] = copy.deepcopy(customer)
-
-    async def linked_customer(self, seller_id: str, buyer_id: str) -> str | None:
-        return self.links.get((seller_id, buyer_id))
-
-    async def link_buyer(self, seller_id: str, buyer_id: str, customer_id: str) -> None:
-        self.links[(seller_id, buyer_id)] = customer_id
 
 
 @dataclass
