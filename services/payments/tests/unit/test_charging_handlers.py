@@ -186,3 +186,45 @@ async def test_no_card_in_the_vault_fails_the_attempt_as_retryable_without_charg
         True,
     )
     assert processor.requests == []
+
+
+class CountingPayments(FakePayments):
+    """Keeps what each write stored, so a test sees what a crash after it would leave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[Payment] = []
+
+    async def add_new(self, payments: Sequence[tuple[Payment, str]]) -> list[str]:
+        self.writes += [_copy(p) for p, _ in payments]
+        return await super().add_new(payments)
+
+    async def save(self, payment: Payment, events: Sequence[Envelope]) -> None:
+        await super().save(payment, events)
+        self.writes.append(_copy(payment))
+
+
+async def test_a_card_already_in_the_vault_is_charged_with_one_write_after_the_insert() -> None:
+    built, _, processor, jobs = handlers()
+    payments = built.payments = CountingPayments()
+    await built.on_invoices_issued([await card_invoice(built)])
+    inserted = payments.writes[0].last_attempt
+    await jobs.run_all()
+
+    # The insert itself says the charge may be on its way (a crash after it resends the same
+    # key); the only other write is the outcome.
+    assert (inserted.status.value, inserted.sent_at) == ("pending", NOW)
+    assert [w.last_attempt.status.value for w in payments.writes] == ["pending", "succeeded"]
+    assert [r.idempotency_key for r in processor.requests] == ["inv-1:1"]
+
+
+async def test_a_card_that_reaches_the_vault_late_is_marked_sent_before_its_charge() -> None:
+    built, _, processor, jobs = handlers()
+    payments = built.payments = CountingPayments()
+    order = placed_order(seller_id="seller-1")
+    await built.on_invoices_issued([invoice_issued(order, invoice_id="inv-1")])
+    await built.record_placed_cards([order])
+    await jobs.run_all()
+
+    assert [w.last_attempt.sent_at for w in payments.writes] == [None, NOW, NOW]
+    assert [r.idempotency_key for r in processor.requests] == ["inv-1:1"]

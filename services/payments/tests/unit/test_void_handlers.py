@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from juniper_shared.contracts.events import InvoiceIssued, InvoiceVoided, InvoiceVoidedData
+from juniper_testkit import placed_order
 from payments.application.handlers import PaymentsHandlers
 from payments.application.ports import (
     ChargeRequest,
@@ -17,6 +18,7 @@ from payments.application.ports import (
 )
 from payments.domain.errors import InvalidState
 
+from ..builders import invoice_issued
 from .test_charging_handlers import NOW, FakePayments, FakeVault, Jobs, _no_sleep, card_invoice
 
 
@@ -94,8 +96,10 @@ async def test_an_invoice_voided_before_its_charge_ran_is_never_charged() -> Non
 
 async def test_a_void_arriving_while_the_card_is_looked_up_stops_the_charge() -> None:
     built, payments, processor, jobs = handlers()
-    issued = await card_invoice(built)
-    await built.on_invoices_issued([issued])
+    order = placed_order(seller_id="seller-1")
+    issued = invoice_issued(order, invoice_id="inv-1")
+    await built.on_invoices_issued([issued])  # before the card reached the vault
+    await built.record_placed_cards([order])
     vault = built.vault
     assert isinstance(vault, FakeVault)
     real_card_for = vault.card_for
@@ -170,3 +174,15 @@ async def test_a_refund_the_processor_could_not_take_is_made_later_with_the_same
 
     assert [r.idempotency_key for r in processor.refunds] == ["inv-1:1:refund"] * 2
     assert [e.type for e in payments.events] == ["payment.succeeded", "payment.refunded"]
+
+
+async def test_an_invoice_voided_in_the_batch_that_issued_it_is_never_charged() -> None:
+    built, payments, processor, jobs = handlers()
+    issued = await card_invoice(built)
+    await built.on_invoices_issued([issued], voided={"inv-1"})
+    await jobs.run_all()  # anything queued runs before the void, as it may in a process
+    await built.on_invoices_voided([voided(issued)])
+    await jobs.run_all()
+
+    assert processor.charges == []
+    assert payments.stored["inv-1"].status.value == "voided"

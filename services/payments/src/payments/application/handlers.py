@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from juniper_shared.clock import utc_now
@@ -68,6 +68,9 @@ class PaymentsHandlers:
     """Pauses while an invoice's card has not reached the vault yet (topics are independent)."""
     clock: Clock = utc_now
     sleep: Sleep = asyncio.sleep
+    _unsent: dict[str, datetime] = field(default_factory=dict, init=False)
+    """Invoices stored as sent whose charge has not started yet in this process: the moment
+    stored. A void that takes one out voids the attempt, and the charge is never sent."""
 
     # --- the card vault -------------------------------------------------------------------
 
@@ -111,23 +114,44 @@ class PaymentsHandlers:
 
     # --- invoices -------------------------------------------------------------------------
 
-    async def on_invoices_issued(self, issued: Sequence[InvoiceIssued]) -> None:
+    async def on_invoices_issued(
+        self, issued: Sequence[InvoiceIssued], *, voided: Collection[str] = frozenset()
+    ) -> None:
         """Store attempt 1 of each new invoice (pending for cards), then charge in the background.
 
+        An attempt whose card is in the vault already is stored as sent: its charge follows the
+        insert at once, so no second write marks the send. A void that comes before the charge
+        starts here takes it back (`_unsent`); after that, or in another process, it refunds.
+        `voided`: invoices voided later in the same batch: stored unsent and not charged here
+        (the void that follows voids the attempt; were it lost, the pending scan resumes it).
         A redelivered invoice finds its payment stored: no new attempt; a pending one is resumed
         with its stored idempotency key.
         """
         now = self.clock()
         unique = {event.data.invoice_id: event for event in issued}
-        new = [(payment_for(event, now=now), str(event.event_id)) for event in unique.values()]
+        payments = [payment_for(event, now=now) for event in unique.values()]
+        cards = await asyncio.gather(*(self._card_now(payment) for payment in payments))
+        ready: dict[str, StoredCard] = {}
+        for payment, card in zip(payments, cards, strict=True):
+            if card is not None and payment.invoice_id not in voided:
+                payment.mark_first_sent(now=now)
+                ready[payment.invoice_id] = card
+        new = [(payment, str(unique[payment.invoice_id].event_id)) for payment in payments]
         inserted = set(await self.payments.add_new(new))
-        for payment, _ in new:
-            if payment.invoice_id in inserted and payment.method != CREDIT_CARD:
+        for payment in payments:
+            invoice_id = payment.invoice_id
+            if invoice_id in inserted and payment.method != CREDIT_CARD:
                 PAYMENT_OUTCOMES.labels(AttemptStatus.NOT_APPLICABLE.value, "").inc()
-            if payment.method == CREDIT_CARD:
-                # A payment just stored is handed over as it is (a redelivered one is read).
-                known = payment if payment.invoice_id in inserted else None
-                self._schedule(payment.invoice_id, known=known)
+            if payment.method != CREDIT_CARD or invoice_id in voided:
+                continue
+            if invoice_id in inserted:
+                # Handed over as just stored (a redelivered one is read).
+                card = ready.get(invoice_id)
+                if card is not None:
+                    self._unsent[invoice_id] = now
+                self._schedule(invoice_id, known=payment, card=card)
+            else:
+                self._schedule(invoice_id)
 
     async def resume_pending(self, *, older_than: timedelta, limit: int = 100) -> int:
         """Charge again (same key) attempts a crash or a lost process left pending."""
@@ -138,8 +162,12 @@ class PaymentsHandlers:
             self._schedule(invoice_id)
         return len(invoice_ids)
 
-    def _schedule(self, invoice_id: str, *, known: Payment | None = None) -> None:
-        self.scheduler.submit(invoice_id, lambda: self.charge_pending(invoice_id, known=known))
+    def _schedule(
+        self, invoice_id: str, *, known: Payment | None = None, card: StoredCard | None = None
+    ) -> None:
+        self.scheduler.submit(
+            invoice_id, lambda: self.charge_pending(invoice_id, known=known, card=card)
+        )
 
     async def on_invoices_voided(self, voided: Sequence[InvoiceVoided]) -> None:
         """Charge nothing more for a voided invoice; refund what was charged (in the background).
@@ -153,6 +181,8 @@ class PaymentsHandlers:
 
     async def _void(self, event: InvoiceVoided) -> Payment | None:
         invoice_id = event.data.invoice_id
+        # Its charge, queued here, will not be sent now: the void may void the attempt.
+        unsent_since = self._unsent.pop(invoice_id, None)
 
         async def attempt(_: int) -> Payment | None:
             payment = await self.payments.get(invoice_id)
@@ -165,7 +195,7 @@ class PaymentsHandlers:
                     f"invoice.voided of seller {event.seller_id!r} and order "
                     f"{event.data.order_id} names the payment of another seller or order"
                 )
-            if not payment.void(now=self.clock()):
+            if not payment.void(now=self.clock(), unsent_since=unsent_since):
                 return payment
             await self.payments.save(payment, [])
             PAYMENTS_VOIDED.inc()
@@ -179,10 +209,15 @@ class PaymentsHandlers:
                 f"payment {invoice_id} kept changing; the batch will be retried"
             ) from None
 
-    async def charge_pending(self, invoice_id: str, *, known: Payment | None = None) -> None:
+    async def charge_pending(
+        self, invoice_id: str, *, known: Payment | None = None, card: StoredCard | None = None
+    ) -> None:
         """Charge the pending attempt of an invoice, then store its outcome and event at once;
         then make the refund a voided invoice is owed, if any. `known`: the payment as just
-        stored; if it changed since (voided), the guarded start misses and reads it again."""
+        stored; if it changed since (voided), the guarded start misses and reads it again.
+        `card`: the card `known` was stored as sent with, so no write marks the send."""
+        if card is not None and self._unsent.pop(invoice_id, None) is None:
+            known = card = None  # a void took the charge back: see what it left
         payment = known or await self.payments.get(invoice_id)
         if payment is None:
             return
@@ -190,23 +225,26 @@ class PaymentsHandlers:
         try:
             attempt = payment.pending_attempt()
             if attempt is not None:
-                payment = await self._charge_attempt(payment, attempt.attempt)
+                payment = await self._charge_attempt(payment, attempt.attempt, card=card)
             if payment is not None and payment.refund_due() is not None:
                 await self._refund(payment)
         finally:
             correlation_id.reset(token)
 
-    async def _charge_attempt(self, payment: Payment, attempt: int) -> Payment | None:
-        card = await self._card(payment)
+    async def _charge_attempt(
+        self, payment: Payment, attempt: int, *, card: StoredCard | None
+    ) -> Payment | None:
         if card is None:
-            outcome = Outcome(approved=False, reason="card_unavailable")
-        else:
+            card = await self._card(payment)
+            if card is None:
+                outcome = Outcome(approved=False, reason="card_unavailable")
+                return await self._record(payment, attempt, outcome)
             started = await self._begin(payment.invoice_id, attempt, known=payment)
             if started is None:
                 return None  # voided before anything was sent, or ended by another process
             payment = started
-            sent = next(a for a in started.attempts if a.attempt == attempt)
-            outcome = await self._charge(started, sent, card)
+        sent = next(a for a in payment.attempts if a.attempt == attempt)
+        outcome = await self._charge(payment, sent, card)
         return await self._record(payment, attempt, outcome)
 
     async def _begin(
@@ -304,13 +342,18 @@ class PaymentsHandlers:
     async def _card(self, payment: Payment) -> StoredCard | None:
         """The invoice's card, waiting a bounded while for the vault to catch up."""
         for pause in (*self.card_waits, None):
-            card = await self.vault.card_for(payment.order_id)
-            if card is not None and card.seller_id == payment.seller_id:
+            card = await self._card_now(payment)
+            if card is not None or pause is None:
                 return card
-            if pause is None:
-                return None
             await self.sleep(pause)
         return None
+
+    async def _card_now(self, payment: Payment) -> StoredCard | None:
+        """The invoice's card if the vault holds it (and it is the invoice's seller's)."""
+        if payment.method != CREDIT_CARD:
+            return None
+        card = await self.vault.card_for(payment.order_id)
+        return card if card is not None and card.seller_id == payment.seller_id else None
 
     async def _record(self, payment: Payment, attempt: int, outcome: Outcome) -> Payment | None:
         """Store the attempt's outcome and its event; returns the payment as stored."""

@@ -209,6 +209,15 @@ class Payment:
         self.version += 1
         return True
 
+    def mark_first_sent(self, *, now: datetime) -> None:
+        """Attempt 1 of a new payment, stored as sent: its charge follows the insert at once
+        (the card is at hand), so the insert is its void check. Not a change: the version
+        stays."""
+        first = self._pending(1)
+        if self.voided_at is not None or len(self.attempts) != 1:
+            raise InvalidState(f"payment of invoice {self.invoice_id} is not new")
+        first.sent_at = now
+
     def succeed(self, attempt: int, *, processor_ref: str, now: datetime) -> Attempt:
         current = self._pending(attempt)
         current.status = AttemptStatus.SUCCEEDED
@@ -219,14 +228,16 @@ class Payment:
         self.version += 1
         return current
 
-    def void(self, *, now: datetime) -> bool:
+    def void(self, *, now: datetime, unsent_since: datetime | None = None) -> bool:
         """The invoice was voided: charge nothing more, refund what was charged.
-        Returns whether anything changed (a second void changes nothing)."""
+        Returns whether anything changed (a second void changes nothing).
+        `unsent_since`: the caller holds back the charge of an attempt stored as sent at that
+        moment, so that attempt was never sent and is voided too."""
         if self.voided_at is not None:
             return False
         self.voided_at = now
         pending = self.pending_attempt()
-        if pending is not None and pending.sent_at is None:
+        if pending is not None and pending.sent_at in (None, unsent_since):
             pending.status = AttemptStatus.VOIDED
             pending.at = now
         charged = [a for a in self.attempts if a.status is AttemptStatus.SUCCEEDED]

@@ -38,8 +38,12 @@ def register_subscribers(
 
     async def on_invoices_events(events: list[Envelope]) -> None:
         # Issued before voided: one invoice's events come in order on its partition.
-        await handlers.on_invoices_issued([e for e in events if isinstance(e, InvoiceIssued)])
-        await handlers.on_invoices_voided([e for e in events if isinstance(e, InvoiceVoided)])
+        voided = [e for e in events if isinstance(e, InvoiceVoided)]
+        await handlers.on_invoices_issued(
+            [e for e in events if isinstance(e, InvoiceIssued)],
+            voided={e.data.invoice_id for e in voided},
+        )
+        await handlers.on_invoices_voided(voided)
 
     consume_batches(
         broker,
