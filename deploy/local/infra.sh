@@ -26,6 +26,7 @@
 #   5-single-statement-writes  one statement without BEGIN/COMMIT
 #   6-exact-pushdown           sort, limit and count in PostgreSQL for queries that vouch for
 #                              their filter
+#   7-unique-updates           an update a unique index refuses is a duplicate key (E11000)
 # Each file says what it changes, why, and which test checks it.
 #
 # Environment:

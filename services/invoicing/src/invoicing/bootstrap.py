@@ -9,7 +9,6 @@ from juniper_shared.runtime import Runtime
 
 from invoicing.adapters.mongo import (
     INVOICES,
-    MongoCounters,
     MongoInvoices,
     MongoOrderBook,
     create_indexes,
@@ -34,13 +33,7 @@ def build_app(settings: InvoicingSettings, *, fault: FaultPoint = no_faults) -> 
     # The consumer hands each order version it stores to the previews waiting for it.
     versions = OrderVersions()
     previews = Previews(orders, invoices, base_url, versions=versions)
-    numbering = Numbering(
-        orders,
-        invoices,
-        MongoCounters(runtime.db),
-        base_url,
-        fault=fault,
-    )
+    numbering = Numbering(orders, invoices, base_url, fault=fault)
     register_subscribers(
         runtime.broker,
         Reactions(orders, invoices, base_url, versions=versions),
@@ -51,8 +44,6 @@ def build_app(settings: InvoicingSettings, *, fault: FaultPoint = no_faults) -> 
 
     async def on_start() -> None:
         await create_indexes(runtime.db)
-        # A confirm that died between reserving a number and releasing it is finished here.
-        await numbering.recover_numbering()
 
     idempotency = IdempotencyKeys(runtime.db["idempotency_keys"])
     app = create_app(

@@ -10,11 +10,7 @@ INVOICE_PAYMENTS = Counter(
 )
 NUMBERING_CONTENTION = Counter(
     "jm_invoice_numbering_contention_total",
-    "Reservations lost to another confirm of the same seller (retried after a pause)",
-)
-NUMBERS_RETURNED = Counter(
-    "jm_invoice_numbers_returned_total",
-    "Reserved numbers given back because their invoice was numbered by another confirm",
+    "Numbers found taken by another replica's confirm of the same seller (retried after a pause)",
 )
 INVOICES_VOIDED = Counter(
     "jm_invoices_voided_total",

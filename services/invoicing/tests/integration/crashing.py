@@ -1,7 +1,7 @@
 """`python crashing.py STEP`: the invoicing service, except that it dies at once (exit code
-137, as a killed process would) right after STEP of a confirm (`number_reserved` or
-`invoice_numbered`). The fault point is injected here, so the service itself carries no crash
-switch."""
+137, as a killed process would) right after STEP of a confirm (`number_chosen`, before its
+write, or `invoice_numbered`, after it). The fault point is injected here, so the service
+itself carries no crash switch."""
 
 from __future__ import annotations
 

@@ -13,9 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from invoicing.adapters.documents import NUMBER_KEY, number_key
+from invoicing.adapters.mongo import create_indexes
 from invoicing.bootstrap import build_app
 from juniper_shared.metrics import DB_COMMANDS
 from juniper_testkit import free_port, kafka_env, serving, wait_until
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from .support import Invoicing, accepted, invoicing_settings, snapshot
 
@@ -33,7 +37,7 @@ async def test_twenty_concurrent_confirms_from_two_instances_number_one_to_twent
     service: Invoicing, infra: Any, database_name: str, unique: str
 ) -> None:
     invoice_ids = await drafts(service, unique, 20)
-    # A second instance on the same database: confirms race on the counter across processes.
+    # A second instance on the same database: confirms race for the numbers across processes.
     port = free_port()
     other = build_app(invoicing_settings(infra, database_name, unique, port))
     async with (
@@ -56,24 +60,24 @@ async def test_twenty_concurrent_confirms_from_two_instances_number_one_to_twent
     assert sorted(event["data"]["number"] for event in events) == numbers
 
 
-def counter_round_trips() -> float:
-    """Commands sent to the numbering counters by this test process (its service included)."""
+def invoice_round_trips() -> float:
+    """Commands sent to the invoices collection by this test process (its service included)."""
     return sum(
-        DB_COMMANDS.labels(command, "invoice_counters")._value.get()
+        DB_COMMANDS.labels(command, "invoices")._value.get()
         for command in ("find", "insert", "update")
     )
 
 
-async def test_each_confirm_is_one_counter_round_trip_and_the_numbers_stay_gapless(
+async def test_each_confirm_is_one_write_and_the_numbers_stay_gapless(
     service: Invoicing, unique: str
 ) -> None:
     first, *others = await drafts(service, unique, 5)
-    assert (await service.confirm(first)).json()["number"] == "INV-000001"  # creates the counter
-    before = counter_round_trips()
+    assert (await service.confirm(first)).json()["number"] == "INV-000001"  # reads the highest
+    before = invoice_round_trips()
     numbers = [(await service.confirm(invoice_id)).json()["number"] for invoice_id in others]
     assert numbers == [f"INV-{n:06d}" for n in range(2, 6)]
-    # Each reserves its number and releases the previous confirm's reservation in one write.
-    assert counter_round_trips() - before == len(others)
+    # The draft with its number and event, in one guarded write; nothing else is read.
+    assert invoice_round_trips() - before == len(others)
 
 
 CRASHING = Path(__file__).with_name("crashing.py")
@@ -119,8 +123,9 @@ async def running(
                 process.wait(timeout=10)
 
 
+@pytest.mark.parametrize("step", ["number_chosen", "invoice_numbered"])
 async def test_a_service_killed_mid_confirm_leaves_no_gap(
-    infra: Any, database_name: str, unique: str
+    infra: Any, database_name: str, unique: str, step: str
 ) -> None:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -138,7 +143,7 @@ async def test_a_service_killed_mid_confirm_leaves_no_gap(
     }
     await infra.provision(f"t{unique}.")
     first_order, second_order = f"ord-{unique}-1", f"ord-{unique}-2"
-    async with running(env, base_url, crash_after="number_reserved") as (process, http):
+    async with running(env, base_url, crash_after=step) as (process, http):
         service = Invoicing(base_url, f"t{unique}.", infra.kafka_bootstrap, http)
         await service.publish_orders(
             [accepted(snapshot(first_order)), accepted(snapshot(second_order))]
@@ -146,14 +151,15 @@ async def test_a_service_killed_mid_confirm_leaves_no_gap(
         first = (await service.until_previewable(first_order))["invoice_id"]
         second = (await service.until_previewable(second_order))["invoice_id"]
         with pytest.raises(httpx.TransportError):
-            await service.confirm(first)  # the process dies right after reserving the number
+            await service.confirm(first)  # the process dies before or right after its write
         assert await asyncio.to_thread(process.wait, 30) == 137
 
     async with running(env, base_url) as (_, http):
         service = Invoicing(base_url, f"t{unique}.", infra.kafka_bootstrap, http)
-        # Start-up settled the reservation: the invoice holds the number it reserved.
+        # The write landed whole (number and event) or not at all: nothing to settle.
         recovered = (await service.invoice(first)).json()
-        assert (recovered["status"], recovered["number"]) == ("issued", "INV-000001")
+        expected = ("issued", "INV-000001") if step == "invoice_numbered" else ("draft", None)
+        assert (recovered["status"], recovered["number"]) == expected
         again = (await service.confirm(first)).json()
         assert (again["number"], again["status"]) == ("INV-000001", "issued")
         assert (await service.confirm(second)).json()["number"] == "INV-000002"
@@ -163,3 +169,28 @@ async def test_a_service_killed_mid_confirm_leaves_no_gap(
             (first, "INV-000001"),
             (second, "INV-000002"),
         ]
+
+
+async def test_invoices_numbered_before_the_unique_index_keep_their_numbers_unique(
+    infra: Any, database_name: str
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
+    invoices = client[database_name]["invoices"]
+    try:
+        await invoices.insert_many(
+            [
+                {"_id": "inv-legacy", "seller_id": "seller-1", "sequence": 7, "version": 2},
+                {"_id": "inv-draft", "seller_id": "seller-1", "sequence": None, "version": 1},
+            ]
+        )
+        await create_indexes(client[database_name])
+        await create_indexes(client[database_name])  # every start: keyed once
+
+        # Number 7 stays the legacy invoice's: giving it to the draft is refused.
+        with pytest.raises(DuplicateKeyError):
+            await invoices.update_one(
+                {"_id": "inv-draft"},
+                {"$set": {"sequence": 7, NUMBER_KEY: number_key("seller-1", 7)}},
+            )
+    finally:
+        await client.close()

@@ -1,4 +1,5 @@
-"""Gapless numbering as a state machine: reserve, write, release; a crash anywhere is settled."""
+"""Gapless numbering: a number is taken by the invoice's own write, which a unique index
+refuses when another invoice holds it; a crash anywhere leaves nothing to settle."""
 
 from __future__ import annotations
 
@@ -14,70 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from invoicing.application.numbering import Numbering
+from invoicing.application.ports import NumberTaken
 from invoicing.domain.errors import InvalidShipping
 from invoicing.domain.invoice import Invoice, InvoiceStatus, Shipping, draft_invoice
-from invoicing.domain.numbering import (
-    CounterBusy,
-    NumberCounter,
-    Reservation,
-    Reserve,
-    Settle,
-    Settlement,
-    next_step,
-    settlement,
-)
 from invoicing.domain.order import InvoiceableOrder, OrderLine
 from invoicing.entrypoints.schemas import invoice_view
 from juniper_shared.contracts.events import Envelope
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 T = TypeVar("T")
-
-
-def test_reserve_takes_the_next_number_and_blocks_until_released() -> None:
-    counter = NumberCounter("seller-1")
-    assert next_step(counter) == Reserve()
-    reservation = counter.reserve("inv-a")
-    assert reservation == Reservation("inv-a", 1)
-    assert next_step(counter) == Settle(reservation)
-    with pytest.raises(CounterBusy):
-        counter.reserve("inv-b")
-    counter.release(reservation)
-    assert counter.reserve("inv-b") == Reservation("inv-b", 2)
-
-
-def test_a_number_the_invoice_cannot_take_is_given_back() -> None:
-    counter = NumberCounter("seller-1", next=5)
-    reservation = counter.reserve("inv-a")
-    counter.give_back(reservation)
-    assert (counter.next, counter.pending) == (5, None)
-    assert counter.reserve("inv-b").sequence == 5
-
-
-def test_each_change_bumps_the_version_the_write_is_guarded_by() -> None:
-    counter = NumberCounter("seller-1")
-    reservation = counter.reserve("inv-a")
-    counter.release(reservation)
-    assert counter.version == 2
-    with pytest.raises(ValueError, match="not the pending"):
-        counter.release(reservation)
-
-
-@pytest.mark.parametrize(
-    ("status", "sequence", "expected"),
-    [
-        (InvoiceStatus.DRAFT, None, Settlement.WRITE),
-        (InvoiceStatus.ISSUED, 3, Settlement.RELEASE),
-        (InvoiceStatus.PAID, 3, Settlement.RELEASE),
-        (InvoiceStatus.ISSUED, 2, Settlement.GIVE_BACK),
-        (InvoiceStatus.VOID, None, Settlement.GIVE_BACK),
-        (None, None, Settlement.GIVE_BACK),
-    ],
-)
-def test_settling_a_reservation_depends_on_the_invoice_as_stored(
-    status: InvoiceStatus | None, sequence: int | None, expected: Settlement
-) -> None:
-    assert settlement(Reservation("inv-a", 3), status=status, sequence=sequence) is expected
 
 
 # --- the confirm handler on in-memory stores, with crashes injected at every step ----------
@@ -90,9 +36,9 @@ class Crash(BaseException):
 class Stores:
     def __init__(self) -> None:
         self.invoices: dict[str, Invoice] = {}
-        self.counters: dict[str, NumberCounter] = {}
         self.issued_events: list[tuple[str, str]] = []
-        self.counter_writes = 0
+        self.writes = 0
+        self.highest_reads = 0
 
 
 class FakeOrders:
@@ -140,39 +86,29 @@ class FakeInvoices:
         self, invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
     ) -> bool:
         await asyncio.sleep(0)
+        self._s.writes += 1
         stored = self._s.invoices.get(invoice.invoice_id)
         if (stored.version if stored else 0) != previous_version:
             self._recent.pop(invoice.invoice_id, None)
             return False
+        if invoice.sequence is not None and any(
+            other.seller_id == invoice.seller_id
+            and other.sequence == invoice.sequence
+            and other.invoice_id != invoice.invoice_id
+            for other in self._s.invoices.values()
+        ):
+            self._recent.pop(invoice.invoice_id, None)
+            raise NumberTaken(invoice.invoice_id)  # the unique index
         self._s.invoices[invoice.invoice_id] = Invoice(**invoice.__dict__)
         self._recent[invoice.invoice_id] = self._s.invoices[invoice.invoice_id]
         self._s.issued_events += [(e.data.invoice_id, e.data.number) for e in events]
         return True
 
-
-class FakeCounters:
-    """One process's view, as FakeInvoices."""
-
-    def __init__(self, stores: Stores) -> None:
-        self._s = stores
-        self._recent: dict[str, NumberCounter] = {}
-
-    async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
-        return read_through(self._recent, self._s.counters, seller_id, use_recent=recent)
-
-    async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
+    async def highest_number(self, seller_id: str) -> int:
         await asyncio.sleep(0)
-        self._s.counter_writes += 1
-        stored = self._s.counters.get(counter.seller_id)
-        if (stored.version if stored else 0) != previous_version:
-            self._recent.pop(counter.seller_id, None)
-            return False
-        self._s.counters[counter.seller_id] = NumberCounter(**counter.__dict__)
-        self._recent[counter.seller_id] = self._s.counters[counter.seller_id]
-        return True
-
-    async def with_pending(self) -> list[NumberCounter]:
-        return [NumberCounter(**c.__dict__) for c in self._s.counters.values() if c.pending]
+        self._s.highest_reads += 1
+        held = [i.sequence for i in self._s.invoices.values() if i.seller_id == seller_id]
+        return max((n for n in held if n is not None), default=0)
 
 
 def approved(order_id: str) -> InvoiceableOrder:
@@ -211,7 +147,6 @@ def handlers(stores: Stores, orders: FakeOrders, *, crash_at: str | None = None)
     return Numbering(
         orders=orders,
         invoices=FakeInvoices(stores),
-        counters=FakeCounters(stores),
         base_url="http://invoicing",
         clock=lambda: NOW,
         fault=fault,
@@ -232,7 +167,7 @@ async def test_concurrent_confirms_take_numbers_one_to_n() -> None:
     assert len(stores.issued_events) == 20
 
 
-async def test_two_processes_racing_on_one_counter_leave_no_gap() -> None:
+async def test_two_processes_racing_for_one_sellers_numbers_leave_no_gap() -> None:
     stores, orders, ids = world(12)
     first, second = handlers(stores, orders), handlers(stores, orders)
     await asyncio.gather(
@@ -242,6 +177,7 @@ async def test_two_processes_racing_on_one_counter_leave_no_gap() -> None:
         )
     )
     assert numbers(stores) == list(range(1, 13))
+    assert len(stores.issued_events) == 12
 
 
 async def test_confirming_twice_is_one_invoice_with_one_number() -> None:
@@ -253,76 +189,49 @@ async def test_confirming_twice_is_one_invoice_with_one_number() -> None:
     assert stores.issued_events == [(ids[0], "INV-000001")]
 
 
-@pytest.mark.parametrize("step", ["number_reserved", "invoice_numbered"])
-@pytest.mark.parametrize("recover", ["retry", "other_invoice", "startup"])
-async def test_a_crash_at_any_step_leaves_no_gap(step: str, recover: str) -> None:
-    stores, orders, ids = world(3)
-    with pytest.raises(Crash):
-        await handlers(stores, orders, crash_at=step).confirm("seller-1", ids[0])
-    restarted = handlers(stores, orders)
-    if recover == "startup":
-        # A crash after the write left the reservation as every confirm does: finished.
-        unfinished = 1 if step == "number_reserved" else 0
-        assert await restarted.recover_numbering() == unfinished
-    elif recover == "other_invoice":
-        assert (await restarted.confirm("seller-1", ids[1])).number == "INV-000002"
-    await restarted.confirm("seller-1", ids[0])
-    for invoice_id in ids:
-        await restarted.confirm("seller-1", invoice_id)
-    assert stores.invoices[ids[0]].number == "INV-000001"
-    assert numbers(stores) == [1, 2, 3]
-    assert sorted(n for _, n in stores.issued_events) == ["INV-000001", "INV-000002", "INV-000003"]
-    assert settled(stores.counters["seller-1"], stores)
-
-
-def settled(counter: NumberCounter, stores: Stores) -> bool:
-    """Nothing pending, or only a reservation its invoice already holds (released lazily)."""
-    pending = counter.pending
-    return pending is None or stores.invoices[pending.invoice_id].sequence == pending.sequence
-
-
-async def test_each_confirm_takes_its_number_and_releases_the_last_in_one_counter_write() -> None:
+async def test_each_confirm_is_one_write_once_the_process_knows_the_sellers_highest() -> None:
     stores, orders, ids = world(4)
     service = handlers(stores, orders)
     for invoice_id in ids:
         await service.confirm("seller-1", invoice_id)
     assert numbers(stores) == [1, 2, 3, 4]
-    # One write per number (the first one an insert): reserve, and release the one before.
-    assert stores.counters["seller-1"].version == 7
-    assert stores.counter_writes == 4
-    assert stores.counters["seller-1"].pending == Reservation(ids[3], 4)
-    assert settled(stores.counters["seller-1"], stores)
+    assert (stores.writes, stores.highest_reads) == (4, 1)
 
 
-async def test_another_process_releases_the_last_reservation_once_its_invoice_holds_it() -> None:
+async def test_a_number_another_process_took_is_read_again_and_the_next_one_taken() -> None:
     stores, orders, ids = world(3)
-    await handlers(stores, orders).confirm("seller-1", ids[0])
-    other = handlers(stores, orders)
-    assert (await other.confirm("seller-1", ids[1])).number == "INV-000002"
-    assert await other.recover_numbering() == 0
-    assert (await handlers(stores, orders).confirm("seller-1", ids[2])).number == "INV-000003"
+    first, second = handlers(stores, orders), handlers(stores, orders)
+    assert (await first.confirm("seller-1", ids[0])).number == "INV-000001"
+    assert (await second.confirm("seller-1", ids[1])).number == "INV-000002"
+    # `first` still believes 1 is the highest: 2 is refused, it reads 2, and takes 3.
+    assert (await first.confirm("seller-1", ids[2])).number == "INV-000003"
     assert numbers(stores) == [1, 2, 3]
 
 
-async def test_a_number_reserved_twice_for_one_invoice_is_given_back() -> None:
-    """Two processes confirm one invoice: the loser's reservation is returned, not lost."""
-    stores, orders, ids = world(2)
-    await handlers(stores, orders).confirm("seller-1", ids[0])
-    # The loser read the draft before the winner issued it and reserved number 2 for it
-    # (releasing the winner's reservation, which the invoice holds, in the same write).
-    counter = stores.counters["seller-1"]
-    assert counter.pending is not None
-    counter.release(counter.pending)
-    counter.reserve(ids[0])
-    await handlers(stores, orders).confirm("seller-1", ids[1])
-    assert stores.invoices[ids[1]].number == "INV-000002"
-    assert numbers(stores) == [1, 2]
+@pytest.mark.parametrize("step", ["number_chosen", "invoice_numbered"])
+@pytest.mark.parametrize("recover", ["retry", "other_invoice"])
+async def test_a_crash_at_any_step_leaves_no_gap(step: str, recover: str) -> None:
+    stores, orders, ids = world(3)
+    with pytest.raises(Crash):
+        await handlers(stores, orders, crash_at=step).confirm("seller-1", ids[0])
+    # Either the write landed, number and event together, or nothing did.
+    numbered = step == "invoice_numbered"
+    assert numbers(stores) == ([1] if numbered else [])
+    assert len(stores.issued_events) == (1 if numbered else 0)
+    restarted = handlers(stores, orders)
+    if recover == "other_invoice":
+        expected = "INV-000002" if numbered else "INV-000001"
+        assert (await restarted.confirm("seller-1", ids[1])).number == expected
+    for invoice_id in ids:
+        await restarted.confirm("seller-1", invoice_id)
+    assert numbers(stores) == [1, 2, 3]
+    assert sorted(n for _, n in stores.issued_events) == ["INV-000001", "INV-000002", "INV-000003"]
 
 
 @settings(max_examples=25, deadline=None)
 @given(
     crashes=st.lists(
-        st.sampled_from([None, "number_reserved", "invoice_numbered"]), min_size=1, max_size=8
+        st.sampled_from([None, "number_chosen", "invoice_numbered"]), min_size=1, max_size=8
     )
 )
 def test_any_sequence_of_crashes_still_numbers_gaplessly(crashes: list[str | None]) -> None:
@@ -331,10 +240,9 @@ def test_any_sequence_of_crashes_still_numbers_gaplessly(crashes: list[str | Non
         for invoice_id, crash in zip(ids, crashes, strict=True):
             with contextlib.suppress(Crash):
                 await handlers(stores, orders, crash_at=crash).confirm("seller-1", invoice_id)
-        restarted = handlers(stores, orders)
-        await restarted.recover_numbering()
-        # A confirm that died before reserving left its invoice a draft; the rest are gapless.
+        # A confirm that died before its write left its invoice a draft; the rest are gapless.
         assert numbers(stores) == list(range(1, len(numbers(stores)) + 1))
+        restarted = handlers(stores, orders)
         for invoice_id in ids:
             await restarted.confirm("seller-1", invoice_id)
         assert numbers(stores) == list(range(1, len(crashes) + 1))
@@ -343,7 +251,7 @@ def test_any_sequence_of_crashes_still_numbers_gaplessly(crashes: list[str | Non
     asyncio.run(story())
 
 
-# --- a confirm either issues or leaves no reservation behind ---------------------------------
+# --- a confirm either issues or takes no number ----------------------------------------------
 
 OVER_THE_CAP = Shipping("UPS", "1Z", date(2026, 11, 27), 99_999_999_999)
 """999,999,999.99 USD of shipping: in range alone, past the cap with any line."""
@@ -354,43 +262,23 @@ def poisoned(stores: Stores, invoice_id: str) -> None:
     stores.invoices[invoice_id].shipping = OVER_THE_CAP
 
 
-def test_a_draft_that_cannot_be_issued_gives_its_reservation_back() -> None:
-    reservation = Reservation("inv-a", 3)
-    assert (
-        settlement(reservation, status=InvoiceStatus.DRAFT, sequence=None, issuable=False)
-        is Settlement.GIVE_BACK
-    )
-
-
-async def test_a_draft_past_the_amount_cap_is_refused_before_any_number_is_reserved() -> None:
+async def test_a_draft_past_the_amount_cap_is_refused_before_any_number_is_taken() -> None:
     stores, orders, ids = world(2)
     poisoned(stores, ids[0])
     service = handlers(stores, orders)
     with pytest.raises(InvalidShipping, match="total"):
         await service.confirm("seller-1", ids[0])
-    assert "seller-1" not in stores.counters
+    assert stores.writes == 0
     assert (await service.confirm("seller-1", ids[1])).number == "INV-000001"
     assert stores.invoices[ids[0]].status is InvoiceStatus.DRAFT
     assert stores.issued_events == [(ids[1], "INV-000001")]
-
-
-async def test_a_reservation_left_for_a_draft_that_cannot_be_issued_is_given_back() -> None:
-    stores, orders, ids = world(2)
-    poisoned(stores, ids[0])
-    counter = NumberCounter("seller-1")
-    counter.reserve(ids[0])
-    stores.counters["seller-1"] = counter
-    confirmed = await handlers(stores, orders).confirm("seller-1", ids[1])
-    assert confirmed.number == "INV-000001"
-    assert stores.invoices[ids[0]].status is InvoiceStatus.DRAFT
-    assert numbers(stores) == [1]
 
 
 class FailingWrite(Exception):
     pass
 
 
-async def test_a_confirm_that_fails_after_reserving_leaves_no_reservation_behind() -> None:
+async def test_a_confirm_whose_write_failed_takes_no_number() -> None:
     stores, orders, ids = world(2)
     service = handlers(stores, orders)
     save = service.invoices.save
@@ -406,7 +294,6 @@ async def test_a_confirm_that_fails_after_reserving_leaves_no_reservation_behind
     service.invoices.save = failing_once  # type: ignore[method-assign]
     with pytest.raises(FailingWrite):
         await service.confirm("seller-1", ids[0])
-    assert stores.counters["seller-1"].pending is None
     assert stores.invoices[ids[0]].status is InvoiceStatus.DRAFT
     assert stores.issued_events == []
     # Nothing was issued by the failed confirm; the next ones number from 1, without a gap.

@@ -1,14 +1,14 @@
-"""How invoices, counters and the order read model are stored: money as integer minor units."""
+"""How invoices and the order read model are stored: money as integer minor units."""
 
 from __future__ import annotations
 
 from datetime import date
 
 from juniper_shared.inbox import PROCESSED_FIELD
+from juniper_shared.keys import compound_id
 from juniper_shared.mongo import Document
 
 from invoicing.domain.invoice import Invoice, InvoiceStatus, PaymentFailure, Shipping
-from invoicing.domain.numbering import NumberCounter, Reservation
 from invoicing.domain.order import InvoiceableOrder, OrderLine
 
 
@@ -64,8 +64,23 @@ def order_from_document(document: Document) -> InvoiceableOrder:
     )
 
 
+NUMBER_KEY = "number_key"
+"""The seller and the number, on numbered invoices only: what the unique index holds."""
+
+
 def invoice_to_document(invoice: Invoice) -> Document:
     """Every field but the outbox (pushed separately, so a write never drops pending events)."""
+    document = _invoice_fields(invoice)
+    if invoice.sequence is not None:
+        document[NUMBER_KEY] = number_key(invoice.seller_id, invoice.sequence)
+    return document
+
+
+def number_key(seller_id: str, sequence: int) -> str:
+    return compound_id(seller_id, str(sequence))
+
+
+def _invoice_fields(invoice: Invoice) -> Document:
     failure = invoice.failure
     return {
         "_id": invoice.invoice_id,
@@ -141,27 +156,4 @@ def invoice_from_document(document: Document) -> Invoice:
         version=document["version"],
         processed_events=list(document.get(PROCESSED_FIELD) or []),
         request_marks=list(document.get("request_marks") or []),
-    )
-
-
-def counter_to_document(counter: NumberCounter) -> Document:
-    pending = counter.pending
-    return {
-        "_id": counter.seller_id,
-        "next": counter.next,
-        "pending": (
-            {"invoice_id": pending.invoice_id, "sequence": pending.sequence} if pending else None
-        ),
-        "has_pending": pending is not None,
-        "version": counter.version,
-    }
-
-
-def counter_from_document(document: Document) -> NumberCounter:
-    pending = document.get("pending")
-    return NumberCounter(
-        seller_id=document["_id"],
-        next=document["next"],
-        pending=Reservation(pending["invoice_id"], pending["sequence"]) if pending else None,
-        version=document["version"],
     )

@@ -8,36 +8,66 @@ from juniper_shared.batching import GroupReads, bulk_write_in_chunks
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
-from juniper_shared.mongo import Document
+from juniper_shared.mongo import EXACT_PUSHDOWN, Document
 from juniper_shared.outbox import OUTBOX_FIELD, OutboxRelay, new_outbox, stage_events
 from juniper_shared.producer import OutgoingMessage
 from juniper_shared.recent import RecentDocuments
-from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from invoicing.adapters.documents import (
-    counter_from_document,
-    counter_to_document,
+    NUMBER_KEY,
     invoice_from_document,
     invoice_to_document,
+    number_key,
     order_from_document,
     order_to_document,
 )
+from invoicing.application.ports import NumberTaken
 from invoicing.domain.invoice import Invoice
-from invoicing.domain.numbering import NumberCounter
 from invoicing.domain.order import InvoiceableOrder
 
 ORDERS = "orders"
 INVOICES = "invoices"
-COUNTERS = "invoice_counters"
+MIGRATIONS = "migrations"
 
 
 async def create_indexes(db: AsyncDatabase[Document]) -> None:
-    """Indexes for the seller's lookups (MongoDB uses them; FerretDB 1.x scans but accepts them)."""
-    await db[INVOICES].create_index([("order_id", ASCENDING)])
-    await db[COUNTERS].create_index([("has_pending", ASCENDING)])
+    """Indexes for the seller's lookups, and the one that keeps numbers unique."""
+    invoices = db[INVOICES]
+    await invoices.create_index([("order_id", ASCENDING)])
+    # The seller's highest number: the first row of this index (see `highest_number`).
+    await invoices.create_index(
+        [("seller_id", ASCENDING), ("sequence", DESCENDING)], name="seller_highest_number_btree"
+    )
+    await _key_numbered_invoices(db)
+    # Drafts have no key: sparse, so they are not in the index (FerretDB accepts the option
+    # and, on PostgreSQL, leaves a missing key out of a unique index anyway).
+    await invoices.create_index(NUMBER_KEY, name="seller_number_unique", unique=True, sparse=True)
+
+
+async def _key_numbered_invoices(db: AsyncDatabase[Document]) -> None:
+    """Give the number key to invoices numbered before it existed, once per database, so the
+    unique index covers every number ever given."""
+    done = {"_id": "invoice-number-keys"}
+    if await db[MIGRATIONS].find_one(done) is not None:
+        return
+    invoices = db[INVOICES]
+    keyed = [
+        UpdateOne(
+            {"_id": document["_id"]},
+            {"$set": {NUMBER_KEY: number_key(document["seller_id"], document["sequence"])}},
+        )
+        async for document in invoices.find(
+            {"sequence": {"$ne": None}, NUMBER_KEY: {"$exists": False}},
+            {"seller_id": 1, "sequence": 1},
+        )
+    ]
+    if keyed:
+        await bulk_write_in_chunks(invoices, keyed)
+    await db[MIGRATIONS].update_one(done, {"$set": {"keyed": len(keyed)}}, upsert=True)
 
 
 FIRST_VERSION = 1
@@ -148,9 +178,13 @@ class MongoInvoices:
             invoice_id = changes.pop("_id")
             update: Document = {"$set": changes}
             stage_events(update, messages)
-            result = await self._invoices.update_one(
-                {"_id": invoice_id, "version": previous_version}, update
-            )
+            try:
+                result = await self._invoices.update_one(
+                    {"_id": invoice_id, "version": previous_version}, update
+                )
+            except DuplicateKeyError:
+                self._recent.forget(invoice_id)
+                raise NumberTaken(invoice_id) from None
             if result.matched_count == 0:
                 self._recent.forget(invoice_id)
                 return False
@@ -158,6 +192,18 @@ class MongoInvoices:
         if messages:
             self._relay.notify(INVOICES, invoice.invoice_id, messages)
         return True
+
+    async def highest_number(self, seller_id: str) -> int:
+        # Vouched exact: PostgreSQL reads the first row of seller_highest_number_btree (a draft's
+        # null sorts last, as on MongoDB, which serves it from the same index).
+        cursor = (
+            self._invoices.find({"seller_id": seller_id}, {"sequence": 1}, comment=EXACT_PUSHDOWN)
+            .sort("sequence", DESCENDING)
+            .limit(1)
+        )
+        async for document in cursor:
+            return int(document.get("sequence") or 0)
+        return 0
 
     async def get_many(self, invoice_ids: Sequence[str], *, recent: bool) -> dict[str, Invoice]:
         documents: dict[str, Document] = {}
@@ -208,39 +254,3 @@ class MongoInvoices:
             if messages:
                 self._relay.notify(INVOICES, invoice.invoice_id, messages)
         return conflicted
-
-
-class MongoCounters:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._counters: AsyncCollection[Document] = db[COUNTERS]
-        self._reads = GroupReads(self._counters)
-        self._recent = RecentDocuments(self._counters.codec_options)
-
-    async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
-        document = await self._recent.get_or_read(seller_id, self._reads.get, recent=recent)
-        return counter_from_document(document) if document else None
-
-    async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
-        document = counter_to_document(counter)
-        if previous_version == 0:
-            try:
-                await self._counters.insert_one(document)
-            except DuplicateKeyError:
-                self._recent.forget(counter.seller_id)
-                return False
-            self._recent.remember(document)
-            return True
-        changes = dict(document)
-        seller_id = changes.pop("_id")
-        result = await self._counters.update_one(
-            {"_id": seller_id, "version": previous_version}, {"$set": changes}
-        )
-        if result.matched_count == 0:
-            self._recent.forget(seller_id)
-            return False
-        self._recent.remember(document)
-        return True
-
-    async def with_pending(self) -> list[NumberCounter]:
-        cursor = self._counters.find({"has_pending": True})
-        return [counter_from_document(document) async for document in cursor]

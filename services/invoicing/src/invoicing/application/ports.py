@@ -9,7 +9,6 @@ from typing import Protocol
 from juniper_shared.contracts.events import Envelope
 
 from invoicing.domain.invoice import Invoice
-from invoicing.domain.numbering import NumberCounter
 from invoicing.domain.order import InvoiceableOrder
 
 Clock = Callable[[], datetime]
@@ -17,6 +16,11 @@ Clock = Callable[[], datetime]
 
 class VersionConflict(Exception):
     """A guarded `save` found the document changed: the handler tries again on fresh state."""
+
+
+class NumberTaken(VersionConflict):
+    """The invoice's number is held by another invoice of the seller (the unique index refused
+    it): another process numbered meanwhile."""
 
 
 class OrderBook(Protocol):
@@ -44,7 +48,11 @@ class InvoiceRepository(Protocol):
         self, invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
     ) -> bool:
         """Store the invoice and its events in one write if it is still at `previous_version`
-        (0: not stored yet). Returns False when someone else wrote first."""
+        (0: not stored yet). Returns False when someone else wrote first; raises NumberTaken
+        when another invoice of the seller holds its number."""
+
+    async def highest_number(self, seller_id: str) -> int:
+        """The highest number any of the seller's invoices holds (0 for none)."""
 
     async def get_many(self, invoice_ids: Sequence[str], *, recent: bool) -> dict[str, Invoice]:
         """The stored invoices among `invoice_ids`, in one read (`recent`: as for `get`)."""
@@ -53,14 +61,3 @@ class InvoiceRepository(Protocol):
         """Store stored invoices one version up, each with its events and guarded by the version
         below, in one bulk write; each change's last processed event id marks it. Returns the
         ids of the invoices someone else wrote first (nothing of theirs is stored)."""
-
-
-class CounterRepository(Protocol):
-    async def get(self, seller_id: str, *, recent: bool = False) -> NumberCounter | None:
-        """The seller's stored counter; `recent` as for InvoiceRepository.get."""
-
-    async def save(self, counter: NumberCounter, *, previous_version: int) -> bool:
-        """Store the counter if it is still at `previous_version` (0: not stored yet)."""
-
-    async def with_pending(self) -> list[NumberCounter]:
-        """Counters holding a reservation (start-up recovery)."""
