@@ -4,7 +4,7 @@ Changes of an existing document (an order, an invoice) cost no round trip of the
 - **The mark.** The write that stores the change also records the request's mark (a digest of
   seller, method, path and key, and one of the body) in the document itself, in the same
   single-document write; the last MAX_MARKS marks are kept. A handler checks the marks of the
-  document it loaded (`check_marks`) before acting: a retry finds its mark and is answered from
+  document it loaded (`check_marks`, with the mark `run_marked` hands it) before acting: a retry finds its mark and is answered from
   the stored response instead of acting again. Two requests with one key at once race on the
   document's version guard like any two writes; the loser loads again and finds the mark.
 - **The response.** The first response is stored in the `idempotency_keys` collection and
@@ -39,7 +39,7 @@ from juniper_shared.http import api_error
 from juniper_shared.inbox import insert_new
 from juniper_shared.keys import compound_id
 from juniper_shared.mongo import Document
-from juniper_shared.request_marks import AlreadyApplied, RequestMark, serving
+from juniper_shared.request_marks import AlreadyApplied, RequestMark
 
 STALE_AFTER = timedelta(seconds=60)
 """A reservation older than this belongs to a request that died; it may be taken over."""
@@ -80,24 +80,24 @@ class IdempotencyKeys:
         self,
         request: Request,
         seller_id: str,
-        action: Callable[[], Awaitable[Response]],
+        action: Callable[[RequestMark | None], Awaitable[Response]],
         *,
         current: Callable[[], Awaitable[Response]] | None = None,
     ) -> Response:
-        """Serve a change of an existing document whose handler checks and adds marks.
+        """Serve a change of an existing document: `action(mark)` checks and adds the request's
+        mark (None without a key) on the document it changes.
 
         `current` renders the resource as it is now: the answer to a retry whose first
         request's response was never stored (its process died in between)."""
         key = _key_of(request)
         if key is None:
-            return await action()
+            return await action(None)
         mark = RequestMark(
             key=_digest(compound_id(seller_id, request.method, request.url.path, key), KEY_DIGITS),
             fingerprint=_digest(await request.body(), FINGERPRINT_DIGITS),
         )
         try:
-            with serving(mark):
-                response = await action()
+            response = await action(mark)
         except AlreadyApplied as applied:
             if not applied.same_body:
                 raise _key_reused() from applied

@@ -1,15 +1,14 @@
 """Idempotency-Key marks: which keyed requests already changed a document (no I/O here).
 
-The HTTP layer (juniper_shared.idempotency) serves a keyed request inside `serving(mark)`; the
-handler that loads a document calls `check_marks` before acting and stores `add_mark(...)` with
-its change, in the same single-document write.
+The HTTP layer (juniper_shared.idempotency) hands a keyed request's mark to the handler it
+serves; the handler that loads a document calls `check_marks` with it before acting and stores
+`add_mark(...)` with its change, in the same single-document write. A request without a key
+has no mark (None): nothing is checked or added.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_MARKS = 16
@@ -28,9 +27,6 @@ class RequestMark:
         return f"{self.key}:{self.fingerprint}"
 
 
-_current: ContextVar[RequestMark | None] = ContextVar("idempotent_request", default=None)
-
-
 class AlreadyApplied(Exception):
     """The document holds the mark of the request being served: it acted before."""
 
@@ -39,14 +35,8 @@ class AlreadyApplied(Exception):
         self.same_body = same_body
 
 
-def keyed_request() -> bool:
-    """Whether the request being served carries an Idempotency-Key."""
-    return _current.get() is not None
-
-
-def check_marks(marks: Sequence[str]) -> None:
-    """Raise AlreadyApplied if the request being served already changed this document."""
-    mark = _current.get()
+def check_marks(marks: Sequence[str], mark: RequestMark | None) -> None:
+    """Raise AlreadyApplied if the request with `mark` already changed this document."""
     if mark is None:
         return
     prefix = mark.key + ":"
@@ -55,19 +45,8 @@ def check_marks(marks: Sequence[str]) -> None:
             raise AlreadyApplied(same_body=token == mark.token)
 
 
-def add_mark(marks: Sequence[str]) -> list[str]:
-    """The marks to store with a change made by the request being served."""
-    mark = _current.get()
+def add_mark(marks: Sequence[str], mark: RequestMark | None) -> list[str]:
+    """The marks to store with a change made by the request with `mark`."""
     if mark is None:
         return list(marks)
     return [*marks, mark.token][-MAX_MARKS:]
-
-
-@contextmanager
-def serving(mark: RequestMark) -> Iterator[None]:
-    """The keyed request being served, for the handlers it calls."""
-    token = _current.set(mark)
-    try:
-        yield
-    finally:
-        _current.reset(token)

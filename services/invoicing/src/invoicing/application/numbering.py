@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from juniper_shared.clock import utc_now
-from juniper_shared.request_marks import add_mark, check_marks
+from juniper_shared.request_marks import RequestMark, add_mark, check_marks
 from juniper_shared.retries import retry_on_conflict
 from tenacity import RetryCallState
 
@@ -70,7 +70,9 @@ class Numbering:
         default_factory=lambda: [asyncio.Lock() for _ in range(LOCK_STRIPES)]
     )
 
-    async def confirm(self, seller_id: str, invoice_id: str) -> Invoice:
+    async def confirm(
+        self, seller_id: str, invoice_id: str, *, mark: RequestMark | None = None
+    ) -> Invoice:
         """Issue the draft with the seller's next number; confirming again changes nothing.
 
         Starts from the copy of the draft this process stored last (the preview's, usually):
@@ -84,22 +86,23 @@ class Numbering:
             and recent.seller_id == seller_id
         ):
             with contextlib.suppress(DomainError):
-                return await self._confirm(recent)
-        return await self._confirm(await seller_invoice(self.invoices, seller_id, invoice_id))
+                return await self._confirm(recent, mark)
+        invoice = await seller_invoice(self.invoices, seller_id, invoice_id)
+        return await self._confirm(invoice, mark)
 
-    async def _confirm(self, invoice: Invoice) -> Invoice:
-        check_marks(invoice.request_marks)
+    async def _confirm(self, invoice: Invoice, mark: RequestMark | None) -> Invoice:
+        check_marks(invoice.request_marks, mark)
         if invoice.status is InvoiceStatus.VOID:
             raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         if invoice.sequence is None:
             invoice.ensure_confirmable(await self.orders.get(invoice.order_id))
-            invoice = await self._number(invoice)
+            invoice = await self._number(invoice, mark)
             if invoice.sequence is None:
                 # Voided while being numbered (the cancel arrived first).
                 raise NotInvoiceable(f"order {invoice.order_id} was cancelled; invoice is void")
         return invoice
 
-    async def _number(self, draft: Invoice) -> Invoice:
+    async def _number(self, draft: Invoice, mark: RequestMark | None) -> Invoice:
         """Write the seller's next number into the draft; returns the invoice as stored after
         (numbered by this call, or by another process meanwhile, or voided)."""
         seller_id = draft.seller_id
@@ -115,7 +118,7 @@ class Numbering:
             number = await self._next_number(seller_id)
             self.fault("number_chosen")
             invoice.issue(number, now=self.clock())
-            invoice.request_marks = add_mark(invoice.request_marks)
+            invoice.request_marks = add_mark(invoice.request_marks, mark)
             previous = invoice.version
             invoice.version += 1
             # Built after the bump: the event carries the version being stored.

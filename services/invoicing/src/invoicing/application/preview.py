@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from juniper_shared.clock import utc_now
 from juniper_shared.contracts.money import to_minor
-from juniper_shared.request_marks import add_mark, check_marks
+from juniper_shared.request_marks import RequestMark, add_mark, check_marks
 from juniper_shared.retries import retry_on_conflict
 
 from invoicing.application.catch_up import OrderVersions
@@ -85,8 +85,10 @@ class Previews:
         details: ShippingDetails,
         *,
         order_version: int | None = None,
+        mark: RequestMark | None = None,
     ) -> Invoice:
-        """Draft (or re-draft) the invoice of an approved order with its shipping details.
+        """Draft (or re-draft) the invoice of an approved order with its shipping details;
+        `mark`: the request's Idempotency-Key mark, checked and stored with the draft.
 
         With `order_version` (what the seller saw), never draft from an older version: wait a
         little for `orders.events` to catch up, then refuse with `order_not_current`.
@@ -109,7 +111,7 @@ class Previews:
             if order is None or order.seller_id != seller_id:
                 raise NotFound(f"order {order_id} not found")
             if existing is not None:
-                check_marks(existing.request_marks)
+                check_marks(existing.request_marks, mark)
             try:
                 cost = to_minor(details.shipping_cost, order.currency)
             except ValueError as error:
@@ -131,7 +133,7 @@ class Previews:
                     if recent:
                         raise VersionConflict(invoice_id) from refused
                     raise
-            invoice.request_marks = add_mark(invoice.request_marks)
+            invoice.request_marks = add_mark(invoice.request_marks, mark)
             await save_next(self.invoices, invoice, [])
             return invoice
 

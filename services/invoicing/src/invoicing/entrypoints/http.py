@@ -12,6 +12,7 @@ from juniper_shared.buyer_links import BuyerLinkKeys
 from juniper_shared.errors import ApiError
 from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
+from juniper_shared.request_marks import RequestMark
 
 from invoicing.adapters.rendering import render_html, render_pdf
 from invoicing.application.numbering import Numbering
@@ -81,9 +82,9 @@ def build_router(
             shipping_cost=body.shipping.shipping_cost,
         )
 
-        async def act() -> Response:
+        async def act(mark: RequestMark | None) -> Response:
             invoice = await previews.preview(
-                seller_id, order_id, details, order_version=body.order_version
+                seller_id, order_id, details, order_version=body.order_version, mark=mark
             )
             return JSONResponse(view(invoice).model_dump(mode="json"))
 
@@ -111,8 +112,8 @@ def build_router(
             )
             return JSONResponse(view.model_dump(mode="json"))
 
-        async def act() -> Response:
-            return confirmed(await numbering.confirm(seller_id, invoice_id))
+        async def act(mark: RequestMark | None) -> Response:
+            return confirmed(await numbering.confirm(seller_id, invoice_id, mark=mark))
 
         async def current() -> Response:
             """The invoice as it is now: the answer to a retry whose first response was lost."""

@@ -19,7 +19,7 @@ from juniper_shared.contracts.events import (
     OrderUpdated,
     OrderUpdatedData,
 )
-from juniper_shared.request_marks import add_mark, check_marks, keyed_request
+from juniper_shared.request_marks import RequestMark, add_mark, check_marks
 from juniper_shared.retries import retry_on_conflict
 
 from orders.application.events import envelope, snapshot
@@ -93,6 +93,7 @@ class SellerCommands:
         *,
         if_match: int | None,
         customer: CustomerChoice | None,
+        mark: RequestMark | None = None,
     ) -> Order:
         async def change(order: Order) -> list[Envelope]:
             order.ensure_can_accept()
@@ -106,50 +107,81 @@ class SellerCommands:
                 )
             ]
 
-        return await self._change(seller_id, order_id, if_match, change)
+        return await self._change(seller_id, order_id, if_match, change, mark=mark)
 
     async def reject(
-        self, seller_id: str, order_id: str, *, if_match: int | None, reason: str, message: str
+        self,
+        seller_id: str,
+        order_id: str,
+        *,
+        if_match: int | None,
+        reason: str,
+        message: str,
+        mark: RequestMark | None = None,
     ) -> Order:
         async def change(order: Order) -> list[Envelope]:
             order.reject(now=self.clock(), reason=reason, message=message)
             data = OrderRejectedData(order=snapshot(order), reason=reason, message=message)
             return [envelope(OrderRejected, order, data)]
 
-        return await self._change(seller_id, order_id, if_match, change)
+        return await self._change(seller_id, order_id, if_match, change, mark=mark)
 
     async def cancel(
-        self, seller_id: str, order_id: str, *, if_match: int | None, message: str
+        self,
+        seller_id: str,
+        order_id: str,
+        *,
+        if_match: int | None,
+        message: str,
+        mark: RequestMark | None = None,
     ) -> Order:
         async def change(order: Order) -> list[Envelope]:
             order.cancel(now=self.clock(), message=message)
             data = OrderCancelledData(order=snapshot(order), message=message)
             return [envelope(OrderCancelled, order, data)]
 
-        return await self._change(seller_id, order_id, if_match, change)
+        return await self._change(seller_id, order_id, if_match, change, mark=mark)
 
     async def change_quantities(
-        self, seller_id: str, order_id: str, *, if_match: int | None, quantities: dict[str, int]
+        self,
+        seller_id: str,
+        order_id: str,
+        *,
+        if_match: int | None,
+        quantities: dict[str, int],
+        mark: RequestMark | None = None,
     ) -> Order:
         async def change(order: Order) -> list[Envelope]:
             order.change_quantities(quantities, now=self.clock())
             data = OrderUpdatedData(order=snapshot(order), changed_line_ids=sorted(quantities))
             return [envelope(OrderUpdated, order, data)]
 
-        return await self._change(seller_id, order_id, if_match, change)
+        return await self._change(seller_id, order_id, if_match, change, mark=mark)
 
     async def remove_items(
-        self, seller_id: str, order_id: str, *, if_match: int | None, line_ids: list[str]
+        self,
+        seller_id: str,
+        order_id: str,
+        *,
+        if_match: int | None,
+        line_ids: list[str],
+        mark: RequestMark | None = None,
     ) -> Order:
         async def change(order: Order) -> list[Envelope]:
             order.remove_lines(line_ids, now=self.clock())
             data = OrderUpdatedData(order=snapshot(order), removed_line_ids=sorted(line_ids))
             return [envelope(OrderUpdated, order, data)]
 
-        return await self._change(seller_id, order_id, if_match, change)
+        return await self._change(seller_id, order_id, if_match, change, mark=mark)
 
     async def split(
-        self, seller_id: str, order_id: str, *, if_match: int | None, line_ids: list[str]
+        self,
+        seller_id: str,
+        order_id: str,
+        *,
+        if_match: int | None,
+        line_ids: list[str],
+        mark: RequestMark | None = None,
     ) -> tuple[Order, Order]:
         """Move lines into a new pending order. Three writes, crash-safe in this order:
         the hidden new order, the parent with its event, then the new order is revealed."""
@@ -165,7 +197,7 @@ class SellerCommands:
             return [envelope(OrderSplit, order, data)]
 
         # Not from the kept copy: a decision on an outdated one would leave a hidden order behind.
-        parent = await self._change(seller_id, order_id, if_match, change, recent=False)
+        parent = await self._change(seller_id, order_id, if_match, change, mark=mark, recent=False)
         await self.orders.reveal(children[0].order_id)
         return parent, children[0]
 
@@ -264,6 +296,7 @@ class SellerCommands:
         if_match: int | None,
         change: Callable[[Order], Awaitable[list[Envelope]]],
         *,
+        mark: RequestMark | None,
         recent: bool = True,
     ) -> Order:
         """Load, check the precondition, apply, and store state, events and the request's
@@ -276,15 +309,19 @@ class SellerCommands:
         """
         if recent:
             try:
-                return await self._try_change(seller_id, order_id, if_match, change, recent=True)
+                return await self._try_change(
+                    seller_id, order_id, if_match, change, mark=mark, recent=True
+                )
             except (DomainError, VersionConflict):
                 pass
         # With If-Match, one attempt; but a keyed request that lost the race to its own retry
         # loads once more to find its mark.
-        guarded_attempts = 2 if keyed_request() else 1
+        guarded_attempts = 2 if mark is not None else 1
         try:
             return await retry_on_conflict(
-                lambda _: self._try_change(seller_id, order_id, if_match, change, recent=False),
+                lambda _: self._try_change(
+                    seller_id, order_id, if_match, change, mark=mark, recent=False
+                ),
                 conflict=VersionConflict,
                 attempts=UNGUARDED_RETRIES if if_match is None else guarded_attempts,
             )
@@ -299,10 +336,11 @@ class SellerCommands:
         if_match: int | None,
         change: Callable[[Order], Awaitable[list[Envelope]]],
         *,
+        mark: RequestMark | None,
         recent: bool,
     ) -> Order:
         order = await self._seller_order(seller_id, order_id, recent=recent)
-        check_marks(order.request_marks)
+        check_marks(order.request_marks, mark)
         if order.status is Status.EXPIRED:
             # Nothing can happen to an expired order, whichever version the seller saw.
             raise InvalidState(f"order {order_id} expired: it was not accepted in time")
@@ -311,6 +349,6 @@ class SellerCommands:
         # Bumped first so the events' snapshots carry the version being stored.
         order.version += 1
         events = await change(order)
-        order.request_marks = add_mark(order.request_marks)
+        order.request_marks = add_mark(order.request_marks, mark)
         await self.orders.save(order, events)
         return order

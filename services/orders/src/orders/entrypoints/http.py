@@ -13,6 +13,7 @@ from juniper_shared.auth import SellerId
 from juniper_shared.errors import ApiError
 from juniper_shared.http import ERROR_RESPONSES
 from juniper_shared.idempotency import IdempotencyKeys
+from juniper_shared.request_marks import RequestMark
 
 from orders.application.commands import CustomerChoice, NewCustomer, SellerCommands
 from orders.domain.order import Order, Status
@@ -127,9 +128,9 @@ def build_router(commands: SellerCommands, idempotency: IdempotencyKeys) -> APIR
                 associate=body.customer.associate,
             )
 
-        async def act() -> Response:
+        async def act(mark: RequestMark | None) -> Response:
             order = await commands.accept(
-                seller_id, order_id, if_match=parse_if_match(if_match), customer=choice
+                seller_id, order_id, if_match=parse_if_match(if_match), mark=mark, customer=choice
             )
             return details_response(order)
 
@@ -151,11 +152,12 @@ def build_router(commands: SellerCommands, idempotency: IdempotencyKeys) -> APIR
         body: RejectBody,
         if_match: IfMatch = None,
     ) -> Response:
-        async def act() -> Response:
+        async def act(mark: RequestMark | None) -> Response:
             order = await commands.reject(
                 seller_id,
                 order_id,
                 if_match=parse_if_match(if_match),
+                mark=mark,
                 reason=body.reason,
                 message=body.message,
             )
@@ -180,9 +182,13 @@ def build_router(commands: SellerCommands, idempotency: IdempotencyKeys) -> APIR
         body: LineIdsBody,
         if_match: IfMatch = None,
     ) -> Response:
-        async def act() -> Response:
+        async def act(mark: RequestMark | None) -> Response:
             _, child = await commands.split(
-                seller_id, order_id, if_match=parse_if_match(if_match), line_ids=body.line_ids
+                seller_id,
+                order_id,
+                if_match=parse_if_match(if_match),
+                mark=mark,
+                line_ids=body.line_ids,
             )
             response = details_response(child, status_code=201)
             response.headers["Location"] = f"/v1/orders/{child.order_id}"
@@ -208,9 +214,13 @@ def build_router(commands: SellerCommands, idempotency: IdempotencyKeys) -> APIR
         if len(quantities) != len(body.items):
             raise ApiError(422, "validation_error", "a line is named twice")
 
-        async def act() -> Response:
+        async def act(mark: RequestMark | None) -> Response:
             order = await commands.change_quantities(
-                seller_id, order_id, if_match=parse_if_match(if_match), quantities=quantities
+                seller_id,
+                order_id,
+                if_match=parse_if_match(if_match),
+                mark=mark,
+                quantities=quantities,
             )
             return details_response(order)
 
@@ -232,9 +242,13 @@ def build_router(commands: SellerCommands, idempotency: IdempotencyKeys) -> APIR
         body: LineIdsBody,
         if_match: IfMatch = None,
     ) -> Response:
-        async def act() -> Response:
+        async def act(mark: RequestMark | None) -> Response:
             order = await commands.remove_items(
-                seller_id, order_id, if_match=parse_if_match(if_match), line_ids=body.line_ids
+                seller_id,
+                order_id,
+                if_match=parse_if_match(if_match),
+                mark=mark,
+                line_ids=body.line_ids,
             )
             return details_response(order)
 
@@ -256,11 +270,12 @@ def build_router(commands: SellerCommands, idempotency: IdempotencyKeys) -> APIR
         if_match: IfMatch = None,
         body: CancelBody | None = None,
     ) -> Response:
-        async def act() -> Response:
+        async def act(mark: RequestMark | None) -> Response:
             order = await commands.cancel(
                 seller_id,
                 order_id,
                 if_match=parse_if_match(if_match),
+                mark=mark,
                 message=body.message if body else "",
             )
             return details_response(order)
