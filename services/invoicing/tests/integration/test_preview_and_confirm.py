@@ -308,6 +308,21 @@ async def test_a_preview_ahead_of_the_read_model_waits_for_the_consumer_without_
     assert DB_COMMANDS.labels("find", "orders")._value.get() == reads_before
 
 
+async def test_a_preview_right_after_the_accept_waits_for_the_order_to_reach_invoicing(
+    service: Invoicing, unique: str
+) -> None:
+    """The portal previews the moment the seller accepted: invoicing has not heard of the
+    order yet. It waits for it rather than answering that there is no such order."""
+    order_id = f"ord-{unique}"
+    preview = asyncio.create_task(preview_at(service, order_id, 2))
+    await asyncio.sleep(0.05)
+    await service.publish_orders([accepted(snapshot(order_id, version=2))])
+    drafted = await preview
+
+    assert drafted.status_code == 200, drafted.text
+    assert drafted.json()["order_id"] == order_id
+
+
 async def test_amounts_in_range_adding_up_past_the_cap_are_refused_and_nothing_is_stored(
     service: Invoicing, unique: str
 ) -> None:

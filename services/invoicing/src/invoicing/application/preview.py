@@ -160,7 +160,8 @@ class Previews:
             return order
         order = await self.orders.get(order_id)
         for wait in waits:
-            if order is None or order.version >= version:
+            # An order not stored yet is older still: the seller saw it, so it is on its way.
+            if order is not None and order.version >= version:
                 break
             # Usually this process's own consumer stores it within milliseconds and hands the
             # snapshot over; otherwise read again (another replica may have stored it).
