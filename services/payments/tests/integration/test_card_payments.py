@@ -4,10 +4,13 @@ after a failure the seller can retry. On real Kafka, FerretDB and the sandbox ov
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from juniper_shared.contracts.common import NetTerms
-from juniper_testkit import bearer, placed_order
+from juniper_shared.metrics import DB_COMMANDS
+from juniper_testkit import bearer, placed_order, wait_until
+from pymongo import AsyncMongoClient
 
 from ..builders import split_of
 from .conftest import PaymentsUnderTest
@@ -251,3 +254,32 @@ async def test_the_payments_api_checks_its_input(payments_service: PaymentsUnder
     missing = await payments_service.http.get("/v1/payments", headers=bearer("seller-x"))
     assert missing.status_code == 422
     assert missing.json()["error"]["code"] == "validation_error"
+
+
+async def test_a_card_already_in_the_vault_costs_two_payment_writes_insert_and_outcome(
+    payments_service: PaymentsUnderTest,
+) -> None:
+    me = seller()
+    order = await payments_service.place(me, "tok_visa")
+    settings = payments_service.settings
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    vault = client[settings.mongodb_database]["card_vault"]
+    try:
+        # Checkout's order precedes its invoice by far: the card is in the vault first.
+        async def stored() -> bool:
+            return await vault.find_one({"_id": order.data.order_id}) is not None
+
+        await wait_until(stored, equals=True, timeout=30)
+    finally:
+        await client.close()
+
+    def writes(command: str) -> float:
+        return DB_COMMANDS.labels(command, "payments")._value.get()
+
+    inserts, updates = writes("insert"), writes("update")
+    invoice = await payments_service.issue(order)
+    await payments_service.wait_for_status(me, invoice.data.invoice_id, "succeeded")
+
+    # The attempt is inserted already marked sent; the outcome and its event are one update.
+    assert (writes("insert") - inserts, writes("update") - updates) == (1, 1)
+    assert len(await payments_service.charges(invoice.data.invoice_id)) == 1
