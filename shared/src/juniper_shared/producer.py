@@ -23,8 +23,8 @@ Header = tuple[str, bytes]
 
 class Producer:
     """The process's one Kafka producer, set for at-least-once: idempotent, acks from all
-    in-sync replicas, a few ms of batching. aiokafka directly: FastStream's per-message publish
-    path cost more than the rest of ingestion (profiled)."""
+    in-sync replicas, a few ms of batching. aiokafka directly, not FastStream's publisher: see
+    docs/architecture.md, "Where FastStream is not used"."""
 
     def __init__(self, settings: ServiceSettings, *, client_id: str) -> None:
         self._settings = settings
