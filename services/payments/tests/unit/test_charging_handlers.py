@@ -228,3 +228,24 @@ async def test_a_card_that_reaches_the_vault_late_is_marked_sent_before_its_char
 
     assert [w.last_attempt.sent_at for w in payments.writes] == [None, NOW, NOW]
     assert [r.idempotency_key for r in processor.requests] == ["inv-1:1"]
+
+
+async def test_a_charge_the_runner_could_not_take_is_made_by_the_pending_scan_once() -> None:
+    built, payments, processor, jobs = handlers()
+    invoice = await card_invoice(built)
+    taken = jobs.submit
+
+    def full(key: str, job: Job) -> bool:
+        return False  # the runner's queue is full
+
+    jobs.submit = full  # type: ignore[method-assign]
+    await built.on_invoices_issued([invoice])
+    assert processor.requests == []
+
+    jobs.submit = taken  # type: ignore[method-assign]
+    built.clock = lambda: NOW + timedelta(minutes=5)
+    assert await built.resume_pending(older_than=timedelta(minutes=1)) == 1
+    await jobs.run_all()
+
+    assert [r.idempotency_key for r in processor.requests] == ["inv-1:1"]
+    assert payments.stored["inv-1"].status.value == "succeeded"

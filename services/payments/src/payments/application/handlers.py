@@ -165,9 +165,12 @@ class PaymentsHandlers:
     def _schedule(
         self, invoice_id: str, *, known: Payment | None = None, card: StoredCard | None = None
     ) -> None:
-        self.scheduler.submit(
+        taken = self.scheduler.submit(
             invoice_id, lambda: self.charge_pending(invoice_id, known=known, card=card)
         )
+        if not taken:
+            # Not charged here (queue full, stopping): the pending scan charges it later.
+            self._unsent.pop(invoice_id, None)
 
     async def on_invoices_voided(self, voided: Sequence[InvoiceVoided]) -> None:
         """Charge nothing more for a voided invoice; refund what was charged (in the background).
@@ -216,8 +219,9 @@ class PaymentsHandlers:
         then make the refund a voided invoice is owed, if any. `known`: the payment as just
         stored; if it changed since (voided), the guarded start misses and reads it again.
         `card`: the card `known` was stored as sent with, so no write marks the send."""
-        if card is not None and self._unsent.pop(invoice_id, None) is None:
-            known = card = None  # a void took the charge back: see what it left
+        # From here the charge is under way: a void no longer takes it back.
+        if self._unsent.pop(invoice_id, None) is None and card is not None:
+            known = card = None  # a void took it back first: see what it left
         payment = known or await self.payments.get(invoice_id)
         if payment is None:
             return
