@@ -16,6 +16,7 @@ from juniper_shared.runtime import Runtime
 from payments.adapters.mongo import PAYMENTS, MongoCardVault, MongoPayments, create_indexes
 from payments.adapters.processor import HttpCardProcessor
 from payments.adapters.sealing import CardSeal
+from payments.application.cards import CardKeeping
 from payments.application.handlers import PaymentsHandlers
 from payments.application.runner import ChargeRunner, every
 from payments.entrypoints.http import build_router
@@ -48,7 +49,9 @@ def build_app(settings: PaymentsSettings) -> FastAPI:
         scheduler=runner,
         card_waits=card_waits(settings.payment_card_wait_seconds),
     )
-    register_subscribers(runtime.broker, handlers, runtime.dead_letters, settings)
+    register_subscribers(
+        runtime.broker, CardKeeping(vault), handlers, runtime.dead_letters, settings
+    )
     lease = timedelta(seconds=settings.payment_pending_lease_seconds)
 
     async def on_start() -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from juniper_shared.contracts.events import Envelope, InvoiceIssued
 from juniper_testkit import placed_order
+from payments.application.cards import CardKeeping
 from payments.application.handlers import PaymentsHandlers
 from payments.application.ports import (
     ChargeRequest,
@@ -131,7 +132,7 @@ def handlers() -> tuple[PaymentsHandlers, FakePayments, Processor, Jobs]:
 
 async def card_invoice(built: PaymentsHandlers) -> InvoiceIssued:
     order = placed_order(seller_id="seller-1")
-    await built.record_placed_cards([order])
+    await CardKeeping(built.vault).record_placed_cards([order])
     return invoice_issued(order, invoice_id="inv-1")
 
 
@@ -223,7 +224,7 @@ async def test_a_card_that_reaches_the_vault_late_is_marked_sent_before_its_char
     payments = built.payments = CountingPayments()
     order = placed_order(seller_id="seller-1")
     await built.on_invoices_issued([invoice_issued(order, invoice_id="inv-1")])
-    await built.record_placed_cards([order])
+    await CardKeeping(built.vault).record_placed_cards([order])
     await jobs.run_all()
 
     assert [w.last_attempt.sent_at for w in payments.writes] == [None, NOW, NOW]

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from juniper_shared.contracts.events import InvoiceIssued, InvoiceVoided, InvoiceVoidedData
 from juniper_testkit import placed_order
+from payments.application.cards import CardKeeping
 from payments.application.handlers import PaymentsHandlers
 from payments.application.ports import (
     ChargeRequest,
@@ -99,7 +100,7 @@ async def test_a_void_arriving_while_the_card_is_looked_up_stops_the_charge() ->
     order = placed_order(seller_id="seller-1")
     issued = invoice_issued(order, invoice_id="inv-1")
     await built.on_invoices_issued([issued])  # before the card reached the vault
-    await built.record_placed_cards([order])
+    await CardKeeping(built.vault).record_placed_cards([order])
     vault = built.vault
     assert isinstance(vault, FakeVault)
     real_card_for = vault.card_for

@@ -9,14 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from juniper_shared.clock import utc_now
-from juniper_shared.contracts.common import CardSummary, CreditCard
 from juniper_shared.contracts.events import (
     Envelope,
     InvoiceIssued,
     InvoiceVoided,
-    OrderExpired,
-    OrderPlaced,
-    OrderSplit,
 )
 from juniper_shared.contracts.money import from_minor
 from juniper_shared.contracts.registry import ForgedEvent
@@ -30,7 +26,6 @@ from payments.application.ports import (
     CardVault,
     ChargeRequest,
     PaymentRepository,
-    PlacedCard,
     ProcessorRejected,
     ProcessorUnavailable,
     RefundRequest,
@@ -71,46 +66,6 @@ class PaymentsHandlers:
     _unsent: dict[str, datetime] = field(default_factory=dict, init=False)
     """Invoices stored as sent whose charge has not started yet in this process: the moment
     stored. A void that takes one out voids the attempt, and the charge is never sent."""
-
-    # --- the card vault -------------------------------------------------------------------
-
-    async def record_placed_cards(self, placed: Sequence[OrderPlaced]) -> None:
-        """Keep the token of every order placed with a card; events carry brand and last4 only."""
-        cards = [
-            PlacedCard(
-                order_id=event.data.order_id,
-                seller_id=event.data.seller_id,
-                card_token=event.data.payment_method.card_token,
-                brand=event.data.payment_method.brand,
-                last4=event.data.payment_method.last4,
-            )
-            for event in placed
-            if isinstance(event.data.payment_method, CreditCard)
-        ]
-        await self.vault.add_placed(list({card.order_id: card for card in cards}.values()))
-
-    async def record_splits(self, splits: Sequence[OrderSplit]) -> None:
-        """An order split off another pays with the same card."""
-        links = {
-            event.data.new_order.order_id: (
-                event.data.new_order.order_id,
-                event.data.parent.order_id,
-                event.data.parent.seller_id,
-            )
-            for event in splits
-            if isinstance(event.data.parent.payment_method, CardSummary)
-        }
-        await self.vault.add_split(list(links.values()))
-
-    async def forget_expired(self, expired: Sequence[OrderExpired]) -> None:
-        """An expired order is never invoiced: its card is not kept. An order split off it
-        earlier pays with that card, so the card stays while the order has such children."""
-        by_seller: dict[str, list[str]] = {}
-        for event in expired:
-            if not event.data.split_into:
-                by_seller.setdefault(event.seller_id, []).append(event.data.order_id)
-        for seller_id, order_ids in by_seller.items():
-            await self.vault.forget(seller_id, order_ids)
 
     # --- invoices -------------------------------------------------------------------------
 

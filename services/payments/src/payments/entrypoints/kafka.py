@@ -16,6 +16,7 @@ from juniper_shared.contracts.registry import INVOICES_EVENTS, ORDERS_EVENTS, OR
 from juniper_shared.kafka import DeadLetters, Subscription, consume_batches
 from juniper_shared.settings import ServiceSettings
 
+from payments.application.cards import CardKeeping
 from payments.application.handlers import PaymentsHandlers
 
 GROUP_ID = "payments"
@@ -25,16 +26,17 @@ ORDER_TYPES = frozenset({"order.split", "order.expired"})
 
 def register_subscribers(
     broker: KafkaBroker,
+    cards: CardKeeping,
     handlers: PaymentsHandlers,
     dead_letters: DeadLetters,
     settings: ServiceSettings,
 ) -> None:
     async def on_orders_placed(events: list[Envelope]) -> None:
-        await handlers.record_placed_cards([e for e in events if isinstance(e, OrderPlaced)])
+        await cards.record_placed_cards([e for e in events if isinstance(e, OrderPlaced)])
 
     async def on_orders_events(events: list[Envelope]) -> None:
-        await handlers.record_splits([e for e in events if isinstance(e, OrderSplit)])
-        await handlers.forget_expired([e for e in events if isinstance(e, OrderExpired)])
+        await cards.record_splits([e for e in events if isinstance(e, OrderSplit)])
+        await cards.forget_expired([e for e in events if isinstance(e, OrderExpired)])
 
     async def on_invoices_events(events: list[Envelope]) -> None:
         # Issued before voided: one invoice's events come in order on its partition.
