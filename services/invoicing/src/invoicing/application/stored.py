@@ -17,7 +17,7 @@ WRITE_RETRIES = 5
 
 class Contention(RetryLater):
     """Concurrent writes kept winning the race for too long (`numbering_busy`: the seller's
-    counter; `invoice_busy`: the invoice); the request may be retried as it is."""
+    numbers; `invoice_busy`: the invoice); the request may be retried as it is."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -184,7 +184,7 @@ class Invoice:
             raise InvalidShipping(str(error)) from error
 
     def issue(self, sequence: int, *, now: datetime) -> None:
-        """Give the draft the number reserved for it."""
+        """Issue the draft with its number (the seller's next, which its write takes)."""
         if self.status is not InvoiceStatus.DRAFT:
             raise InvalidState(f"invoice {self.invoice_id} is {self.status.value}")
         self.status = InvoiceStatus.ISSUED
