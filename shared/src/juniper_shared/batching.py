@@ -1,11 +1,11 @@
 """Sharing round trips: a consumed batch's writes in bulk commands (`bulk_write_in_chunks`,
-`apply_per_key`), concurrent reads by `_id` as one `find` (GroupReads), and records nobody waits
-for as one insert (InsertBehind).
+`apply_per_key`), concurrent reads by `_id` as one `find` (GroupReads), concurrent guarded
+updates as one `bulk_write` (GroupUpdates), concurrent inserts as one `insert` (GroupInserts),
+and records nobody waits for as one insert (InsertBehind).
 
-GroupReads is group commit: no timer and no added latency; the first read goes at once, those
-that arrive while it is in flight leave together in the next command. Each caller still returns
-only once its own document is read. Measured in the chain benchmark, it saves about 5 of 19
-round trips per order.
+GroupReads, GroupUpdates and GroupInserts are group commit: no timer and no added latency; the first command
+goes at once, those that arrive while it is in flight leave together in the next one. Each
+caller still returns only once its own read or write is done.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import copy
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
+from uuid import uuid4
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from juniper_shared.inbox import insert_new
@@ -144,6 +146,71 @@ class GroupReads:
             handed_out.add(document_id)
             results.append(document)
         return results
+
+
+WRITE_MARK = "write_mark"
+"""Set by an update that left in a group: a bulk result counts the updates that matched, not
+which, so each sets a fresh mark and the stored mark tells whose update landed."""
+
+
+class GroupUpdates:
+    """Guarded `update_one({"_id": x, ...}, update)` calls of one collection, grouped into one
+    unordered `bulk_write`. Each caller learns whether its own update was applied (its guard
+    matched, or its upsert inserted): when fewer were than were sent, one `find` of the marks
+    tells which. Not for updates a unique index may refuse: FerretDB 1.x stops an update
+    command at its first error and does not say which."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+        self._group: GroupCommit[tuple[Document, Document, bool], bool] = GroupCommit(self._write)
+
+    async def update_one(self, guard: Document, update: Document, *, upsert: bool = False) -> bool:
+        """Whether the update was applied."""
+        return await self._group.submit((guard, update, upsert))
+
+    async def _write(self, items: Sequence[tuple[Document, Document, bool]]) -> list[bool]:
+        if len(items) == 1:
+            guard, update, upsert = items[0]
+            one = await self._collection.update_one(guard, update, upsert=upsert)
+            return [one.matched_count == 1 or one.upserted_id is not None]
+        marks = [uuid4().hex for _ in items]
+        writes = [
+            UpdateOne(
+                guard,
+                {**update, "$set": {**update.get("$set", {}), WRITE_MARK: mark}},
+                upsert=upsert,
+            )
+            for (guard, update, upsert), mark in zip(items, marks, strict=True)
+        ]
+        result = await self._collection.bulk_write(writes, ordered=False)
+        if result.matched_count + result.upserted_count == len(writes):
+            return [True] * len(writes)
+        ids = list(dict.fromkeys(guard["_id"] for guard, _, _ in items))
+        stored = {
+            document["_id"]: document.get(WRITE_MARK)
+            async for document in self._collection.find({"_id": {"$in": ids}}, {WRITE_MARK: 1})
+        }
+        return [
+            stored.get(guard["_id"]) == mark
+            for (guard, _, _), mark in zip(items, marks, strict=True)
+        ]
+
+
+class GroupInserts:
+    """`insert_one` calls of one collection with deterministic `_id`s, grouped into one
+    unordered insert; each caller learns whether its document is new (False: its `_id` was
+    already stored)."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+        self._group: GroupCommit[Document, bool] = GroupCommit(self._insert)
+
+    async def insert_new(self, document: Document) -> bool:
+        return await self._group.submit(document)
+
+    async def _insert(self, documents: Sequence[Document]) -> list[bool]:
+        inserted = {id(document) for document in await insert_new(self._collection, documents)}
+        return [id(document) in inserted for document in documents]
 
 
 class InsertBehind:

@@ -1,13 +1,15 @@
-"""Inserts behind on the real database: readable at once, stored together, nothing left at
-shutdown, and an `_id` already stored is kept."""
+"""Group commit on the real database. Grouped guarded updates: one command for those that
+arrive together, and each caller learns whether its own guard matched. Inserts behind: readable at once, stored together, nothing left at shutdown, and an `_id`
+already stored is kept."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from juniper_shared.batching import InsertBehind
+from juniper_shared.batching import GroupUpdates, InsertBehind
 from juniper_shared.mongo import Document
 from juniper_testkit import wait_until
 from pymongo import AsyncMongoClient, monitoring
@@ -38,6 +40,38 @@ async def monitored(infra: Any) -> AsyncIterator[tuple[AsyncMongoClient[Document
     )
     yield client, commands
     await client.close()
+
+
+async def test_grouped_updates_tell_each_caller_whether_its_guard_matched(
+    monitored: tuple[AsyncMongoClient[Document], Commands], database_name: str
+) -> None:
+    client, commands = monitored
+    collection = client[database_name]["grouped"]
+    await collection.insert_many([{"_id": f"d-{n}", "version": 1} for n in range(5)])
+    updates = GroupUpdates(collection)
+    commands.names.clear()
+
+    def bump(document_id: str, *, seen: int, **fields: Any) -> Any:
+        change = {"version": seen + 1, **fields}
+        return updates.update_one({"_id": document_id, "version": seen}, {"$set": change})
+
+    first = asyncio.create_task(bump("d-0", seen=1))
+    await asyncio.sleep(0)  # goes alone; the rest arrive while it is in flight
+    together = [
+        bump("d-1", seen=1),
+        bump("d-2", seen=1),
+        bump("d-3", seen=5),  # a stale version: its guard misses
+        bump("d-4", seen=1, by="first"),
+        bump("d-4", seen=1, by="second"),  # the same version twice: only one lands
+    ]
+    results = await asyncio.gather(first, *together)
+
+    assert results[:4] == [True, True, True, False]
+    assert sorted(results[4:]) == [False, True]
+    assert commands.names.count("update") == 2, commands.names
+    stored = {d["_id"]: d async for d in collection.find({}, {"write_mark": 0})}
+    assert [stored[f"d-{n}"]["version"] for n in range(5)] == [2, 2, 2, 1, 2]
+    assert stored["d-4"]["by"] == ("first" if results[4] else "second")
 
 
 async def test_inserts_behind_are_readable_at_once_and_stored_together(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from juniper_shared.batching import GroupReads, bulk_write_in_chunks
+from juniper_shared.batching import GroupInserts, GroupReads, bulk_write_in_chunks
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
@@ -143,6 +143,9 @@ class MongoInvoices:
         self._invoices: AsyncCollection[Document] = db[INVOICES]
         self._relay = relay
         self._reads = GroupReads(self._invoices, projection={OUTBOX_FIELD: 0})
+        # Concurrent first previews share one insert (group commit); a draft has no number, so
+        # the unique number index never refuses one.
+        self._inserts = GroupInserts(self._invoices)
         # What this process stored last: a change to it needs no load first.
         self._recent = RecentDocuments(self._invoices.codec_options)
 
@@ -168,9 +171,7 @@ class MongoInvoices:
         if previous_version == 0:
             document = dict(plain)
             new_outbox(document, messages)
-            try:
-                await self._invoices.insert_one(document)
-            except DuplicateKeyError:
+            if not await self._inserts.insert_new(document):
                 self._recent.forget(invoice.invoice_id)
                 return False
         else:
@@ -179,6 +180,7 @@ class MongoInvoices:
             update: Document = {"$set": changes}
             stage_events(update, messages)
             try:
+                # Not grouped: the unique number index may refuse it (see GroupUpdates).
                 result = await self._invoices.update_one(
                     {"_id": invoice_id, "version": previous_version}, update
                 )

@@ -3,7 +3,7 @@ repositories, single-document writes only."""
 
 from __future__ import annotations
 
-from juniper_shared.batching import GroupReads
+from juniper_shared.batching import GroupInserts, GroupReads, GroupUpdates
 from juniper_shared.keys import compound_id
 from juniper_shared.mongo import Document
 from pymongo import ASCENDING
@@ -24,6 +24,9 @@ class MongoCustomers:
         self._links: AsyncCollection[Document] = db["buyer_links"]
         self._customer_reads = GroupReads(self._customers)
         self._link_reads = GroupReads(self._links)
+        # Concurrent accepts of new buyers share their writes (group commit).
+        self._customer_inserts = GroupInserts(self._customers)
+        self._link_writes = GroupUpdates(self._links)
         # Links are never removed, so a link seen once can be trusted for the process's life.
         self._known_links: dict[tuple[str, str], str] = {}
 
@@ -33,12 +36,10 @@ class MongoCustomers:
 
     async def save(self, customer: Customer, *, new: bool) -> None:
         if new:
-            try:
-                await self._customers.insert_one(customer_to_document(customer))
-            except DuplicateKeyError:
+            if not await self._customer_inserts.insert_new(customer_to_document(customer)):
                 existing = await self.get(customer.customer_id)
                 if existing is None or existing.seller_id != customer.seller_id:
-                    raise
+                    raise DuplicateKeyError(f"customer {customer.customer_id} exists")
             return
         customer.version += 1
         result = await self._customers.replace_one(
@@ -70,7 +71,7 @@ class MongoCustomers:
         return str(document["customer_id"])
 
     async def link_buyer(self, seller_id: str, buyer_id: str, customer_id: str) -> None:
-        await self._links.update_one(
+        await self._link_writes.update_one(
             {"_id": link_id(seller_id, buyer_id)},
             {"$set": {"seller_id": seller_id, "buyer_id": buyer_id, "customer_id": customer_id}},
             upsert=True,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from juniper_shared.batching import GroupReads
+from juniper_shared.batching import GroupReads, GroupUpdates
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.mongo import EXACT_PUSHDOWN, Document, count_exact, replace_index
@@ -78,6 +78,7 @@ class MongoOrders:
         self._relay = relay
         # Concurrent requests' loads by _id share one `find` (group commit of reads).
         self._reads = GroupReads(self._orders)
+        self._updates = GroupUpdates(self._orders)
         # What this process stored last: a change to it needs no load first.
         self._recent = RecentDocuments(self._orders.codec_options)
 
@@ -124,8 +125,7 @@ class MongoOrders:
             guard[PROCESSED_FIELD] = {"$ne": processed_event_id}
             update["$push"] = {PROCESSED_FIELD: processed_event_id}
         stage_events(update, messages)
-        result = await self._orders.update_one(guard, update)
-        if result.matched_count == 0:
+        if not await self._updates.update_one(guard, update):
             self._recent.forget(order_id)
             if due_by is not None:
                 raise VersionConflict(None)  # accepted, rejected or rescheduled meanwhile

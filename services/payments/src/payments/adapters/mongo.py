@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from juniper_shared.batching import GroupReads
+from juniper_shared.batching import GroupReads, GroupUpdates
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
 from juniper_shared.mongo import Document
@@ -137,6 +137,7 @@ class MongoPayments:
         self._relay = relay
         # Concurrent loads by _id share one `find` (group commit of reads).
         self._reads = GroupReads(self._payments, projection={OUTBOX_FIELD: 0, PROCESSED_FIELD: 0})
+        self._updates = GroupUpdates(self._payments)
 
     async def get(self, invoice_id: str) -> Payment | None:
         document = await self._reads.get(invoice_id)
@@ -158,10 +159,9 @@ class MongoPayments:
         messages = [OutgoingMessage.of(event) for event in events]
         update: Document = {"$set": document}
         stage_events(update, messages)
-        result = await self._payments.update_one(
+        if not await self._updates.update_one(
             {"_id": invoice_id, "version": payment.version - 1}, update
-        )
-        if result.matched_count == 0:
+        ):
             raise VersionConflict(invoice_id)
         self._relay.notify(PAYMENTS, invoice_id, messages)
 
