@@ -19,6 +19,7 @@ from uuid import uuid4
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from juniper_shared.inbox import insert_new
 from juniper_shared.mongo import Document
@@ -157,8 +158,9 @@ class GroupUpdates:
     """Guarded `update_one({"_id": x, ...}, update)` calls of one collection, grouped into one
     unordered `bulk_write`. Each caller learns whether its own update was applied (its guard
     matched, or its upsert inserted): when fewer were than were sent, one `find` of the marks
-    tells which. Not for updates a unique index may refuse: FerretDB 1.x stops an update
-    command at its first error and does not say which."""
+    tells which. If the command failed (a unique index refused a statement: FerretDB 1.x stops
+    at the first and does not say which), each update that did not land is tried again alone,
+    so the refusal reaches its own caller as DuplicateKeyError, as with `update_one`."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
@@ -168,11 +170,18 @@ class GroupUpdates:
         """Whether the update was applied."""
         return await self._group.submit((guard, update, upsert))
 
-    async def _write(self, items: Sequence[tuple[Document, Document, bool]]) -> list[bool]:
-        if len(items) == 1:
-            guard, update, upsert = items[0]
+    async def _alone(self, guard: Document, update: Document, upsert: bool) -> bool | Exception:
+        try:
             one = await self._collection.update_one(guard, update, upsert=upsert)
-            return [one.matched_count == 1 or one.upserted_id is not None]
+        except DuplicateKeyError as refused:
+            return refused
+        return one.matched_count == 1 or one.upserted_id is not None
+
+    async def _write(
+        self, items: Sequence[tuple[Document, Document, bool]]
+    ) -> list[bool | Exception]:
+        if len(items) == 1:
+            return [await self._alone(*items[0])]
         marks = [uuid4().hex for _ in items]
         writes = [
             UpdateOne(
@@ -182,18 +191,25 @@ class GroupUpdates:
             )
             for (guard, update, upsert), mark in zip(items, marks, strict=True)
         ]
-        result = await self._collection.bulk_write(writes, ordered=False)
-        if result.matched_count + result.upserted_count == len(writes):
-            return [True] * len(writes)
+        try:
+            result = await self._collection.bulk_write(writes, ordered=False)
+            if result.matched_count + result.upserted_count == len(writes):
+                return [True] * len(writes)
+            failed = False
+        # KeyError: PyMongo cannot read FerretDB 1.x's answer to a refused statement (it lacks
+        # `nModified`); MongoDB's answer raises BulkWriteError.
+        except (PyMongoError, KeyError):
+            failed = True
         ids = list(dict.fromkeys(guard["_id"] for guard, _, _ in items))
         stored = {
             document["_id"]: document.get(WRITE_MARK)
             async for document in self._collection.find({"_id": {"$in": ids}}, {WRITE_MARK: 1})
         }
-        return [
-            stored.get(guard["_id"]) == mark
-            for (guard, _, _), mark in zip(items, marks, strict=True)
-        ]
+        results: list[bool | Exception] = []
+        for item, mark in zip(items, marks, strict=True):
+            landed = stored.get(item[0]["_id"]) == mark
+            results.append(await self._alone(*item) if failed and not landed else landed)
+        return results
 
 
 class GroupInserts:

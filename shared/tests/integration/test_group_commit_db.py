@@ -1,5 +1,6 @@
 """Group commit on the real database. Grouped guarded updates: one command for those that
-arrive together, and each caller learns whether its own guard matched. Inserts behind: readable at once, stored together, nothing left at shutdown, and an `_id`
+arrive together, and each caller learns whether its own guard matched, or that a unique index
+refused its update. Inserts behind: readable at once, stored together, nothing left at shutdown, and an `_id`
 already stored is kept."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from juniper_shared.batching import GroupUpdates, InsertBehind
 from juniper_shared.mongo import Document
 from juniper_testkit import wait_until
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import DuplicateKeyError
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +74,38 @@ async def test_grouped_updates_tell_each_caller_whether_its_guard_matched(
     stored = {d["_id"]: d async for d in collection.find({}, {"write_mark": 0})}
     assert [stored[f"d-{n}"]["version"] for n in range(5)] == [2, 2, 2, 1, 2]
     assert stored["d-4"]["by"] == ("first" if results[4] else "second")
+
+
+async def test_a_grouped_update_a_unique_index_refuses_fails_its_own_caller_alone(
+    monitored: tuple[AsyncMongoClient[Document], Commands], database_name: str
+) -> None:
+    client, _ = monitored
+    collection = client[database_name]["numbered"]
+    await collection.create_index("number", unique=True, sparse=True)
+    await collection.insert_many(
+        [{"_id": f"d-{n}", "version": 1} for n in range(5)] + [{"_id": "holder", "number": 7}]
+    )
+    updates = GroupUpdates(collection)
+
+    def number(document_id: str, value: int, *, seen: int = 1) -> Any:
+        change = {"version": seen + 1, "number": value}
+        return updates.update_one({"_id": document_id, "version": seen}, {"$set": change})
+
+    first = asyncio.create_task(number("d-0", 1))
+    await asyncio.sleep(0)
+    together = [
+        number("d-1", 2),
+        number("d-2", 7),  # the holder's number: refused
+        number("d-3", 3, seen=4),  # a stale version: its guard misses
+        number("d-4", 4),
+    ]
+    results = await asyncio.gather(first, *together, return_exceptions=True)
+
+    assert results[:2] == [True, True]
+    assert isinstance(results[2], DuplicateKeyError)
+    assert results[3:] == [False, True]
+    stored = {d["_id"]: d.get("number") async for d in collection.find({})}
+    assert stored == {"d-0": 1, "d-1": 2, "d-2": None, "d-3": None, "d-4": 4, "holder": 7}
 
 
 async def test_inserts_behind_are_readable_at_once_and_stored_together(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from juniper_shared.batching import GroupInserts, GroupReads, bulk_write_in_chunks
+from juniper_shared.batching import GroupInserts, GroupReads, GroupUpdates, bulk_write_in_chunks
 from juniper_shared.contracts.events import Envelope
 from juniper_shared.contracts.registry import ForgedEvent
 from juniper_shared.inbox import PROCESSED_FIELD, insert_new
@@ -146,6 +146,7 @@ class MongoInvoices:
         # Concurrent first previews share one insert (group commit); a draft has no number, so
         # the unique number index never refuses one.
         self._inserts = GroupInserts(self._invoices)
+        self._updates = GroupUpdates(self._invoices)
         # What this process stored last: a change to it needs no load first.
         self._recent = RecentDocuments(self._invoices.codec_options)
 
@@ -180,14 +181,13 @@ class MongoInvoices:
             update: Document = {"$set": changes}
             stage_events(update, messages)
             try:
-                # Not grouped: the unique number index may refuse it (see GroupUpdates).
-                result = await self._invoices.update_one(
+                applied = await self._updates.update_one(
                     {"_id": invoice_id, "version": previous_version}, update
                 )
             except DuplicateKeyError:
                 self._recent.forget(invoice_id)
                 raise NumberTaken(invoice_id) from None
-            if result.matched_count == 0:
+            if not applied:
                 self._recent.forget(invoice_id)
                 return False
         self._recent.remember(plain)
