@@ -796,7 +796,7 @@ launch_ferretdb() {
     --listen-addr="$HOST:$FERRETDB_PORT" \
     --state-dir="$dir" \
     --telemetry=disable \
-    --debug-addr=-
+    --debug-addr=${JM_FERRETDB_DEBUG_ADDR:--}
 }
 
 launch_mailpit() {

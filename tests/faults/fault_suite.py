@@ -117,6 +117,7 @@ class Run:
     poison_rounds: int = 0
     stats: RetryStats = field(default_factory=RetryStats)
     place_retries: int = 0
+    checkout_producers_replaced: int = 0
     failed_starts: Counter[str] = field(default_factory=Counter)
     """Restarts that exited during start-up (a service does not start while Kafka is down)."""
 
@@ -124,27 +125,54 @@ class Run:
 # --- the chain, driven as its users drive it -------------------------------------------------
 
 
-async def place(producer: AIOKafkaProducer, stack: Stack, order: Any, run: Run) -> None:
-    """Checkout publishes, and publishes again while the broker cannot take it (the same order
-    id twice is one order)."""
-    give_up = time.monotonic() + 120
-    while True:
-        try:
-            await asyncio.wait_for(
-                producer.send_and_wait(
-                    stack.topic_prefix + ORDERS_PLACED.name,
-                    encode(order),
-                    key=order.key().encode(),
-                    headers=[("type", order.type.encode())],
-                ),
-                timeout=15,
-            )
-            return
-        except Exception:
-            if time.monotonic() > give_up:
-                raise
-            run.place_retries += 1
-            await asyncio.sleep(1.0)
+class CheckoutPublisher:
+    """The platform's checkout as it publishes placed orders: again while the broker cannot
+    take one (the same order id twice is one order), and through a new producer when the one
+    it has acknowledges nothing (aiokafka can keep retrying against a stale leader after a
+    broker restart, aio-libs/aiokafka#1018)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            **self._options, enable_idempotence=True, request_timeout_ms=10_000
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), timeout=10)
+
+    async def place(self, stack: Stack, order: Any, run: Run) -> None:
+        give_up = time.monotonic() + 120
+        while True:
+            try:
+                if self._producer is None:
+                    run.checkout_producers_replaced += 1
+                    await self.start()
+                assert self._producer is not None
+                await asyncio.wait_for(
+                    self._producer.send_and_wait(
+                        stack.topic_prefix + ORDERS_PLACED.name,
+                        encode(order),
+                        key=order.key().encode(),
+                        headers=[("type", order.type.encode())],
+                    ),
+                    timeout=15,
+                )
+                return
+            except Exception as error:
+                if time.monotonic() > give_up:
+                    raise
+                run.place_retries += 1
+                if isinstance(error, TimeoutError):
+                    await self.stop()  # the next try starts a new one
+                await asyncio.sleep(1.0)
 
 
 async def until(probe: Any, *, timeout: float) -> Any:
@@ -407,15 +435,11 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
     run.faults = faults
     # Orders come from the platform's checkout; poison from an operator's hand (`ops` may
     # write every topic).
-    producer, poisoner = (
-        AIOKafkaProducer(
-            **kafka_options(kafka.bootstrap, principal),
-            enable_idempotence=True,
-            request_timeout_ms=10_000,
-        )
-        for principal in ("checkout", "ops")
+    publisher = CheckoutPublisher(kafka_options(kafka.bootstrap, "checkout"))
+    poisoner = AIOKafkaProducer(
+        **kafka_options(kafka.bootstrap, "ops"), enable_idempotence=True, request_timeout_ms=10_000
     )
-    await producer.start()
+    await publisher.start()
     await poisoner.start()
     queue: asyncio.Queue[Flow | None] = asyncio.Queue()
     async with httpx.AsyncClient(timeout=10) as http:
@@ -451,7 +475,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
                     placed_at=time.monotonic(),
                 )
                 run.flows[flow.order_id] = flow
-                await place(producer, stack, order, run)
+                await publisher.place(stack, order, run)
                 await queue.put(flow)
                 await asyncio.sleep(PLACE_EVERY)
             for _ in range(WORKERS):
@@ -541,7 +565,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
 
         # --- what the seller, the card processor and the buyers see now -------------------
         report = await audit(stack, kafka, inbox, run, portals, expected_mails)
-    await producer.stop()
+    await publisher.stop()
     await poisoner.stop()
     kills = Counter(f.kind.removeprefix("kill:") for f in faults if f.kind.startswith("kill:"))
     print_summary(run, report, kills, drain, stack)
@@ -705,6 +729,10 @@ def print_summary(
         ("portal retries (service down)", run.stats.retries),
         ("  of which 409 request_in_progress", run.stats.in_progress),
         ("checkout re-publishes (broker down)", run.place_retries),
+        (
+            "checkout producers replaced (no acknowledgement in 15 s)",
+            run.checkout_producers_replaced,
+        ),
         ("service starts that exited (broker down)", dict(run.failed_starts)),
         ("drain after last fault (s)", f"{drain:.1f}"),
     ]

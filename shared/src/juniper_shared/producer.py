@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +17,19 @@ from juniper_shared.contracts.registry import topic_of
 from juniper_shared.metrics import MESSAGES_PUBLISHED
 from juniper_shared.settings import ServiceSettings
 
+log = logging.getLogger(__name__)
+
 TYPE_HEADER = "type"
+
+DELIVERY_DEADLINE_SECONDS = 60.0
+"""How long a send may wait for Kafka's acknowledgements before the producer is replaced.
+
+aiokafka retries a record until the broker takes it, which rides out a broker restart; but
+after a restart it can keep retrying against a leader it will not look up again and never
+deliver (aio-libs/aiokafka#1018). Past this deadline the send fails as transient (its caller
+tries again: the relay keeps the events, a consumer's batch comes again) and the next send
+goes through a new producer. Records the old one still held may arrive too: consumers are
+idempotent by `event_id`."""
 
 
 Header = tuple[str, bytes]
@@ -26,14 +40,24 @@ class Producer:
     in-sync replicas, a few ms of batching. aiokafka directly, not FastStream's publisher: see
     docs/architecture.md, "Where FastStream is not used"."""
 
-    def __init__(self, settings: ServiceSettings, *, client_id: str) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        client_id: str,
+        delivery_deadline_seconds: float = DELIVERY_DEADLINE_SECONDS,
+    ) -> None:
         self._settings = settings
         self._client_id = client_id
+        self._deadline = delivery_deadline_seconds
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
         # Created here, not in __init__: aiokafka binds to the running event loop.
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             **self._settings.kafka_client_options(),
             client_id=self._client_id,
             enable_idempotence=True,
@@ -41,7 +65,8 @@ class Producer:
             linger_ms=5,
             request_timeout_ms=15_000,
         )
-        await self._producer.start()
+        await producer.start()
+        return producer
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -60,15 +85,41 @@ class Producer:
     async def send_all(
         self, records: Iterable[tuple[str, bytes | None, bytes, list[Header]]]
     ) -> None:
-        """Send (topic, key, value, headers) records; returns once Kafka acknowledged them all."""
+        """Send (topic, key, value, headers) records; returns once Kafka acknowledged them all.
+        Raises TimeoutError, and replaces the producer, past the delivery deadline."""
         producer = self._started()
-        # Tracing hook: a PRODUCER span per record, its context in the headers (off: untouched).
-        with tracing.publishing(records) as records:
-            futures = [
-                await producer.send(topic, value, key=key, headers=headers)
-                for topic, key, value, headers in records
-            ]
-            await asyncio.gather(*futures)
+        try:
+            async with asyncio.timeout(self._deadline):
+                # Tracing hook: a PRODUCER span per record, its context in the headers (off:
+                # untouched).
+                with tracing.publishing(records) as records:
+                    futures = [
+                        await producer.send(topic, value, key=key, headers=headers)
+                        for topic, key, value, headers in records
+                    ]
+                    await asyncio.gather(*futures)
+        except TimeoutError:
+            await self._replace(producer)
+            raise
+
+    async def _replace(self, stuck: AIOKafkaProducer) -> None:
+        """Swap in a new producer for the one whose sends missed the deadline: once, however
+        many sends saw it miss; if Kafka cannot be reached now, the next miss tries again."""
+        if self._producer is not stuck:
+            return
+        log.warning("Kafka acknowledged nothing for %.0f s; replacing the producer", self._deadline)
+        try:
+            fresh = await self._new_producer()
+        except Exception:
+            log.exception("could not start a new Kafka producer; keeping the old one for now")
+            return
+        if self._producer is not stuck:
+            await fresh.stop()
+            return
+        self._producer = fresh
+        with contextlib.suppress(Exception):
+            # Its stop flushes what it holds: bounded, as that may be what hangs.
+            await asyncio.wait_for(stuck.stop(), timeout=10)
 
 
 @dataclass(frozen=True)
