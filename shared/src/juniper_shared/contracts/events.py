@@ -337,23 +337,6 @@ class PaymentRefunded(Envelope):
     key_field: ClassVar[str] = "invoice_id"
 
 
-OrderEvent = Annotated[
-    OrderReceived
-    | OrderAccepted
-    | OrderRejected
-    | OrderSplit
-    | OrderUpdated
-    | OrderCancelled
-    | OrderExpired,
-    Field(discriminator="type"),
-]
-InvoiceEvent = Annotated[
-    InvoiceIssued | InvoicePaid | InvoicePaymentFailed | InvoiceVoided, Field(discriminator="type")
-]
-PaymentEvent = Annotated[
-    PaymentSucceeded | PaymentFailed | PaymentRefunded, Field(discriminator="type")
-]
-
 EVENT_TYPES: dict[str, type[Envelope]] = {
     model.model_fields["type"].default: model
     for model in (
