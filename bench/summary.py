@@ -50,6 +50,16 @@ def main() -> None:
         f"(bare: {floor['per_order']['writes']} writes, {floor['per_order']['requests']} "
         f"requests, {floor['per_order']['messages']} messages)"
     )
+    database_ms = sum(
+        chain["median"]["cpu_ms_per_order"][part] for part in ("ferretdb", "postgres")
+    )
+    bare_write_ms = f["write_ferretdb_ms"]["median"] + f["write_postgres_ms"]["median"]
+    written = c["db_writes_per_order"]["median"]
+    print(
+        f"  database per document   {database_ms / written:.2f} CPU ms (FerretDB and PostgreSQL: "
+        f"{database_ms:.1f} ms for {written:.1f} documents written); a bare write "
+        f"{bare_write_ms:.2f}"
+    )
     print(
         f"  against the floor       the chain costs {chain_floor_ratio:.1f}x it, the four "
         f"services' own CPU ({figure(c, 'services_cpu_ms_per_order', '.1f')} ms) "
