@@ -28,7 +28,7 @@ test: install ## Start Kafka + FerretDB on PostgreSQL, run all tests, stop what 
 	@bash scripts/test.sh
 
 test-faults: install ## Kill/restart every service and a private Kafka under a stream of orders; nothing lost or doubled (stops within 8 min)
-	@timeout --signal=INT --kill-after=30 480 bash scripts/test.sh tests/faults/fault_suite.py -s
+	@timeout --signal=INT --kill-after=30 480 bash scripts/test.sh tests/faults/producer_deadline_suite.py tests/faults/fault_suite.py -s
 
 fuzz: install ## Deeper fuzzing (HTTP, messages, limits, tenancy) on Kafka + FerretDB; FUZZ_EXAMPLES=200 by default
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} bash scripts/test.sh tests/fuzz tests/tenancy
