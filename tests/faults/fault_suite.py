@@ -38,7 +38,9 @@ from juniper_shared.contracts.registry import (
     Topic,
     encode,
 )
-from juniper_testkit import kafka_options, placed_order, placed_order_data
+from juniper_shared.producer import Producer
+from juniper_shared.settings import ServiceSettings
+from juniper_testkit import kafka_credentials, kafka_options, placed_order, placed_order_data
 
 from ..support.portal import Portal, RetryStats, ServiceUnavailable, error_code
 from ..support.stack import SERVICES, Email, Inbox, PrivateKafka, Process, Stack
@@ -125,54 +127,31 @@ class Run:
 # --- the chain, driven as its users drive it -------------------------------------------------
 
 
-class CheckoutPublisher:
-    """The platform's checkout as it publishes placed orders: again while the broker cannot
-    take one (the same order id twice is one order), and through a new producer when the one
-    it has acknowledges nothing (aiokafka can keep retrying against a stale leader after a
-    broker restart, aio-libs/aiokafka#1018)."""
-
-    def __init__(self, options: dict[str, Any]) -> None:
-        self._options = options
-        self._producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        producer = AIOKafkaProducer(
-            **self._options, enable_idempotence=True, request_timeout_ms=10_000
-        )
-        await producer.start()
-        self._producer = producer
-
-    async def stop(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), timeout=10)
-
-    async def place(self, stack: Stack, order: Any, run: Run) -> None:
-        give_up = time.monotonic() + 120
-        while True:
-            try:
-                if self._producer is None:
-                    run.checkout_producers_replaced += 1
-                    await self.start()
-                assert self._producer is not None
-                await asyncio.wait_for(
-                    self._producer.send_and_wait(
+async def place(checkout: Producer, stack: Stack, order: Any, run: Run) -> None:
+    """Checkout publishes, and publishes again while the broker cannot take it (the same order
+    id twice is one order). Its producer is the services' own, so a send Kafka never
+    acknowledges (a stale leader after a broker restart) gets a new producer."""
+    give_up = time.monotonic() + 120
+    while True:
+        try:
+            await checkout.send_all(
+                [
+                    (
                         stack.topic_prefix + ORDERS_PLACED.name,
+                        order.key().encode(),
                         encode(order),
-                        key=order.key().encode(),
-                        headers=[("type", order.type.encode())],
-                    ),
-                    timeout=15,
-                )
-                return
-            except Exception as error:
-                if time.monotonic() > give_up:
-                    raise
-                run.place_retries += 1
-                if isinstance(error, TimeoutError):
-                    await self.stop()  # the next try starts a new one
-                await asyncio.sleep(1.0)
+                        [("type", order.type.encode())],
+                    )
+                ]
+            )
+            return
+        except Exception as error:
+            if time.monotonic() > give_up:
+                raise
+            run.place_retries += 1
+            if isinstance(error, TimeoutError):
+                run.checkout_producers_replaced += 1
+            await asyncio.sleep(1.0)
 
 
 async def until(probe: Any, *, timeout: float) -> Any:
@@ -435,11 +414,15 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
     run.faults = faults
     # Orders come from the platform's checkout; poison from an operator's hand (`ops` may
     # write every topic).
-    publisher = CheckoutPublisher(kafka_options(kafka.bootstrap, "checkout"))
+    checkout_producer = Producer(
+        ServiceSettings(kafka_bootstrap_servers=kafka.bootstrap, **kafka_credentials("checkout")),
+        client_id="checkout",
+        delivery_deadline_seconds=15,
+    )
     poisoner = AIOKafkaProducer(
         **kafka_options(kafka.bootstrap, "ops"), enable_idempotence=True, request_timeout_ms=10_000
     )
-    await publisher.start()
+    await checkout_producer.start()
     await poisoner.start()
     queue: asyncio.Queue[Flow | None] = asyncio.Queue()
     async with httpx.AsyncClient(timeout=10) as http:
@@ -475,7 +458,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
                     placed_at=time.monotonic(),
                 )
                 run.flows[flow.order_id] = flow
-                await publisher.place(stack, order, run)
+                await place(checkout_producer, stack, order, run)
                 await queue.put(flow)
                 await asyncio.sleep(PLACE_EVERY)
             for _ in range(WORKERS):
@@ -565,7 +548,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
 
         # --- what the seller, the card processor and the buyers see now -------------------
         report = await audit(stack, kafka, inbox, run, portals, expected_mails)
-    await publisher.stop()
+    await checkout_producer.stop()
     await poisoner.stop()
     kills = Counter(f.kind.removeprefix("kill:") for f in faults if f.kind.startswith("kill:"))
     print_summary(run, report, kills, drain, stack)

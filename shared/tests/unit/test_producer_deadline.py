@@ -61,38 +61,34 @@ def _bounded_wait_for(wait_for: Any) -> Any:
 RECORD = ("orders.events", b"order-1", b"{}", [("type", b"order.accepted")])
 
 
-async def test_a_send_kafka_never_acknowledges_fails_and_the_next_goes_through_a_new_producer(
-    fake_kafka: type[FakeAIOKafkaProducer],
-) -> None:
-    producer = Producer(
-        ServiceSettings(kafka_security_protocol="PLAINTEXT"),
-        client_id="orders",
-        delivery_deadline_seconds=0.2,
-    )
+@pytest.fixture
+async def wedged(fake_kafka: type[FakeAIOKafkaProducer]) -> Producer:
+    """A started producer Kafka acknowledges nothing; any producer made after it works."""
+    settings = ServiceSettings(kafka_security_protocol="PLAINTEXT")
+    producer = Producer(settings, client_id="orders", delivery_deadline_seconds=0.2)
     await producer.start()
-    fake_kafka.stuck_next = False  # the replacement works
+    fake_kafka.stuck_next = False
+    return producer
 
+
+async def test_a_send_kafka_never_acknowledges_fails_and_the_next_goes_through_a_new_producer(
+    fake_kafka: type[FakeAIOKafkaProducer], wedged: Producer
+) -> None:
+    producer = wedged
     with pytest.raises(TimeoutError) as missed:
         await producer.send_all([RECORD])
     assert is_transient(missed.value)  # the caller tries again: a batch comes again, not a DLQ
 
-    wedged, fresh = fake_kafka.made
-    assert wedged.stopped and fresh.started
+    stuck, fresh = fake_kafka.made
+    assert stuck.stopped and fresh.started
     await producer.send_all([RECORD])
     assert fresh.sent == [b"{}"]
 
 
 async def test_sends_that_miss_together_replace_the_producer_once(
-    fake_kafka: type[FakeAIOKafkaProducer],
+    fake_kafka: type[FakeAIOKafkaProducer], wedged: Producer
 ) -> None:
-    producer = Producer(
-        ServiceSettings(kafka_security_protocol="PLAINTEXT"),
-        client_id="orders",
-        delivery_deadline_seconds=0.2,
-    )
-    await producer.start()
-    fake_kafka.stuck_next = False
-
+    producer = wedged
     outcomes = await asyncio.gather(
         *(producer.send_all([RECORD]) for _ in range(3)), return_exceptions=True
     )
