@@ -17,6 +17,7 @@ from juniper_shared.contracts.registry import (
     ORDERS_EVENTS,
     ORDERS_PLACED,
     TOPICS,
+    ForgedEvent,
     PoisonMessage,
     UnknownEventType,
     encode,
@@ -111,6 +112,47 @@ def test_invalid_placed_orders_are_refused(overrides: dict[str, Any]) -> None:
     ).encode()
     with pytest.raises(PoisonMessage):
         ORDERS_PLACED.decode(raw)
+
+
+def order_snapshot(seller_id: str) -> dict[str, Any]:
+    data = placed_order_data(seller_id=seller_id)
+    line = {"sku": "MUG-1", "name": "Mug", "unit_price": "12.50", "quantity": 4}
+    return {
+        **{key: data[key] for key in ("order_id", "seller_id", "placed_at", "currency", "buyer")},
+        "status": "pending",
+        "version": 2,
+        "items": [{**line, "line_id": "l1", "line_total": "50.00"}],
+        "subtotal": "50.00",
+        "shipping_fee": "0.00",
+        "total": "50.00",
+        "shipping_address": data["shipping_address"],
+        "billing_address": data["shipping_address"],
+        "payment_method": {"type": "credit_card", "brand": "visa", "last4": "4242"},
+    }
+
+
+def orders_event(event_type: str, seller_id: str, data: dict[str, Any]) -> bytes:
+    envelope = {"type": event_type, "seller_id": seller_id, "producer": "orders", "data": data}
+    return json.dumps(envelope).encode()
+
+
+def test_an_event_is_applied_only_for_the_seller_of_every_order_it_carries() -> None:
+    mine, theirs = order_snapshot("seller-a"), order_snapshot("seller-b")
+    split = {"parent": mine, "new_order": mine, "moved_line_ids": ["l1"]}
+    assert ORDERS_EVENTS.decode(orders_event("order.split", "seller-a", split))
+
+    with pytest.raises(ForgedEvent, match="names seller 'seller-b'"):
+        ORDERS_EVENTS.decode(orders_event("order.accepted", "seller-a", {"order": theirs}))
+    with pytest.raises(ForgedEvent, match="names seller 'seller-b'"):
+        ORDERS_EVENTS.decode(
+            orders_event("order.split", "seller-a", {**split, "new_order": theirs})
+        )
+    with pytest.raises(ForgedEvent, match="written by 'orders' only"):
+        ORDERS_EVENTS.decode(
+            orders_event("order.accepted", "seller-a", {"order": mine}).replace(
+                b'"orders"', b'"checkout"'
+            )
+        )
 
 
 @given(st.integers(min_value=0, max_value=10**11), st.sampled_from(["USD", "JPY", "KWD"]))

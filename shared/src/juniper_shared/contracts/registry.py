@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import pydantic_core
 from pydantic import ValidationError
@@ -111,13 +111,32 @@ class Topic:
 
 def _sellers_named(data: Any) -> set[str]:
     """The sellers `data` names: its own `seller_id`, and that of each order it carries."""
-    found: set[str] = set()
-    parts = [data, *(getattr(data, name) for name in getattr(type(data), "model_fields", ()))]
-    for part in parts:
-        seller = getattr(part, "seller_id", None)
-        if isinstance(seller, str):
-            found.add(seller)
-    return found
+    model = type(data)
+    if model not in _SELLER_FIELDS:
+        _SELLER_FIELDS[model] = _seller_fields(model)
+    own, carriers = _SELLER_FIELDS[model]
+    parts = [data] if own else []
+    parts += [part for name in carriers if (part := getattr(data, name)) is not None]
+    return {seller for part in parts if isinstance(seller := part.seller_id, str)}
+
+
+_SELLER_FIELDS: dict[type[Any], tuple[bool, tuple[str, ...]]] = {}
+"""Per event data class, found once: this check runs on every event consumed."""
+
+
+def _seller_fields(model: type[Any]) -> tuple[bool, tuple[str, ...]]:
+    """Whether `model` has a `seller_id`, and its fields that hold a model with one (an order
+    snapshot, possibly optional)."""
+    fields: dict[str, Any] = getattr(model, "model_fields", {})
+
+    def has_seller(annotation: Any) -> bool:
+        return any(
+            "seller_id" in getattr(kind, "model_fields", {})
+            for kind in (annotation, *get_args(annotation))
+        )
+
+    carriers = tuple(name for name, info in fields.items() if has_seller(info.annotation))
+    return "seller_id" in fields, carriers
 
 
 def _upcast(event_type: str, document: dict[str, Any]) -> dict[str, Any]:
