@@ -4,8 +4,10 @@ FerretDB has no multi-document transactions, so the state change and the events 
 are stored in one single-document write (`outbox` array field). The relay publishes them
 right after the write (fast path) and a poller republishes anything a crash left behind.
 Removal waits up to a second so that one write clears every event a document got meanwhile:
-a guarded write that empties the outbox when it holds exactly what was published, else `$pull`
-of each exact element (the only `$pull` form FerretDB honours).
+a guarded write that empties the outbox when it holds exactly what was published. An outbox
+that got another event after the publish is cleared at the next round, with that event; one
+that misses twice has its published elements `$pull`ed one by one (the only `$pull` form
+FerretDB honours).
 Publishing is at-least-once: consumers are idempotent by `event_id`.
 """
 
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,12 +56,14 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._grace_seconds = max(1.0, poll_seconds)
         self._poll_limit = poll_limit
-        # Below the grace, so no poller (ours or another replica's) republishes an event that
-        # only waits for its clearing write.
-        self._clear_delay = min(clear_delay_seconds, self._grace_seconds / 2)
+        # Two rounds fit in the grace, so no poller (ours or another replica's) republishes an
+        # event that only waits for its clearing write.
+        self._clear_delay = min(clear_delay_seconds, self._grace_seconds / 3)
         self._pending: list[tuple[str, Any, OutgoingMessage]] = []
         self._published: dict[str, dict[Any, list[Document]]] = {}
         """Published entries not yet removed from their documents, per collection and document."""
+        self._missed_once: dict[str, set[Any]] = {}
+        """Documents whose last clearing write missed: at the next miss their entries are pulled."""
         self._clear_due: float | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -94,7 +98,8 @@ class OutboxRelay:
     async def flush(self) -> None:
         """Publish every event notified so far and clear it from its document."""
         await self._publish_pending()
-        await self._clear_published()
+        while self._published:  # a document that misses twice is pulled: this ends
+            await self._clear_published()
 
     async def _publish_pending(self) -> None:
         """Publish every event notified so far; their clearing write comes within the delay."""
@@ -208,24 +213,43 @@ class OutboxRelay:
 
     async def _clear_published_locked(self) -> None:
         published, self._published, self._clear_due = self._published, {}, None
+        missed_once, self._missed_once = self._missed_once, {}
         try:
             for name in list(published):
-                await self._clear(self._collections[name], published[name])
+                collection = self._collections[name]
+                again = await self._clear(collection, published[name], missed_once.get(name, ()))
+                if again:
+                    # Nothing else was published meanwhile: publishing holds the same lock.
+                    self._published[name] = again
+                    self._missed_once[name] = set(again)
                 del published[name]
         except Exception:
-            # Keep what was not cleared for the next attempt (or the poller, after a restart);
-            # nothing was added meanwhile: publishing holds the same lock.
-            self._published = published
-            self._clear_due = asyncio.get_running_loop().time() + self._clear_delay
+            # Keep what was not cleared for the next attempt (or the poller, after a restart).
+            self._published.update(published)
+            self._missed_once.update(missed_once)
             raise
+        finally:
+            if self._published:
+                self._clear_due = asyncio.get_running_loop().time() + self._clear_delay
 
     async def _clear(
-        self, collection: AsyncCollection[Document], published: Mapping[Any, list[Document]]
-    ) -> None:
-        """Remove published entries. Usually the outbox holds exactly what was published, and
-        one guarded write empties it and lowers the pending flag (no later write just for the
-        flag). If a chunk has a document whose outbox changed meanwhile, that chunk falls back
-        to `$pull` of each exact element; the poller lowers the flag once the outbox is empty."""
+        self,
+        collection: AsyncCollection[Document],
+        published: Mapping[Any, list[Document]],
+        missed_once: Collection[Any],
+    ) -> dict[Any, list[Document]]:
+        """Remove published entries; returns those of documents to clear at the next round.
+
+        Usually the outbox holds exactly what was published, and one guarded write empties it
+        and lowers the pending flag. A document it misses has had another event added since
+        the publish, mostly by this process, which publishes it before the next round: the
+        entries wait for that round, whose one write then clears both. A document that misses
+        twice (an event another process added, not yet published) has this process's entries
+        `$pull`ed one by one, and the poller lowers the flag once the outbox is empty. Only the
+        documents that missed are read back, never the others of their bulk write.
+        """
+        again: dict[Any, list[Document]] = {}
+        pulls: list[UpdateOne] = []
         document_ids = list(published)
         for start in range(0, len(document_ids), MAX_STATEMENTS):
             chunk = document_ids[start : start + MAX_STATEMENTS]
@@ -239,15 +263,26 @@ class OutboxRelay:
                 ],
                 ordered=False,
             )
-            if result.matched_count < len(chunk):
-                await bulk_write_in_chunks(
-                    collection,
-                    [
-                        UpdateOne({"_id": document_id}, {"$pull": {OUTBOX_FIELD: entry}})
-                        for document_id in chunk
-                        for entry in published[document_id]
-                    ],
-                )
+            if result.matched_count == len(chunk):
+                continue
+            missed = collection.find(
+                {"_id": {"$in": chunk}, PENDING_FIELD: True}, {OUTBOX_FIELD: 1}
+            )
+            async for document in missed:
+                document_id = document["_id"]
+                mine = {entry["event_id"] for entry in published[document_id]}
+                # As stored, so that the next guarded write or `$pull` matches them exactly.
+                left = [e for e in document.get(OUTBOX_FIELD) or () if e.get("event_id") in mine]
+                if not left:
+                    continue
+                if document_id in missed_once:
+                    pulls += [
+                        UpdateOne({"_id": document_id}, {"$pull": {OUTBOX_FIELD: e}}) for e in left
+                    ]
+                else:
+                    again[document_id] = left
+        await bulk_write_in_chunks(collection, pulls)
+        return again
 
 
 def _occurred_at(entry: Mapping[str, Any]) -> datetime | None:

@@ -22,8 +22,8 @@ from juniper_shared.outbox import (
 )
 from juniper_shared.producer import EventPublisher, OutgoingMessage, Producer
 from juniper_shared.settings import ServiceSettings
-from juniper_testkit import kafka_credentials, placed_order, read_topic
-from pymongo import AsyncMongoClient
+from juniper_testkit import kafka_credentials, placed_order, read_topic, wait_until
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 
 pytestmark = pytest.mark.integration
@@ -164,3 +164,70 @@ async def test_the_running_relay_publishes_at_once_and_clears_each_document_once
         [first.event_id, second.event_id]
     )
     assert (stored[OUTBOX_FIELD], stored[PENDING_FIELD]) == ([], False)
+
+
+class UpdateStatements(monitoring.CommandListener):
+    """The update statements a client sends to one collection, as the database receives them."""
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        self.statements: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update" and event.command.get("update") == self.collection:
+            self.statements += event.command.get("updates", [])
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_an_outbox_that_got_another_event_since_the_publish_is_cleared_with_it_in_one_write(
+    infra: Any, database_name: str, unique: str
+) -> None:
+    updates = UpdateStatements("orders")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.mongodb_url, event_listeners=[updates]
+    )
+    collection = client[database_name]["orders"]
+    first, second = OutgoingMessage.of(placed_order()), OutgoingMessage.of(placed_order())
+    document: dict[str, Any] = {"_id": "ord-busy"}
+    new_outbox(document, [first])
+    await collection.insert_one(document)
+    prefix = f"outbox{unique}."
+
+    async def statements_sent() -> int:
+        return len(updates.statements)
+
+    async def emptied() -> bool:
+        stored = await collection.find_one({"_id": "ord-busy"})
+        return stored is not None and (stored[OUTBOX_FIELD], stored[PENDING_FIELD]) == ([], False)
+
+    try:
+        async with relay_on(
+            infra, collection, prefix, poll_seconds=60, clear_delay_seconds=1.0
+        ) as relay:
+            relay.start()
+            try:
+                relay.notify("orders", "ord-busy", [first])
+                # The seller's next step is stored; its writer has not told the relay yet when
+                # the first event's clearing write comes.
+                await collection.update_one(
+                    {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
+                )
+                await wait_until(statements_sent, equals=2)  # the push, then a clearing write
+                relay.notify("orders", "ord-busy", [second])
+                await wait_until(emptied, equals=True)
+            finally:
+                await relay.stop()
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
+    clearing = updates.statements[1:]  # after the test's own $push
+    assert [statement["q"][OUTBOX_FIELD] for statement in clearing] == [
+        [outbox_entry(first)],  # missed: the outbox holds the second event too
+        [outbox_entry(first), outbox_entry(second)],  # the next round: one write for both
+    ]
+    assert not any("$pull" in statement["u"] for statement in clearing)
