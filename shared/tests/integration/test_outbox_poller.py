@@ -36,6 +36,18 @@ def stored(document_id: str, *, age: timedelta) -> dict[str, Any]:
     return document
 
 
+async def busy_order(
+    collection: AsyncCollection[dict[str, Any]],
+) -> tuple[OutgoingMessage, OutgoingMessage]:
+    """`ord-busy` stored with one event in its outbox; returns it and the event of its next
+    write."""
+    first, second = OutgoingMessage.of(placed_order()), OutgoingMessage.of(placed_order())
+    document: dict[str, Any] = {"_id": "ord-busy"}
+    new_outbox(document, [first])
+    await collection.insert_one(document)
+    return first, second
+
+
 @asynccontextmanager
 async def relay_on(
     infra: Any, collection: AsyncCollection[dict[str, Any]], topic_prefix: str, **options: Any
@@ -129,10 +141,7 @@ async def test_the_running_relay_publishes_at_once_and_clears_each_document_once
     infra: Any, mongo_client: AsyncMongoClient[dict[str, Any]], database_name: str, unique: str
 ) -> None:
     collection = mongo_client[database_name]["orders"]
-    first, second = OutgoingMessage.of(placed_order()), OutgoingMessage.of(placed_order())
-    document: dict[str, Any] = {"_id": "ord-busy"}
-    new_outbox(document, [first])
-    await collection.insert_one(document)
+    first, second = await busy_order(collection)
     prefix = f"outbox{unique}."
     async with relay_on(
         infra, collection, prefix, poll_seconds=60, clear_delay_seconds=1.0
@@ -192,10 +201,7 @@ async def test_an_outbox_that_got_another_event_since_the_publish_is_cleared_wit
         infra.mongodb_url, event_listeners=[updates]
     )
     collection = client[database_name]["orders"]
-    first, second = OutgoingMessage.of(placed_order()), OutgoingMessage.of(placed_order())
-    document: dict[str, Any] = {"_id": "ord-busy"}
-    new_outbox(document, [first])
-    await collection.insert_one(document)
+    first, second = await busy_order(collection)
     prefix = f"outbox{unique}."
 
     async def statements_sent() -> int:
