@@ -223,8 +223,10 @@ class OutboxRelay:
                     self._published[name] = again
                     self._missed_once[name] = set(again)
                 del published[name]
+                missed_once.pop(name, None)
         except Exception:
-            # Keep what was not cleared for the next attempt (or the poller, after a restart).
+            # Keep what was not cleared, and its misses, for the next attempt (or the poller,
+            # after a restart).
             self._published.update(published)
             self._missed_once.update(missed_once)
             raise

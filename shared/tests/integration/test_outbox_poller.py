@@ -36,6 +36,21 @@ def stored(document_id: str, *, age: timedelta) -> dict[str, Any]:
     return document
 
 
+@asynccontextmanager
+async def running_relay(
+    infra: Any, collection: AsyncCollection[dict[str, Any]], topic_prefix: str
+) -> AsyncIterator[OutboxRelay]:
+    """`relay_on`, its loop running: published at once, cleared a second later, no polling."""
+    async with relay_on(
+        infra, collection, topic_prefix, poll_seconds=60, clear_delay_seconds=1.0
+    ) as relay:
+        relay.start()
+        try:
+            yield relay
+        finally:
+            await relay.stop()
+
+
 async def busy_order(
     collection: AsyncCollection[dict[str, Any]],
 ) -> tuple[OutgoingMessage, OutgoingMessage]:
@@ -143,31 +158,25 @@ async def test_the_running_relay_publishes_at_once_and_clears_each_document_once
     collection = mongo_client[database_name]["orders"]
     first, second = await busy_order(collection)
     prefix = f"outbox{unique}."
-    async with relay_on(
-        infra, collection, prefix, poll_seconds=60, clear_delay_seconds=1.0
-    ) as relay:
-        relay.start()
-        try:
-            relay.notify("orders", "ord-busy", [first])
-            await read_topic(
-                infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 1
-            )
-            # The seller's next step lands while the first event waits for its clearing write.
-            await collection.update_one(
-                {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
-            )
-            relay.notify("orders", "ord-busy", [second])
-            records = await read_topic(
-                infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 2
-            )
-            for _ in range(100):
-                stored = await collection.find_one({"_id": "ord-busy"})
-                assert stored is not None
-                if not stored[OUTBOX_FIELD]:
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            await relay.stop()
+    async with running_relay(infra, collection, prefix) as relay:
+        relay.notify("orders", "ord-busy", [first])
+        await read_topic(
+            infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 1
+        )
+        # The seller's next step lands while the first event waits for its clearing write.
+        await collection.update_one(
+            {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
+        )
+        relay.notify("orders", "ord-busy", [second])
+        records = await read_topic(
+            infra.kafka_bootstrap, prefix + ORDERS_PLACED.name, until=lambda r: len(r) >= 2
+        )
+        for _ in range(100):
+            stored = await collection.find_one({"_id": "ord-busy"})
+            assert stored is not None
+            if not stored[OUTBOX_FIELD]:
+                break
+            await asyncio.sleep(0.05)
     # Two orders, two keys: the topic's partitions may hand them back in either order.
     assert sorted(json.loads(record.value)["event_id"] for record in records) == sorted(
         [first.event_id, second.event_id]
@@ -212,22 +221,16 @@ async def test_an_outbox_that_got_another_event_since_the_publish_is_cleared_wit
         return stored is not None and (stored[OUTBOX_FIELD], stored[PENDING_FIELD]) == ([], False)
 
     try:
-        async with relay_on(
-            infra, collection, prefix, poll_seconds=60, clear_delay_seconds=1.0
-        ) as relay:
-            relay.start()
-            try:
-                relay.notify("orders", "ord-busy", [first])
-                # The seller's next step is stored; its writer has not told the relay yet when
-                # the first event's clearing write comes.
-                await collection.update_one(
-                    {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
-                )
-                await wait_until(statements_sent, equals=2)  # the push, then a clearing write
-                relay.notify("orders", "ord-busy", [second])
-                await wait_until(emptied, equals=True)
-            finally:
-                await relay.stop()
+        async with running_relay(infra, collection, prefix) as relay:
+            relay.notify("orders", "ord-busy", [first])
+            # The seller's next step is stored; its writer has not told the relay yet when the
+            # first event's clearing write comes.
+            await collection.update_one(
+                {"_id": "ord-busy"}, {"$push": {OUTBOX_FIELD: outbox_entry(second)}}
+            )
+            await wait_until(statements_sent, equals=2)  # the push, then a clearing write
+            relay.notify("orders", "ord-busy", [second])
+            await wait_until(emptied, equals=True)
     finally:
         await client.drop_database(database_name)
         await client.close()
