@@ -14,7 +14,7 @@ from invoicing.adapters.mongo import (
     create_indexes,
 )
 from invoicing.application.catch_up import OrderVersions
-from invoicing.application.numbering import FaultPoint, Numbering, no_faults
+from invoicing.application.numbering import Numbering
 from invoicing.application.preview import Previews
 from invoicing.application.reactions import Reactions
 from invoicing.entrypoints.http import build_router
@@ -24,16 +24,14 @@ from invoicing.settings import InvoicingSettings
 SERVICE = "invoicing"
 
 
-def build_app(settings: InvoicingSettings, *, fault: FaultPoint = no_faults) -> FastAPI:
-    """The service; `fault` is called at each crash-relevant step of a confirm (tests inject
-    crashes there)."""
+def build_app(settings: InvoicingSettings) -> FastAPI:
     runtime = Runtime.create(settings, service=SERVICE, outbox_collections=[INVOICES])
     orders, invoices = MongoOrderBook(runtime.db), MongoInvoices(runtime.db, runtime.relay)
     base_url = settings.base_url()
     # The consumer hands each order version it stores to the previews waiting for it.
     versions = OrderVersions()
     previews = Previews(orders, invoices, base_url, versions=versions)
-    numbering = Numbering(orders, invoices, base_url, fault=fault)
+    numbering = Numbering(orders, invoices, base_url)
     register_subscribers(
         runtime.broker,
         Reactions(orders, invoices, base_url, versions=versions),

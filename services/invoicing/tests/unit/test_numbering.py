@@ -66,11 +66,15 @@ def read_through(
 
 
 class FakeInvoices:
-    """One process's view: its recent copies go stale when another process writes."""
+    """One process's view: its recent copies go stale when another process writes.
 
-    def __init__(self, stores: Stores) -> None:
+    `crash_at` makes the process die at one step of a confirm: `number_chosen`, when the write
+    of a numbered invoice is about to go out, or `invoice_numbered`, right after it landed."""
+
+    def __init__(self, stores: Stores, *, crash_at: str | None = None) -> None:
         self._s = stores
         self._recent: dict[str, Invoice] = {}
+        self._crash_at = crash_at
 
     async def get(self, invoice_id: str, *, recent: bool = False) -> Invoice | None:
         return read_through(self._recent, self._s.invoices, invoice_id, use_recent=recent)
@@ -86,6 +90,9 @@ class FakeInvoices:
         self, invoice: Invoice, events: Sequence[Envelope], *, previous_version: int
     ) -> bool:
         await asyncio.sleep(0)
+        numbered = invoice.sequence is not None
+        if numbered and self._crash_at == "number_chosen":
+            raise Crash(self._crash_at)
         self._s.writes += 1
         stored = self._s.invoices.get(invoice.invoice_id)
         if (stored.version if stored else 0) != previous_version:
@@ -102,6 +109,8 @@ class FakeInvoices:
         self._s.invoices[invoice.invoice_id] = Invoice(**invoice.__dict__)
         self._recent[invoice.invoice_id] = self._s.invoices[invoice.invoice_id]
         self._s.issued_events += [(e.data.invoice_id, e.data.number) for e in events]
+        if numbered and self._crash_at == "invoice_numbered":
+            raise Crash(self._crash_at)
         return True
 
     async def highest_number(self, seller_id: str) -> int:
@@ -140,16 +149,11 @@ def world(count: int) -> tuple[Stores, FakeOrders, list[str]]:
 
 
 def handlers(stores: Stores, orders: FakeOrders, *, crash_at: str | None = None) -> Numbering:
-    def fault(point: str) -> None:
-        if point == crash_at:
-            raise Crash(point)
-
     return Numbering(
         orders=orders,
-        invoices=FakeInvoices(stores),
+        invoices=FakeInvoices(stores, crash_at=crash_at),
         base_url="http://invoicing",
         clock=lambda: NOW,
-        fault=fault,
     )
 
 

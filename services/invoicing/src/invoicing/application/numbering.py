@@ -18,7 +18,6 @@ import contextlib
 import logging
 import random
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from juniper_shared.clock import utc_now
@@ -42,8 +41,6 @@ from invoicing.metrics import INVOICES_ISSUED, NUMBERING_CONTENTION
 log = logging.getLogger(__name__)
 
 
-FaultPoint = Callable[[str], None]
-
 NUMBERING_ATTEMPTS = 200
 """Bounded wait for a seller's next number when many confirms of that seller race."""
 LOCK_STRIPES = 64
@@ -52,18 +49,12 @@ SELLERS_REMEMBERED = 65_536
 confirm reads its highest once)."""
 
 
-def no_faults(_: str) -> None:
-    return None
-
-
 @dataclass
 class Numbering:
     orders: OrderBook
     invoices: InvoiceRepository
     base_url: str
     clock: Clock = utc_now
-    fault: FaultPoint = no_faults
-    """Fault injection for tests: called with a step name at each crash-relevant point."""
     _highest: dict[str, int] = field(default_factory=dict)
     """The highest number this process wrote or read, per seller."""
     _locks: list[asyncio.Lock] = field(
@@ -116,7 +107,6 @@ class Numbering:
             if invoice.status is not InvoiceStatus.DRAFT:
                 return invoice
             number = await self._next_number(seller_id)
-            self.fault("number_chosen")
             invoice.issue(number, now=self.clock())
             invoice.request_marks = add_mark(invoice.request_marks, mark)
             previous = invoice.version
@@ -132,7 +122,6 @@ class Numbering:
             if not saved:
                 raise VersionConflict(invoice.invoice_id)
             self._remember(seller_id, number)
-            self.fault("invoice_numbered")
             INVOICES_ISSUED.inc()
             log.debug("issued invoice %s as %s", invoice.invoice_id, invoice.number)
             return invoice
