@@ -355,7 +355,11 @@ async def put_poison(stack: Stack, producer: AIOKafkaProducer, run: Run) -> int:
 
 async def dead_lettered(stack: Stack, bootstrap: str, topic: Topic) -> Counter[bytes]:
     """How many times each key is on `<topic>.dlq` (read from the start to the current end)."""
-    name = stack.topic_prefix + topic.dlq
+    return await keys_on(bootstrap, stack.topic_prefix + topic.dlq)
+
+
+async def keys_on(bootstrap: str, name: str) -> Counter[bytes]:
+    """How many times each key is on topic `name` (read from the start to the current end)."""
     admin = AIOKafkaAdminClient(**kafka_options(bootstrap, "ops"))
     await admin.start()
     try:
@@ -555,7 +559,7 @@ async def test_no_order_invoice_charge_or_email_is_lost_or_doubled_under_faults(
 
     assert [f.failed for f in faults if f.failed] == []
     assert report["errors"] == [], report["errors"][:5]
-    assert report["lost"] == 0
+    assert report["lost"] == 0, report["lost_traces"]
     assert report["not_final"] == [], report["not_final"][:5]
     assert report["extra_orders"] == 0
     assert report["duplicate_invoices"] == 0
@@ -581,6 +585,7 @@ async def audit(
 ) -> dict[str, Any]:
     flows = list(run.flows.values())
     lost = 0
+    lost_ids: list[str] = []
     not_final: list[str] = []
     numbers: dict[str, list[int]] = defaultdict(list)
     duplicate_invoices = 0
@@ -596,6 +601,7 @@ async def audit(
             response = await portal.call("orders", "GET", f"/v1/orders/{flow.order_id}")
             if response.status_code == 404:
                 lost += 1
+                lost_ids.append(flow.order_id)
                 return
             order = response.json()
             if flow.reject:
@@ -655,6 +661,7 @@ async def audit(
         "rejected": sum(f.reject for f in flows),
         "errors": [f"{f.order_id}: {f.error}" for f in flows if f.error],
         "lost": lost,
+        "lost_traces": await trace_lost(stack, kafka.bootstrap, lost_ids),
         "not_final": not_final,
         "extra_orders": listed - len(flows),
         "invoices": sum(len(v) for v in numbers.values()),
@@ -671,6 +678,32 @@ async def audit(
         "poison_copies": poison_copies,
         "poison_missing": poison_missing,
     }
+
+
+async def trace_lost(stack: Stack, bootstrap: str, order_ids: list[str]) -> list[str]:
+    """Where each order the orders service does not know went: whether checkout's record is
+    on `orders.placed` (the broker kept what it acknowledged) or its DLQ (the service refused
+    it), and every line of the services' logs that names it."""
+    if not order_ids:
+        return []
+    placed = await keys_on(bootstrap, stack.topic_prefix + ORDERS_PLACED.name)
+    refused = await dead_lettered(stack, bootstrap, ORDERS_PLACED)
+    logs = {process.name: process.log_path for process in stack.processes.values()}
+    traces = []
+    for order_id in order_ids:
+        key = order_id.encode()
+        lines = [
+            f"    {name}: {line[:300]}"
+            for name, path in logs.items()
+            if path.exists()
+            for line in path.read_text(errors="replace").splitlines()
+            if order_id in line
+        ]
+        traces.append(
+            f"{order_id}: {placed[key]} on orders.placed, {refused[key]} on its DLQ, "
+            f"{len(lines)} log lines" + "".join(f"\n{line}" for line in lines[:20])
+        )
+    return traces
 
 
 def print_summary(
@@ -721,5 +754,6 @@ def print_summary(
     ]
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    lines += [f"lost: {trace}" for trace in report["lost_traces"]]
     lines.append(f"service logs: {stack.log_dir}")
     print("\n".join(lines))
