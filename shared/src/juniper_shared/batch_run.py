@@ -160,7 +160,11 @@ class BatchRun:
                 poisoned.append((delivery, failure))
             else:
                 retry.append(delivery)
-        await self._dead_letters.refuse(poisoned)
+        by_topic: dict[Topic, list[tuple[ConsumerRecord[Any, Any], BaseException]]] = {}
+        for delivery, reason in poisoned:
+            by_topic.setdefault(delivery.topic, []).append((delivery.record, reason))
+        for topic, records in by_topic.items():
+            await self._dead_letters.send(topic, records)
         if retry:
             # The poison is out; what failed transiently comes again with its batch.
             await self._failures.back_off()

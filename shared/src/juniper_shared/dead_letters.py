@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
 from juniper_shared.contracts.registry import ForgedEvent, PoisonMessage, Topic
 from juniper_shared.metrics import DEAD_LETTERS, FORGED_EVENTS
 from juniper_shared.producer import Header, Producer
-
-if TYPE_CHECKING:
-    from juniper_shared.batch_run import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +32,6 @@ class DeadLetters:
     def __init__(self, producer: Producer, *, topic_prefix: str = "") -> None:
         self._producer = producer
         self._prefix = topic_prefix
-
-    async def refuse(self, poisoned: Sequence[tuple[Delivery, BaseException]]) -> None:
-        """Dead-letter decoded records that their handler could not apply."""
-        by_topic: dict[Topic, list[tuple[ConsumerRecord[Any, Any], BaseException]]] = {}
-        for delivery, error in poisoned:
-            by_topic.setdefault(delivery.topic, []).append((delivery.record, error))
-        for topic, records in by_topic.items():
-            await self.send(topic, records)
 
     async def send(
         self, topic: Topic, poisoned: Sequence[tuple[ConsumerRecord[Any, Any], BaseException]]
