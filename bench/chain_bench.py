@@ -51,6 +51,7 @@ from pymongo import AsyncMongoClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/support: the process harness the e2e suite uses
 
+from cpu import infra_cpu_seconds, proc_stat  # noqa: E402
 from juniper_shared.contracts.registry import (  # noqa: E402
     INVOICES_EVENTS,
     ORDERS_EVENTS,
@@ -82,7 +83,6 @@ WARMUP_ORDERS = int(os.environ.get("BENCH_WARMUP_ORDERS", "100"))
 """Orders sent through the chain before the measured rounds, not counted."""
 BROKER_WARMUP_SECONDS = float(os.environ.get("BENCH_BROKER_WARMUP_S", "45"))
 """Seconds of produce and fetch traffic before the chain warm-up, not counted."""
-STATE_DIR = Path(os.environ.get("JM_STATE_DIR", REPO / ".local"))
 DATABASE_SIZES = [int(size) for size in os.environ.get("BENCH_DB_SIZES", "1000,20000").split(",")]
 """Orders the database holds before each series of rounds (growth: the same rounds at each)."""
 FILLER_SELLER = "seller-bench-filler"
@@ -230,28 +230,6 @@ async def warm_broker(seconds: float) -> int:
 # --- the cost of the stack ------------------------------------------------------------------
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def proc_stat(pid: int) -> tuple[str, int, float, float] | None:
-    """(command, parent pid, own CPU seconds, reaped children's CPU seconds)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    command = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    return command, int(fields[1]), (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
-
-
-def _pid_file(name: str) -> int | None:
-    try:
-        return int((STATE_DIR / "run" / f"{name}.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def stack_cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of every process the chain runs on, by component."""
     cpu: dict[str, float] = {}
@@ -259,27 +237,6 @@ def stack_cpu_seconds(stack: Stack) -> dict[str, float]:
         found = proc_stat(process.pid) if process.pid else None
         cpu[name] = found[2] if found else 0.0
     return cpu | infra_cpu_seconds()
-
-
-def infra_cpu_seconds() -> dict[str, float]:
-    """CPU seconds so far of Kafka's JVM, FerretDB and PostgreSQL."""
-    cpu: dict[str, float] = {}
-    for name in ("kafka", "ferretdb"):
-        pid = _pid_file(name)
-        found = proc_stat(pid) if pid else None
-        cpu[name] = found[2] if found else 0.0
-    # PostgreSQL: the postmaster (its reaped backends included) and every live backend.
-    postgres = 0.0
-    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-    stats = {pid: s for pid in pids if (s := proc_stat(pid)) is not None}
-    for _pid, (command, parent, own, reaped) in stats.items():
-        if command != "postgres":
-            continue
-        postgres += own
-        if stats.get(parent, ("",))[0] != "postgres":
-            postgres += reaped
-    cpu["postgres"] = postgres
-    return cpu
 
 
 METRIC_LINE = re.compile(r"^(jm_[a-z_]+_total)(?:\{([^}]*)\})? ([0-9.e+]+)$", re.MULTILINE)

@@ -43,7 +43,8 @@ from typing import Any
 import aiohttp
 import uvicorn
 import uvloop
-from chain_bench import infra_cpu_seconds, proc_stat, producer_and_group_consumer
+from chain_bench import producer_and_group_consumer
+from cpu import infra_cpu_seconds, proc_stat
 from fastapi import FastAPI
 from orders_bench import median_min_max
 from pydantic import BaseModel

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cpu import infra_cpu_seconds
 from faststream.kafka import KafkaBroker
 from juniper_ops import kafka_access
 from juniper_shared.contracts.registry import encode
@@ -199,10 +200,17 @@ async def count_until(topic: str, expected: int, *, timeout: float = 300.0) -> f
         await consumer.stop()
 
 
-async def composed_ceiling(payloads: list[tuple[bytes, bytes]]) -> float:
+def infra_ms_per_order(before: dict[str, float], count: int) -> dict[str, float]:
+    """Kafka's, FerretDB's and PostgreSQL's CPU since `before`, in ms per order."""
+    after = infra_cpu_seconds()
+    return {name: 1000 * (after[name] - before[name]) / count for name in after}
+
+
+async def composed_ceiling(payloads: list[tuple[bytes, bytes]]) -> tuple[float, dict[str, float]]:
     """Ceiling for ingestion, on the same broker and database: bare batch consume +
     `insert_many` of the decoded messages + produce each one on, one commit per batch.
-    Timed like ingestion: the consumer is running before the burst is published."""
+    Timed like ingestion: the consumer is running before the burst is published. Returns the
+    rate and the infrastructure's CPU per message."""
     run = uuid.uuid4().hex[:8]
     source, sink = f"bench.ceiling.{run}.in", f"bench.ceiling.{run}.out"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URL)
@@ -247,21 +255,25 @@ async def composed_ceiling(payloads: list[tuple[bytes, bytes]]) -> float:
 
     try:
         running = asyncio.create_task(pipeline())
-        started = time.perf_counter()
+        started, infra_before = time.perf_counter(), infra_cpu_seconds()
         await produce(source, payloads)
         await asyncio.wait_for(running, timeout=300)
         elapsed = time.perf_counter() - started
+        infra = infra_ms_per_order(infra_before, len(payloads))
     finally:
         await consumer.stop()
         await producer.stop()
         await client.drop_database(collection.database.name)
         await client.close()
-    return len(payloads) / elapsed
+    return len(payloads) / elapsed, infra
 
 
-async def ingestion_rate(service: OrdersProcess, payloads: list[tuple[bytes, bytes]]) -> float:
+async def ingestion_rate(
+    service: OrdersProcess, payloads: list[tuple[bytes, bytes]]
+) -> tuple[float, dict[str, float]]:
     """The orders service running and caught up; a burst of placed orders is published; the
-    clock stops when every order was stored and its `order.*` event is on `orders.events`."""
+    clock stops when every order was stored and its `order.*` event is on `orders.events`.
+    Returns the rate and the infrastructure's CPU per order."""
     warm_up = placed_order(seller_id=SELLER)
     await produce(
         service.prefix + "orders.placed",
@@ -270,11 +282,11 @@ async def ingestion_rate(service: OrdersProcess, payloads: list[tuple[bytes, byt
     )
     events_topic = service.prefix + "orders.events"
     await count_until(events_topic, 1, timeout=60)  # the group has joined and works
-    started = time.perf_counter()
+    started, infra_before = time.perf_counter(), infra_cpu_seconds()
     counting = asyncio.create_task(count_until(events_topic, len(payloads) + 1))
     await produce(service.prefix + "orders.placed", payloads, principal="checkout")
     finished = await counting
-    return len(payloads) / (finished - started)
+    return len(payloads) / (finished - started), infra_ms_per_order(infra_before, len(payloads))
 
 
 async def accept_latencies(service: OrdersProcess, order_ids: list[str]) -> list[float]:
@@ -311,7 +323,7 @@ async def table_latencies(service: OrdersProcess) -> list[float]:
 async def one_round() -> dict[str, float]:
     events = [placed_order(seller_id=SELLER) for _ in range(ORDERS)]
     payloads = [(event.key().encode(), encode(event)) for event in events]
-    ceiling = await composed_ceiling(payloads)
+    ceiling, ceiling_infra = await composed_ceiling(payloads)
     noop_rate = await noop_consumer_rate(payloads)
     bare = await bare_update_latencies(ACCEPTS)
     service = OrdersProcess()
@@ -328,7 +340,7 @@ async def one_round() -> dict[str, float]:
     try:
         await service.start()
         cpu_before = service.cpu_seconds()
-        rate = await ingestion_rate(service, payloads)
+        rate, ingest_infra = await ingestion_rate(service, payloads)
         ingest_cpu_ms = 1000 * (service.cpu_seconds() - cpu_before) / ORDERS
         accepts = await accept_latencies(
             service, [event.data.order_id for event in events[:ACCEPTS]]
@@ -343,6 +355,8 @@ async def one_round() -> dict[str, float]:
         "ingest_ceiling_msgs_per_s": ceiling,
         "ingest_ratio": rate / ceiling,
         "ingest_service_cpu_ms_per_order": ingest_cpu_ms,
+        **{f"ingest_{name}_cpu_ms_per_order": ms for name, ms in ingest_infra.items()},
+        **{f"ceiling_{name}_cpu_ms_per_msg": ms for name, ms in ceiling_infra.items()},
         "noop_consumer_msgs_per_s": noop_rate,
         "accept_p50_ms": 1000 * statistics.median(accepts),
         "accept_p99_ms": 1000 * percentile(accepts, 0.99),
@@ -390,6 +404,11 @@ async def main() -> None:
     )
     print(f"  ingest / ceiling       {figure('ingest_ratio', '.2f')}")
     print(f"  orders service CPU     {figure('ingest_service_cpu_ms_per_order', '.2f')} ms/order")
+    for name in ("kafka", "ferretdb", "postgres"):
+        print(
+            f"  {name + ' CPU':<22} {figure(f'ingest_{name}_cpu_ms_per_order', '.2f')} ms/order, "
+            f"ceiling {figure(f'ceiling_{name}_cpu_ms_per_msg', '.2f')} ms/msg"
+        )
     print(f"  no-op consumer         {figure('noop_consumer_msgs_per_s', '.0f')} msg/s")
     print(
         f"accept over HTTP: p50 {m['accept_p50_ms']:.1f} ms, p99 {m['accept_p99_ms']:.1f} ms; "
