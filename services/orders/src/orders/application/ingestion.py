@@ -87,21 +87,28 @@ class Ingestion:
             order.expires_at, order.expiry_days = deadline(order.placed_at, window), window
             orders.append(order)
             causes[order.order_id] = event
-        new_ids = set(await self.orders.add_placed(orders))
+        # The first events are built on a worker thread while the database stores the batch:
+        # a batch's stages run one after the other, so this is the one overlap it has.
+        stored, first_events = await asyncio.gather(
+            self.orders.add_placed(orders),
+            asyncio.to_thread(
+                lambda: {
+                    o.order_id: self._placed_event(o, cause=causes[o.order_id]) for o in orders
+                }
+            ),
+        )
+        new_ids = set(stored)
         # An order already stored may be a redelivery after a crash that came before its event
         # was published: publish its first event again, as it was stored, unless it moved on.
         stored_before = [
-            order
+            self._placed_event(order, cause=causes[order.order_id])
             for order in await asyncio.gather(
                 *(self.orders.get(o.order_id) for o in orders if o.order_id not in new_ids)
             )
             if order is not None and order.version == 1
         ]
-        events = [
-            self._placed_event(order, cause=causes[order.order_id])
-            for order in [o for o in orders if o.order_id in new_ids] + stored_before
-        ]
-        await self.publisher.publish(events)
+        events = [first_events[o.order_id] for o in orders if o.order_id in new_ids]
+        await self.publisher.publish(events + stored_before)
         return len(new_ids)
 
     def _placed_event(self, order: Order, *, cause: OrderPlaced) -> Envelope:
