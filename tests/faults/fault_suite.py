@@ -584,8 +584,7 @@ async def audit(
     expected_mails: dict[str, int],
 ) -> dict[str, Any]:
     flows = list(run.flows.values())
-    lost = 0
-    lost_ids: list[str] = []
+    lost: list[str] = []
     not_final: list[str] = []
     numbers: dict[str, list[int]] = defaultdict(list)
     duplicate_invoices = 0
@@ -595,13 +594,12 @@ async def audit(
     gate = asyncio.Semaphore(16)
 
     async def check(flow: Flow) -> None:
-        nonlocal lost, duplicate_invoices, double_charges, charges_total
+        nonlocal duplicate_invoices, double_charges, charges_total
         async with gate:
             portal = portals[flow.seller_id]
             response = await portal.call("orders", "GET", f"/v1/orders/{flow.order_id}")
             if response.status_code == 404:
-                lost += 1
-                lost_ids.append(flow.order_id)
+                lost.append(flow.order_id)
                 return
             order = response.json()
             if flow.reject:
@@ -660,8 +658,8 @@ async def audit(
         "orders": len(flows),
         "rejected": sum(f.reject for f in flows),
         "errors": [f"{f.order_id}: {f.error}" for f in flows if f.error],
-        "lost": lost,
-        "lost_traces": await trace_lost(stack, kafka.bootstrap, lost_ids),
+        "lost": len(lost),
+        "lost_traces": await trace_lost(stack, kafka.bootstrap, lost),
         "not_final": not_final,
         "extra_orders": listed - len(flows),
         "invoices": sum(len(v) for v in numbers.values()),
@@ -688,15 +686,18 @@ async def trace_lost(stack: Stack, bootstrap: str, order_ids: list[str]) -> list
         return []
     placed = await keys_on(bootstrap, stack.topic_prefix + ORDERS_PLACED.name)
     refused = await dead_lettered(stack, bootstrap, ORDERS_PLACED)
-    logs = {process.name: process.log_path for process in stack.processes.values()}
+    logs = [
+        (process.name, process.log_path.read_text(errors="replace").splitlines())
+        for process in stack.processes.values()
+        if process.log_path.exists()
+    ]
     traces = []
     for order_id in order_ids:
         key = order_id.encode()
         lines = [
             f"    {name}: {line[:300]}"
-            for name, path in logs.items()
-            if path.exists()
-            for line in path.read_text(errors="replace").splitlines()
+            for name, log_lines in logs
+            for line in log_lines
             if order_id in line
         ]
         traces.append(

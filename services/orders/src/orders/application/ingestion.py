@@ -90,12 +90,7 @@ class Ingestion:
         # The first events are built on a worker thread while the database stores the batch:
         # a batch's stages run one after the other, so this is the one overlap it has.
         stored, first_events = await asyncio.gather(
-            self.orders.add_placed(orders),
-            asyncio.to_thread(
-                lambda: {
-                    o.order_id: self._placed_event(o, cause=causes[o.order_id]) for o in orders
-                }
-            ),
+            self.orders.add_placed(orders), asyncio.to_thread(self._placed_events, orders, causes)
         )
         new_ids = set(stored)
         # An order already stored may be a redelivery after a crash that came before its event
@@ -110,6 +105,11 @@ class Ingestion:
         events = [first_events[o.order_id] for o in orders if o.order_id in new_ids]
         await self.publisher.publish(events + stored_before)
         return len(new_ids)
+
+    def _placed_events(
+        self, orders: Sequence[Order], causes: dict[str, OrderPlaced]
+    ) -> dict[str, Envelope]:
+        return {o.order_id: self._placed_event(o, cause=causes[o.order_id]) for o in orders}
 
     def _placed_event(self, order: Order, *, cause: OrderPlaced) -> Envelope:
         # Deterministic: a republished first event is recognisably the same event.
